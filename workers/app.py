@@ -1,0 +1,80 @@
+"""The Celery app every worker and client shares.
+
+Settings that decide whether work is lost (see DESIGN.md): JSON only, late acks with
+redelivery when a worker dies, one reserved task per process, a visibility timeout longer
+than the longest task, results that expire, and task events on so Flower sees every task.
+"""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from celery import Celery
+from celery.signals import worker_process_init
+from kombu import Queue
+
+from workers import config
+
+QUEUES = ("video", "detect", "train")
+TASK_MODULES = ["tasks.smoke"]
+
+
+def make_app(cfg: config.Config | None = None) -> Celery:
+    cfg = cfg or config.load()
+    app = Celery("cvfleet", broker=cfg.redis_url, backend=cfg.redis_url,
+                 include=TASK_MODULES)
+    vt = {"visibility_timeout": cfg.visibility_timeout}
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        event_serializer="json",
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=cfg.task_time_limit,
+        task_soft_time_limit=max(cfg.task_time_limit - 30, 10),
+        broker_transport_options=dict(vt),
+        result_backend_transport_options=dict(vt),
+        visibility_timeout=cfg.visibility_timeout,
+        result_expires=timedelta(days=7),
+        result_extended=True,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        task_track_started=True,
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue="video",
+        task_routes={
+            "cvfleet.video.*": {"queue": "video"},
+            "cvfleet.detect.*": {"queue": "detect"},
+            "cvfleet.train.*": {"queue": "train"},
+            "cvfleet.smoke.*": {"queue": "video"},
+        },
+        broker_connection_retry_on_startup=True,
+        worker_max_memory_per_child=2_000_000,  # KiB; a child past 2 GB is replaced after its task
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+app = make_app()
+
+
+@worker_process_init.connect
+def _pin_threads(**_):
+    """One OpenCV and one BLAS thread per pool process when the pool fills the cores.
+
+    DESIGN.md: N processes × 1 thread beat 1 process × N threads for both YOLO and the CNN,
+    and two trials that each spawn 2 BLAS threads on 2 cores ran 4× slower. threadpoolctl only
+    reaches libraries already loaded, so NumPy is imported first.
+    """
+    threads = int(os.environ.get("CVFLEET_THREADS_PER_PROCESS", "1"))
+    import numpy  # noqa: F401  (load BLAS before limiting it)
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(threads)
+    try:
+        import cv2
+        cv2.setNumThreads(threads)
+    except ImportError:
+        pass

@@ -1,0 +1,28 @@
+"""The `cvfleet` command: one group, each job's commands in workers/commands/."""
+from __future__ import annotations
+
+import click
+
+from workers.commands import fleet
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def cli():
+    """cvfleet: a fleet of CPU workers for video auto-annotation and NumPy CNN sweeps.
+
+    \b
+    Start here:
+      cvfleet up                 start Redis, workers and Flower on this machine
+      cvfleet status             workers, queues, Flower URL
+      cvfleet down               stop them
+    Settings come from the environment: CVFLEET_REDIS_URL, CVFLEET_DATA, CVFLEET_CACHE,
+    CVFLEET_FLOWER_PORT (see README).
+    """
+
+
+for command in (fleet.up, fleet.down, fleet.status, fleet.worker, fleet.flower, fleet.smoke):
+    cli.add_command(command)
+
+
+def main():
+    cli(prog_name="cvfleet")

@@ -1,0 +1,112 @@
+"""`cvfleet up | down | status | worker | flower | smoke`: run and inspect the fleet."""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+import click
+
+from workers import config, fleet
+
+
+def _fail(e: Exception) -> click.ClickException:
+    return click.ClickException(str(e))
+
+
+@click.command()
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None,
+              help="Worker processes (default: one per core, each with one OpenCV/BLAS thread).")
+def up(concurrency):
+    """Start the local fleet: a real Redis (loopback, AOF), Celery workers on every queue
+    (video, detect, train) and Flower with basic auth. Running it twice starts nothing new."""
+    try:
+        started = fleet.up(concurrency)
+    except (fleet.FleetError, RuntimeError) as e:
+        raise _fail(e)
+    s = started.state
+    cfg = config.load()
+    word = "already running" if started.already_running else "started"
+    click.echo(f"fleet {word}: redis {s['redis_url']} (pid {s['pids']['redis']}, {s['redis_binary']}), "
+               f"worker pid {s['pids']['worker']} x{s['concurrency']} processes, flower pid {s['pids']['flower']}")
+    click.echo(f"Flower: {s['flower_url']}  user: {cfg.flower_user}  password: {started.password}")
+    click.echo(f"data root: {cfg.data}   logs: {cfg.fleet_dir}")
+
+
+@click.command()
+def down():
+    """Stop everything `cvfleet up` started (Flower, workers, then Redis), by pid."""
+    stopped = fleet.down()
+    click.echo("stopped: " + ", ".join(stopped) if stopped else "no local fleet was running")
+
+
+@click.command()
+def status():
+    """List live workers, queue lengths and the Flower URL."""
+    try:
+        st = fleet.status()
+    except fleet.FleetError as e:
+        raise _fail(e)
+    click.echo(f"redis:  {st['redis']}")
+    click.echo(f"flower: {st['flower'] or '(not started by cvfleet up on this machine)'}")
+    click.echo("queues: " + "  ".join(f"{q}={n}" for q, n in st["queues"].items()))
+    if not st["workers"]:
+        click.echo("workers: none answered")
+    for name, w in st["workers"].items():
+        click.echo(f"worker {name}: pid {w['pid']}, {w['pool']} processes, {w['tasks']} tasks done")
+
+
+@click.command()
+@click.option("--queues", "-Q", default="video,detect,train", show_default=True,
+              help="Comma-separated queues to consume: video, detect, train.")
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None,
+              help="Pool processes (default: one per core).")
+@click.option("--name", "-n", default=None, help="Unique worker name (default: QUEUES@hostname).")
+def worker(queues, concurrency, name):
+    """Run one Celery worker in the foreground against CVFLEET_REDIS_URL (what docker-compose and
+    extra machines run; BLAS/OpenCV threads are pinned per process)."""
+    from workers.app import QUEUES
+    bad = [q for q in queues.split(",") if q not in QUEUES]
+    if bad:
+        raise click.BadParameter(f"unknown queue {bad[0]!r}; choose from {', '.join(QUEUES)}", param_hint="--queues")
+    concurrency = concurrency or os.cpu_count() or 1
+    name = name or f"{queues.replace(',', '-')}-{os.getpid()}@{socket.gethostname()}"
+    cmd = fleet.worker_command(concurrency, queues, name)
+    os.execve(sys.executable, cmd, fleet.worker_env(concurrency))
+
+
+@click.command()
+@click.option("--address", default="127.0.0.1", show_default=True, help="Interface to bind (0.0.0.0 in a container).")
+@click.option("--port", type=int, default=None, help="Port (default CVFLEET_FLOWER_PORT or 5555).")
+def flower(address, port):
+    """Run Flower in the foreground with basic auth. The password comes from CVFLEET_FLOWER_PASSWORD
+    or, failing that, the one `cvfleet up` generated under the data root."""
+    cfg = config.load()
+    password = os.environ.get("CVFLEET_FLOWER_PASSWORD") or fleet.flower_password(cfg)
+    cmd = fleet.flower_command(port or cfg.flower_port, address, cfg.data / "flower.db")
+    os.execve(sys.executable, cmd, fleet.flower_env(cfg.flower_user, password))
+
+
+@click.command()
+@click.option("--tasks", "n", type=click.IntRange(min=1), default=8, show_default=True)
+def smoke(n):
+    """Send N small tasks through the broker and print their JSON results."""
+    from celery import group
+    from tqdm import tqdm
+    from tasks.smoke import square
+    try:
+        fleet.require_redis(config.load())
+    except fleet.FleetError as e:
+        raise _fail(e)
+    result = group(square.s(i) for i in range(n)).apply_async()
+    with tqdm(total=n, desc="smoke tasks", unit="task") as bar:
+        import time
+        while not result.ready():
+            bar.n = result.completed_count()
+            bar.refresh()
+            time.sleep(0.1)
+        bar.n = n
+        bar.refresh()
+    values = result.get(timeout=10)
+    workers = sorted({f"{v['worker']}:{v['pid']}" for v in values})
+    click.echo(f"smoke job completed: {n} tasks, squares {[v['square'] for v in values]}, on {', '.join(workers)}")

