@@ -1,0 +1,48 @@
+"""Atomic file writes: a task that dies half-way never leaves a half-written file.
+
+Every file `vision/` writes goes to a unique temporary name in the same directory and is then
+renamed over the target (`os.replace` is atomic on one filesystem), so a task that runs twice,
+or two tasks racing on the same file, leave one complete file behind.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_bytes_atomic(path, data: bytes) -> Path:
+    """Write `data` to `path` via a temporary file and a rename; create parent dirs."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def write_text_atomic(path, text: str) -> Path:
+    """Write UTF-8 `text` atomically; newlines are written as given ('\\n', never '\\r\\n')."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_if_changed(path, data: bytes) -> bool:
+    """Write atomically only when the content differs; True if the file was (re)written.
+
+    Keeps re-runs byte- and mtime-stable, which is what makes a second pass a no-op.
+    """
+    path = Path(path)
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    write_bytes_atomic(path, data)
+    return True

@@ -1,0 +1,135 @@
+"""Every option of an annotation run in one frozen value that crosses the broker as JSON.
+
+`fingerprint()` hashes the options that change the labels, so a resubmitted video with the same
+settings can reuse what is already on disk.
+"""
+
+import dataclasses
+import hashlib
+import json
+import numbers
+from dataclasses import dataclass, field
+
+from .errors import VisionError
+from .frames import sampling_settings
+from .merge import check_merge_args
+from .tiling import tile_grid
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which net to load: Darknet `cfg` + `weights`, or an `onnx` file; `names` lists its
+    classes (one per line); `input_size` is the square net input in pixels (multiple of 32)."""
+
+    cfg: str = None
+    weights: str = None
+    onnx: str = None
+    names: str = None
+    input_size: int = 416
+
+    def validate(self) -> None:
+        if self.onnx and (self.cfg or self.weights):
+            raise VisionError("give either an ONNX model or a Darknet cfg + weights, not both")
+        if not self.onnx and not (self.cfg and self.weights):
+            raise VisionError("no model: give a Darknet cfg and weights, or an ONNX file")
+        if not self.names:
+            raise VisionError("no class names file for the model: give one name per line (e.g. coco.names)")
+        if not _is_int(self.input_size) or self.input_size <= 0 or self.input_size % 32:
+            raise VisionError(f"model input size must be a positive multiple of 32, got {self.input_size!r}")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+@dataclass(frozen=True)
+class AnnotateSettings:
+    """Options of one annotation run.
+
+    Sampling: every (N-th frame) or fps (target rate), max_frames, jpeg_quality (1..100).
+    Tiling: tile (width in pixels), tile_h (height, default = tile), overlap (ratio), full_frame.
+    Detection: model, conf, nms (IoU within a tile), classes (names to keep; empty = all).
+    Merging across tiles: merge ('nms' or 'greedy'), metric ('iou' or 'ios'), merge_threshold,
+    class_agnostic.
+    """
+
+    every: int = 1
+    fps: float = None
+    max_frames: int = None
+    jpeg_quality: int = 95
+    tile: int = 416
+    tile_h: int = None
+    overlap: float = 0.2
+    full_frame: bool = False
+    model: ModelSpec = field(default_factory=ModelSpec)
+    conf: float = 0.25
+    nms: float = 0.45
+    classes: tuple = ()
+    merge: str = "greedy"
+    metric: str = "ios"
+    merge_threshold: float = 0.5
+    class_agnostic: bool = False
+
+    def __post_init__(self):
+        if isinstance(self.model, dict):
+            object.__setattr__(self, "model", ModelSpec(**self.model))
+        if isinstance(self.classes, str):
+            raise VisionError(f"classes must be a list of class names, got the string {self.classes!r}")
+        object.__setattr__(self, "classes", tuple(self.classes or ()))
+        for name in ("fps", "overlap", "conf", "nms", "merge_threshold"):
+            value = getattr(self, name)
+            if isinstance(value, numbers.Real) and not isinstance(value, bool):
+                object.__setattr__(self, name, float(value))
+
+    def validate(self) -> "AnnotateSettings":
+        """Raise a one-line VisionError for the first invalid option; return self if all are valid."""
+        sampling_settings(self.every, self.fps, self.max_frames, self.jpeg_quality)
+        tile_grid(1, 1, self.tile, self.tile_h, self.overlap)
+        self.model.validate()
+        for name in ("conf", "nms"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise VisionError(f"{name} threshold must be in [0, 1], got {value!r}")
+        if not all(isinstance(c, str) and c for c in self.classes):
+            raise VisionError(f"classes must be class names, got {list(self.classes)!r}")
+        check_merge_args(self.merge, self.metric, self.merge_threshold)
+        return self
+
+    def to_json(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["classes"] = list(self.classes)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "AnnotateSettings":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise VisionError(f"unknown settings {unknown}; known: {sorted(known)}")
+        model = data.get("model") or {}
+        model_known = {f.name for f in dataclasses.fields(ModelSpec)}
+        if set(model) - model_known:
+            raise VisionError(f"unknown model settings {sorted(set(model) - model_known)}; "
+                              f"known: {sorted(model_known)}")
+        return cls(**{**data, "model": ModelSpec(**model)})
+
+    def sampling(self) -> dict:
+        """Keyword arguments of `extract_frames`."""
+        return {"every": self.every, "fps": self.fps, "max_frames": self.max_frames,
+                "jpeg_quality": self.jpeg_quality}
+
+    def detector_spec(self) -> dict:
+        """The spec of `get_detector`: model files, input size, thresholds, class filter."""
+        spec = {k: v for k, v in dataclasses.asdict(self.model).items() if v is not None}
+        spec.update(conf=self.conf, nms=self.nms)
+        if self.classes:
+            spec["classes"] = list(self.classes)
+        return spec
+
+    def fingerprint(self) -> str:
+        """Hex sha256 of the canonical JSON of every option (each one changes the labels).
+
+        Model files are identified by path; replacing a model file in place needs a new path.
+        """
+        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -1,0 +1,73 @@
+"""Cut a frame into overlapping tiles (subframes) so small objects stay large enough for the net.
+
+The grid covers the frame exactly: the first tile starts at 0, the last ends at the border, and
+the tiles in between are spread evenly, so no tile hangs over the edge or is padded. Neighbours
+overlap by at least the requested ratio of the tile size, so an object no larger than the overlap
+lies whole in at least one tile.
+"""
+
+import math
+import numbers
+from typing import NamedTuple
+
+from .errors import VisionError
+
+
+class Tile(NamedTuple):
+    """A rectangle of a frame in pixels: top-left (x, y), width w, height h."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def to_json(self) -> list:
+        return [int(self.x), int(self.y), int(self.w), int(self.h)]
+
+    @classmethod
+    def from_json(cls, data) -> "Tile":
+        x, y, w, h = data
+        return cls(int(x), int(y), int(w), int(h))
+
+
+def axis_starts(length: int, size: int, overlap: float) -> list:
+    """Start offsets of tiles of `size` pixels along an axis of `length` pixels.
+
+    Consecutive starts differ by at most floor(size * (1 - overlap)) pixels (at least 1), so
+    neighbours overlap by at least `overlap` * size; the last start is length - size. A tile
+    larger than the axis shrinks to the axis: one start, 0.
+    """
+    size = min(size, length)
+    if size == length:
+        return [0]
+    max_step = max(1, math.floor(size * (1.0 - overlap)))
+    span = length - size
+    count = math.ceil(span / max_step) + 1
+    return [(i * span) // (count - 1) for i in range(count)]
+
+
+def tile_grid(width: int, height: int, tile_w: int, tile_h: int = None, overlap: float = 0.2,
+              full_frame: bool = False) -> list:
+    """Tiles covering a `width` x `height` frame, row by row, left to right.
+
+    tile_w, tile_h: tile size in pixels (tile_h defaults to tile_w); a tile is never larger than
+    the frame. overlap: minimum overlap of neighbours as a fraction of the tile size, in [0, 1).
+    full_frame: append one tile that is the whole frame (unless the grid is already that one
+    tile), so objects larger than a tile are also seen uncut.
+    """
+    tile_h = tile_w if tile_h is None else tile_h
+    for name, value in (("frame width", width), ("frame height", height),
+                        ("tile width", tile_w), ("tile height", tile_h)):
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
+            raise VisionError(f"{name} must be a positive integer of pixels, got {value!r}")
+    if not isinstance(overlap, (int, float)) or not 0.0 <= overlap < 1.0:
+        raise VisionError(f"tile overlap must be a ratio in [0, 1), got {overlap!r}")
+    width, height, tile_w, tile_h = int(width), int(height), int(tile_w), int(tile_h)
+    w, h = min(tile_w, width), min(tile_h, height)
+    tiles = [Tile(x, y, w, h)
+             for y in axis_starts(height, h, overlap)
+             for x in axis_starts(width, w, overlap)]
+    whole = Tile(0, 0, width, height)
+    if full_frame and tiles != [whole]:
+        tiles.append(whole)
+    return tiles
