@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from workers.commands import fleet
+from workers.commands import assets, fleet
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -20,9 +20,14 @@ def cli():
     """
 
 
-for command in (fleet.up, fleet.down, fleet.status, fleet.worker, fleet.flower, fleet.smoke):
+for command in (fleet.up, fleet.down, fleet.status, fleet.worker, fleet.flower, fleet.smoke,
+                assets.assets):
     cli.add_command(command)
 
 
 def main():
     cli(prog_name="cvfleet")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""One real local fleet (real Redis, real Celery worker processes, real Flower) for the session.
+
+The environment is set here, before any test imports `workers.app`, so the test process, the
+`cvfleet` commands it runs and the workers they start all agree on ports and roots. Assets come
+from the user's cache (fetched from the registries once, then reused).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CVFLEET = [sys.executable, "-m", "workers.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fleet_environ(root: Path) -> dict:
+    return {"CVFLEET_DATA": str(root / "data"),
+            "CVFLEET_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+            "CVFLEET_FLOWER_PORT": str(free_port()),
+            "CVFLEET_VISIBILITY_TIMEOUT": "120"}
+
+
+SESSION_ROOT = Path(tempfile.mkdtemp(prefix="cvfleet-test-"))
+os.environ.update(fleet_environ(SESSION_ROOT))
+
+
+def cvfleet(*args: str, env: dict | None = None, timeout: float = 300, check: bool = False,
+            **kw) -> subprocess.CompletedProcess:
+    """Run the real `cvfleet` command line in a child process."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([*CVFLEET, *args], env=full_env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, check=check, **kw)
+
+
+@pytest.fixture(scope="session")
+def fleet():
+    """The session's local fleet, started by `cvfleet up` and stopped by `cvfleet down`."""
+    from workers import config
+    up = cvfleet("up", "--concurrency", "2", timeout=180)
+    assert up.returncode == 0, up.stderr + up.stdout
+    cfg = config.load()
+    yield cfg
+    cvfleet("down", timeout=120)
+
+
+@pytest.fixture(scope="session")
+def flower_auth(fleet):
+    from workers.fleet import flower_password
+    return (fleet.flower_user, flower_password(fleet))

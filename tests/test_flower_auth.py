@@ -1,0 +1,36 @@
+"""Flower's API answers the right password and nobody else."""
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from base64 import b64encode
+
+
+def get(fleet, path, auth=None) -> tuple[int, bytes]:
+    headers = {"Authorization": "Basic " + b64encode(":".join(auth).encode()).decode()} if auth else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(fleet.flower_url + path, headers=headers),
+                                    timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def test_api_workers_lists_the_worker_with_the_password(fleet, flower_auth):
+    deadline = time.monotonic() + 30
+    workers = {}
+    while not workers and time.monotonic() < deadline:
+        status, body = get(fleet, "/api/workers?refresh=1", flower_auth)
+        assert status == 200
+        workers = json.loads(body)
+    assert any(name.startswith("fleet@") for name in workers)
+
+
+def test_api_workers_answers_401_without_auth(fleet):
+    assert get(fleet, "/api/workers")[0] == 401
+
+
+def test_api_workers_answers_401_with_a_wrong_password(fleet, flower_auth):
+    assert get(fleet, "/api/workers", (flower_auth[0], "not-" + flower_auth[1]))[0] == 401

