@@ -156,9 +156,11 @@ def extract_frames(video_path, out_dir, every: int = 1, fps: float = None, max_f
             index += 1
     finally:
         cap.release()
+    if not names and header_count <= 0:
+        raise VisionError(f"video has zero frames: {video_path}; nothing to annotate, give a video with frames")
     if not names:
-        raise VisionError(f"no frame could be decoded from {video_path}: the video is empty, "
-                          "truncated or corrupt; re-encode or replace it")
+        raise VisionError(f"no frame of {video_path} decodes (its header announces {header_count}): "
+                          "the file is truncated or corrupt; re-encode or replace it")
     _remove_stale_images(images, {f"{n}.jpg" for n in names})
     meta = {
         "source": str(video_path.resolve()),
