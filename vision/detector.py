@@ -35,6 +35,25 @@ def _first_line(error: Exception) -> str:
     return lines[-1] if lines else error.__class__.__name__
 
 
+DARKNET_HEADER_BYTES = (16, 20)  # major, minor, revision (int32), seen (int32 or int64)
+
+
+def check_darknet_weights(net, cfg, weights) -> None:
+    """VisionError unless the weights file holds exactly the floats the cfg's layers need.
+
+    OpenCV loads a truncated .weights file without complaint and leaves the missing weights
+    as garbage, so the size is checked here: a header plus 4 bytes per conv/batch-norm parameter.
+    """
+    params = sum(blob.size for i in range(1, len(net.getLayerNames()) + 1)
+                 for layer in [net.getLayer(i)] if layer.type in ("Convolution", "BatchNorm")
+                 for blob in layer.blobs)
+    size = Path(weights).stat().st_size
+    if size - 4 * params not in DARKNET_HEADER_BYTES:
+        raise VisionError(f"model does not load: {weights} has {size} bytes but {cfg} needs "
+                          f"{4 * params + DARKNET_HEADER_BYTES[1]}: the weights are truncated or "
+                          "belong to another cfg")
+
+
 class Detector:
     """YOLO inference on one image at a time, boxes in that image's pixels.
 
@@ -67,6 +86,8 @@ class Detector:
         except cv2.error as e:
             model = onnx or f"{cfg} + {weights}"
             raise VisionError(f"model does not load: {model}: {_first_line(e)}") from None
+        if not onnx:
+            check_darknet_weights(self.net, cfg, weights)
         self.output_names = list(self.net.getUnconnectedOutLayersNames())
 
     @classmethod
