@@ -1,0 +1,185 @@
+"""Video annotation as a Celery canvas over the `vision.pipeline` steps.
+
+Per video:  prepare (queue video: extract frames, plan tiles)
+              └─ chord( detect(chunk) × N  (queue detect: YOLO on tiles, boxes back as JSON) )
+                   └─ label (queue video: merge per frame, write labels, classes, static, record)
+
+Messages carry a batch id, paths, frame names and tile coordinates, never pixels. A detect task
+that fails returns its error instead of raising, so the chord always reaches `label`, which marks
+the video failed with that one-line reason while the batch's other videos go on.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+from celery import chord
+from celery.exceptions import SoftTimeLimitExceeded
+
+from tasks import batches
+from tasks.redis_store import count_attempt
+from tasks.roots import OutsideRoots, resolve_inside
+from vision import pipeline
+from vision.detector import get_detector
+from vision.errors import VisionError
+from vision.frames import read_video_meta
+from vision.preview import write_previews
+from vision.labels import read_classes
+from vision.settings import AnnotateSettings
+from vision.static import read_static_labels
+from workers.app import app
+
+EXPECTED = (VisionError, OutsideRoots, OSError, SoftTimeLimitExceeded)
+
+
+def _reason(e: Exception) -> str:
+    if isinstance(e, SoftTimeLimitExceeded):
+        return "task ran past its time limit; raise CVFLEET_TASK_TIME_LIMIT or use fewer tiles per task"
+    text = str(e).strip().splitlines()
+    return text[0] if text else e.__class__.__name__
+
+
+@functools.lru_cache(maxsize=64)
+def _batch(batch_id: str) -> dict:
+    """The batch's submission, read once per process (it never changes)."""
+    info = batches.batch(batch_id)
+    if info is None:
+        raise VisionError(f"batch {batch_id} has no record in Redis (expired or deleted)")
+    return info
+
+
+def _settings(batch_id: str) -> AnnotateSettings:
+    return AnnotateSettings.from_json(_batch(batch_id)["settings"])
+
+
+def _video(batch_id: str, index: int) -> tuple[Path, Path]:
+    from tasks.redis_store import client, key
+    v = client().hgetall(key("batch", batch_id, "video", index))
+    roots = _batch(batch_id)["roots"]
+    return Path(v["video"]), resolve_inside(v["video_dir"], roots)
+
+
+def _static_rows(batch_id: str):
+    info = _batch(batch_id)
+    if not info["static"]:
+        return None
+    return read_static_labels(resolve_inside(info["static"], info["roots"]))
+
+
+def _gave_up(task, batch_id: str, index: int) -> bool:
+    if count_attempt(task.request.id):
+        return False
+    batches.fail_video(batch_id, index, "a worker died on this video's task 3 times; it is not retried again")
+    return True
+
+
+@app.task(name="cvfleet.video.prepare", bind=True)
+def prepare(self, batch_id: str, index: int) -> dict:
+    """Extract (or reuse) the frames, check the model loads, and fan the tiles out."""
+    if _gave_up(self, batch_id, index):
+        return {"state": "failed"}
+    try:
+        settings = _settings(batch_id)
+        roots = _batch(batch_id)["roots"]
+        video, video_dir = _video(batch_id, index)
+        video = resolve_inside(video, roots) if video.exists() else video
+        for path in (settings.model.cfg, settings.model.weights, settings.model.onnx, settings.model.names):
+            if path:
+                resolve_inside(path, roots)
+        static_rows = _static_rows(batch_id)
+        batches.update_video(batch_id, index, state="extracting")
+        meta = pipeline.prepare_video(video, video_dir, settings)
+        summary = pipeline.reusable_summary(video_dir, meta, settings, static_rows)
+        tiles = pipeline.plan_tiles(meta, settings)
+        jobs = pipeline.tile_jobs(meta, tiles)
+        if summary is not None:
+            if _batch(batch_id)["preview"]:
+                write_previews(video_dir, read_classes(settings.model.names))
+            batches.update_video(batch_id, index, state="done", frames=len(meta["frames"]), tiles=len(jobs),
+                                 summary=summary)
+            batches.chunk_done(batch_id, index, "reused", len(jobs))
+            return {"state": "done", "reused": True}
+        get_detector(settings.detector_spec())  # a model that does not load fails here, once
+        chunks = pipeline.chunk_jobs(jobs, _batch(batch_id)["tiles_per_task"] or len(tiles))
+    except EXPECTED as e:
+        batches.fail_video(batch_id, index, _reason(e))
+        return {"state": "failed"}
+    batches.update_video(batch_id, index, state="detecting", frames=len(meta["frames"]), tiles=len(jobs),
+                         chunks=len(chunks))
+    header = [detect.s(batch_id, index, i, str(video_dir), chunk) for i, chunk in enumerate(chunks)]
+    chord(header)(label.s(batch_id, index))
+    return {"state": "detecting", "frames": len(meta["frames"]), "tiles": len(jobs), "chunks": len(chunks)}
+
+
+@app.task(name="cvfleet.detect.tiles", bind=True)
+def detect(self, batch_id: str, index: int, chunk: int, video_dir: str, jobs: list) -> dict:
+    """YOLO on a chunk of [frame name, [x, y, w, h]] jobs: {"boxes": {frame: [box, ...]}} or {"error": why}."""
+    if not count_attempt(self.request.id):
+        return {"error": "a worker died on this chunk 3 times; it is not retried again"}
+    try:
+        video_dir = resolve_inside(video_dir, _batch(batch_id)["roots"])
+        boxes = pipeline.detect_jobs(video_dir, jobs, get_detector(_settings(batch_id).detector_spec()))
+    except EXPECTED as e:
+        return {"error": _reason(e)}
+    batches.chunk_done(batch_id, index, chunk, len(jobs))
+    return {"boxes": boxes}
+
+
+@app.task(name="cvfleet.video.label", bind=True)
+def label(self, results: list, batch_id: str, index: int) -> dict:
+    """Chord callback: merge every frame's boxes, write the labels and finish the video."""
+    if _gave_up(self, batch_id, index):
+        return {"state": "failed"}
+    errors = [r["error"] for r in results if "error" in r]
+    if errors:
+        batches.fail_video(batch_id, index, errors[0])
+        return {"state": "failed"}
+    try:
+        settings = _settings(batch_id)
+        _, video_dir = _video(batch_id, index)
+        batches.update_video(batch_id, index, state="labelling")
+        meta = read_video_meta(video_dir)
+        pipeline.label_frames(video_dir, meta, pipeline.gather_detections(r["boxes"] for r in results), settings)
+        summary = pipeline.finish_video(video_dir, meta, settings, _static_rows(batch_id))
+        if _batch(batch_id)["preview"]:
+            write_previews(video_dir, read_classes(settings.model.names))
+    except EXPECTED as e:
+        batches.fail_video(batch_id, index, _reason(e))
+        return {"state": "failed"}
+    batches.update_video(batch_id, index, state="done", summary=summary)
+    return {"state": "done", "boxes": summary["boxes"]}
+
+
+def submit(videos: list[Path], out: Path, settings: AnnotateSettings, static: Path | None = None,
+           preview: bool = False, tiles_per_task: int | None = None, extra_roots=()) -> str:
+    """Record a batch in Redis and queue one `prepare` per video; returns the batch id.
+
+    Settings and the static file are checked here, before anything is queued. Each video's
+    own problems (missing, not a video, truncated) are found by its task and fail it alone.
+    """
+    from workers import config
+    settings.validate()
+    if static is not None:
+        read_static_labels(static)
+    if tiles_per_task is not None and tiles_per_task < 1:
+        raise VisionError(f"--tiles-per-task must be at least 1, got {tiles_per_task}")
+    out = Path(os.path.abspath(out))
+    videos = [Path(os.path.abspath(v)) for v in videos]
+    video_dirs = [pipeline.video_out_dir(out, v) for v in videos]
+    seen = {}
+    for v, d in zip(videos, video_dirs):
+        if d in seen:
+            raise VisionError(f"{seen[d].name} and {v} would both write to {d}; rename one of them")
+        seen[d] = v
+    cfg = config.load()
+    model_files = [p for p in (settings.model.cfg, settings.model.weights, settings.model.onnx, settings.model.names) if p]
+    roots = sorted({str(cfg.data), str(cfg.cache), str(out), *(str(v.parent) for v in videos),
+                    *(str(Path(os.path.abspath(p)).parent) for p in model_files),
+                    *([str(Path(os.path.abspath(static)).parent)] if static else []), *map(str, extra_roots)})
+    batch_id = batches.create_batch([str(v) for v in videos], [str(d) for d in video_dirs], str(out),
+                                    settings.to_json(), str(Path(os.path.abspath(static))) if static else None,
+                                    preview, tiles_per_task, roots)
+    for i in range(len(videos)):
+        prepare.apply_async((batch_id, i))
+    return batch_id

