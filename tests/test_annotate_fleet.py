@@ -1,0 +1,123 @@
+"""Annotation through the real fleet: same bytes as one process, broken videos fail alone, reuse."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import cvfleet
+from workers import assets
+
+CLIP = ["--every", "25", "--max-frames", "5", "--tiles-per-task", "4"]  # 4 does not divide 6 tiles/frame
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("videos")
+    shutil.copy(assets.ensure("vtest.avi"), d / "vtest.avi")
+    return d
+
+
+@pytest.fixture(scope="module")
+def static_file(tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("static") / "static_labels.txt"
+    p.write_text("2 0.100000 0.900000 0.080000 0.060000\n")  # a car parked bottom-left
+    return p
+
+
+@pytest.fixture(scope="module")
+def fleet_run(fleet, videos, static_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("fleet-out")
+    run = cvfleet("annotate", str(videos / "vtest.avi"), "--out", str(out), "--static", str(static_file), *CLIP)
+    assert run.returncode == 0, run.stderr + run.stdout
+    return out, run
+
+
+def single_process(videos, static_file, out):
+    from vision.pipeline import annotate_video
+    from vision.settings import AnnotateSettings, ModelSpec
+    model = assets.ensure("yolov3-tiny")
+    settings = AnnotateSettings(every=25, max_frames=5, model=ModelSpec(
+        cfg=str(model / "yolov3-tiny.cfg"), weights=str(model / "yolov3-tiny.weights"),
+        names=str(model / "coco.names")))
+    return annotate_video(videos / "vtest.avi", out, settings, static=static_file)
+
+
+def test_fleet_labels_equal_a_single_process_run_byte_for_byte(fleet_run, videos, static_file, tmp_path):
+    out, _ = fleet_run
+    summary = single_process(videos, static_file, tmp_path)
+    fleet_dir, bare_dir = out / "vtest", tmp_path / "vtest"
+    fleet_labels = sorted(p.name for p in (fleet_dir / "labels").iterdir())
+    assert fleet_labels == [f"{i:06d}.txt" for i in range(1, 6)]
+    assert fleet_labels == sorted(p.name for p in (bare_dir / "labels").iterdir())
+    for name in fleet_labels:
+        assert (fleet_dir / "labels" / name).read_bytes() == (bare_dir / "labels" / name).read_bytes(), name
+    assert (fleet_dir / "classes.txt").read_bytes() == (bare_dir / "classes.txt").read_bytes()
+    assert summary["counts"]["person"] >= 5
+
+
+def test_output_is_a_labelimg_and_yolo_dataset(fleet_run):
+    out, run = fleet_run
+    d = out / "vtest"
+    images = sorted(p.stem for p in (d / "images").glob("*.jpg"))
+    labels = sorted(p.stem for p in (d / "labels").glob("*.txt"))
+    assert images == labels == ["000001", "000002", "000003", "000004", "000005"]
+    assert (d / "classes.txt").read_text().splitlines()[0] == "person"
+    for line in (d / "labels" / "000001.txt").read_text().splitlines():
+        cls, *xywh = line.split()
+        assert int(cls) >= 0 and all(0.0 <= float(v) <= 1.0 and len(v.split(".")[1]) == 6 for v in xywh)
+    assert "person" in run.stdout and str(d) in run.stdout
+
+
+def test_static_box_is_in_every_frame_once(fleet_run):
+    out, _ = fleet_run
+    for path in (out / "vtest" / "labels").glob("*.txt"):
+        assert path.read_text().splitlines().count("2 0.100000 0.900000 0.080000 0.060000") == 1
+
+
+def test_resubmitting_the_same_video_reuses_frames_and_labels(fleet_run, videos, static_file):
+    out, _ = fleet_run
+    before = {p: p.stat().st_mtime_ns for p in (out / "vtest").rglob("*") if p.is_file()}
+    again = cvfleet("annotate", str(videos / "vtest.avi"), "--out", str(out), "--static", str(static_file), *CLIP)
+    assert again.returncode == 0, again.stderr
+    assert "(reused)" in again.stdout
+    after = {p: p.stat().st_mtime_ns for p in (out / "vtest").rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_a_broken_video_fails_alone_and_the_batch_finishes(fleet, videos, tmp_path):
+    good = videos / "vtest.avi"
+    noise = tmp_path / "noise.mp4"
+    noise.write_bytes(bytes(range(256)) * 64)
+    empty = tmp_path / "empty.avi"
+    empty.write_bytes(b"")
+    run = cvfleet("annotate", str(good), str(noise), str(empty), str(tmp_path / "missing.avi"),
+                  "--out", str(tmp_path / "out"), "--every", "50", "--max-frames", "2")
+    assert run.returncode == 1, run.stderr
+    lines = run.stdout.splitlines()
+    assert any(l.strip().startswith("done   vtest.avi") for l in lines)
+    for name in ("noise.mp4", "empty.avi", "missing.avi"):
+        failed = [l for l in lines if l.strip().startswith(f"FAILED {name}:")]
+        assert len(failed) == 1 and len(failed[0]) > len(f"  FAILED {name}: ") + 10
+    assert len(list((tmp_path / "out" / "vtest" / "labels").glob("*.txt"))) == 2
+
+
+def test_no_wait_prints_the_id_and_batch_show_follows_to_the_end(fleet, videos, tmp_path):
+    sub = cvfleet("annotate", str(videos / "vtest.avi"), "--out", str(tmp_path), "--every", "100",
+                  "--max-frames", "2", "--no-wait")
+    assert sub.returncode == 0, sub.stderr
+    batch_id = sub.stdout.strip()
+    assert len(batch_id) == 12
+    show = cvfleet("batch", "show", batch_id)
+    assert show.returncode == 0, show.stderr
+    assert f"batch {batch_id} finished: 1 of 1 video(s) ok" in show.stdout
+
+
+def test_invalid_settings_are_refused_before_anything_is_queued(fleet, videos, tmp_path):
+    from tasks.redis_store import client, key
+    before = client().zcard(key("batches"))
+    run = cvfleet("annotate", str(videos / "vtest.avi"), "--out", str(tmp_path), "--overlap", "1.0")
+    assert run.returncode != 0
+    assert len(run.stderr.strip().splitlines()) == 1 and "overlap" in run.stderr
+    assert client().zcard(key("batches")) == before
