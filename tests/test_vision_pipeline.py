@@ -1,0 +1,145 @@
+"""The single-process annotation of a short real clip, and the seams a distributed run uses."""
+
+import json
+import random
+
+import pytest
+
+from vision.errors import VisionError
+from vision.labels import read_classes, read_yolo_labels
+from vision.pipeline import (annotate_video, chunk_jobs, count_classes, detect_jobs, finish_video,
+                             format_counts, gather_detections, label_frames, plan_tiles, prepare_video,
+                             tile_jobs, video_out_dir)
+from vision.detector import get_detector
+from vision.settings import AnnotateSettings, ModelSpec
+from vision_fixtures import clip12, model_fields  # noqa: F401  (fixtures)
+
+
+@pytest.fixture(scope="module")
+def settings(model_fields):
+    return AnnotateSettings(every=4, model=ModelSpec(**model_fields))   # frames 0, 4, 8
+
+
+@pytest.fixture(scope="module")
+def reference(clip12, settings, tmp_path_factory):
+    """One single-process run, shared by the tests that only read its output."""
+    out = tmp_path_factory.mktemp("reference")
+    summary = annotate_video(clip12, out, settings)
+    return out / "clip12", summary
+
+
+def label_bytes(video_dir):
+    return {p.name: p.read_bytes() for p in sorted((video_dir / "labels").iterdir())}
+
+
+def test_writes_the_dataset_layout(reference):
+    video_dir, _ = reference
+    assert sorted(p.relative_to(video_dir).as_posix() for p in video_dir.rglob("*")) == [
+        "annotation.json", "classes.txt",
+        "images", "images/000001.jpg", "images/000002.jpg", "images/000003.jpg",
+        "labels", "labels/000001.txt", "labels/000002.txt", "labels/000003.txt",
+        "static_suggestions.txt", "video.json"]
+    assert len(read_classes(video_dir / "classes.txt")) == 80
+
+
+def test_summary_counts_what_the_label_files_hold(reference, model_fields):
+    video_dir, summary = reference
+    rows = [r for p in sorted((video_dir / "labels").iterdir()) for r in read_yolo_labels(p)]
+    names = read_classes(model_fields["names"])
+    assert summary["frames"] == 3 and summary["tiles_per_frame"] == 6 and summary["tiles"] == 18
+    assert summary["boxes"] == len(rows)
+    assert summary["counts"] == count_classes(video_dir / "labels", names)
+    assert sum(summary["counts"].values()) == len(rows)
+    assert summary["reused"] is False and summary["video_dir"] == str(video_dir)
+
+
+def test_people_are_labelled_in_every_frame(reference):
+    video_dir, _ = reference
+    for p in sorted((video_dir / "labels").iterdir()):
+        assert sum(r.cls == 0 for r in read_yolo_labels(p)) >= 3
+
+
+def test_two_runs_write_byte_identical_labels(reference, clip12, settings, tmp_path):
+    annotate_video(clip12, tmp_path, settings)
+    assert label_bytes(tmp_path / "clip12") == label_bytes(reference[0])
+
+
+@pytest.mark.parametrize("tiles_per_task", [1, 4, 7])
+def test_any_chunking_through_json_gives_the_same_labels(reference, clip12, settings, tmp_path,
+                                                           tiles_per_task):
+    """What the Celery canvas does: plan, detect chunks anywhere, gather in any order, label."""
+    video_dir = video_out_dir(tmp_path, clip12)
+    meta = prepare_video(clip12, video_dir, settings)
+    jobs = json.loads(json.dumps(tile_jobs(meta, plan_tiles(meta, settings))))
+    detector = get_detector(settings.detector_spec())
+    results = [json.loads(json.dumps(detect_jobs(video_dir, chunk, detector)))
+               for chunk in chunk_jobs(jobs, tiles_per_task)]
+    random.Random(tiles_per_task).shuffle(results)
+    label_frames(video_dir, meta, gather_detections(results), settings)
+    finish_video(video_dir, meta, settings)
+    assert label_bytes(video_dir) == label_bytes(reference[0])
+    assert (video_dir / "annotation.json").read_bytes() == (reference[0] / "annotation.json").read_bytes() \
+        .replace(str(reference[0]).encode(), str(video_dir).encode())
+
+
+def test_resubmission_reuses_frames_and_labels(clip12, settings, tmp_path):
+    annotate_video(clip12, tmp_path, settings)
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "clip12").rglob("*")}
+    again = annotate_video(clip12, tmp_path, settings)
+    assert again["reused"] is True
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "clip12").rglob("*")} == stamps
+
+
+def test_other_settings_relabel(clip12, settings, tmp_path):
+    first = annotate_video(clip12, tmp_path, settings)
+    strict = AnnotateSettings.from_json({**settings.to_json(), "conf": 0.6})
+    second = annotate_video(clip12, tmp_path, strict)
+    assert second["reused"] is False and second["boxes"] < first["boxes"]
+
+
+def test_static_labels_go_into_every_frame(clip12, settings, tmp_path):
+    static = tmp_path / "static_labels.txt"
+    static.write_text("11 0.500000 0.050000 0.020000 0.030000\n")
+    summary = annotate_video(clip12, tmp_path / "out", settings, static=static)
+    assert summary["static_added"] == 3
+    for p in sorted((tmp_path / "out" / "clip12" / "labels").iterdir()):
+        assert read_yolo_labels(p)[-1] == (11, 0.5, 0.05, 0.02, 0.03)
+    assert annotate_video(clip12, tmp_path / "out", settings, static=static)["reused"] is True
+
+
+def test_malformed_static_labels_fail_before_any_work(clip12, settings, tmp_path):
+    static = tmp_path / "static_labels.txt"
+    static.write_text("11 0.5 0.05\n")
+    with pytest.raises(VisionError, match="static_labels.txt:1: expected 5 fields"):
+        annotate_video(clip12, tmp_path / "out", settings, static=static)
+    assert not (tmp_path / "out").exists()
+
+
+def test_progress_reports_frames_then_tiles(clip12, settings, tmp_path):
+    events = []
+    annotate_video(clip12, tmp_path, settings, progress=lambda *e: events.append(e))
+    assert events == [("frames", 3, 3), ("tiles", 6, 18), ("tiles", 12, 18), ("tiles", 18, 18)]
+
+
+def test_fewer_frames_remove_the_labels_of_frames_gone(clip12, settings, tmp_path):
+    annotate_video(clip12, tmp_path, settings)
+    fewer = AnnotateSettings.from_json({**settings.to_json(), "max_frames": 2})
+    annotate_video(clip12, tmp_path, fewer)
+    assert sorted(p.name for p in (tmp_path / "clip12" / "labels").iterdir()) == ["000001.txt", "000002.txt"]
+
+
+def test_detections_for_unknown_frames_are_refused(clip12, settings, tmp_path):
+    meta = prepare_video(clip12, tmp_path, settings)
+    with pytest.raises(VisionError, match="not in video.json"):
+        label_frames(tmp_path, meta, {"000099": []}, settings)
+
+
+def test_chunks_hold_at_most_the_given_number_of_tiles():
+    assert chunk_jobs(list(range(7)), 3) == [[0, 1, 2], [3, 4, 5], [6]]
+    with pytest.raises(VisionError, match="tiles per task"):
+        chunk_jobs([1], 0)
+
+
+def test_counts_print_as_aligned_lines():
+    assert format_counts({"person": 120, "traffic light": 3}) == "person         120\ntraffic light  3\n"
+    assert format_counts({}) == "no boxes\n"
