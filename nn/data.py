@@ -41,25 +41,25 @@ def _read(path: Path) -> bytes:
 def _label_column(path, first: np.ndarray, last: np.ndarray) -> str:
     """Which end of the rows holds the label, for label='auto'.
 
-    A label column holds integers 0..9 only. If just one end qualifies, it is the label.
-    If both do (MNIST's corner pixels are almost always 0), the label is the one with more
-    distinct values; a tie is ambiguous and asks for an explicit label='first' or 'last'.
-    If neither does, the end with more 0..9 integers is taken, so the error that follows
-    points at the bad label.
+    A label column holds integers 0..9, and usually several different ones; a pixel column
+    at either end is an image corner: mostly 0 (one distinct small value), or values > 9.
+    So: an end that is all 0..9 integers wins over one that is not, unless the other end
+    shows more distinct 0..9 values (a label column with a bad label still does, and the
+    error that follows points at that label). Otherwise more distinct 0..9 values wins;
+    a tie (e.g. a one-row file) asks for an explicit label='first' or 'last'.
     """
-    def labelish(col):
-        return (col == np.round(col)) & (col >= 0) & (col <= 9)
-    ok_first, ok_last = labelish(first), labelish(last)
-    if ok_first.all() and not ok_last.all():
+    def describe(col):
+        ok = (col == np.round(col)) & (col >= 0) & (col <= 9)
+        return bool(ok.all()), len(np.unique(col[ok]))
+    all_f, distinct_f = describe(first)
+    all_l, distinct_l = describe(last)
+    if all_f and not all_l and distinct_f >= distinct_l:
         return "first"
-    if ok_last.all() and not ok_first.all():
+    if all_l and not all_f and distinct_l >= distinct_f:
         return "last"
-    if ok_first.all() and ok_last.all():
-        nf, nl = len(np.unique(first)), len(np.unique(last))
-        if nf != nl:
-            return "first" if nf > nl else "last"
-        raise DataError(f"{path}: line 1: cannot tell whether the label is the first or last column; pass label='first' or 'last'")
-    return "first" if ok_first.sum() >= ok_last.sum() else "last"
+    if (distinct_f, all_f) != (distinct_l, all_l):
+        return "first" if (distinct_f, all_f) > (distinct_l, all_l) else "last"
+    raise DataError(f"{path}: line 1: cannot tell whether the label is the first or last column; pass label='first' or 'last'")
 
 
 def load_csv(path, label: str = "auto", image_shape=(28, 28), n_classes: int = 10) -> Dataset:
