@@ -1,7 +1,5 @@
 """The detector: real YOLOv3-tiny on real frames of vtest.avi; ONNX layouts on synthetic arrays."""
 
-import shutil
-
 import cv2
 import numpy as np
 import pytest

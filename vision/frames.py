@@ -9,7 +9,6 @@ same sampling finds everything in place and returns without decoding.
 import hashlib
 import json
 import math
-import os
 import re
 from pathlib import Path
 

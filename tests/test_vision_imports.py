@@ -1,0 +1,33 @@
+"""vision/ is a library a notebook can use: NumPy, OpenCV and the standard library only."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+VISION = Path(__file__).resolve().parent.parent / "vision"
+ALLOWED = {"numpy", "cv2"} | set(sys.stdlib_module_names)
+
+
+def imported_top_level_names(path: Path) -> set:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_vision_modules_import_only_numpy_opencv_and_the_stdlib():
+    offenders = {p.name: sorted(imported_top_level_names(p) - ALLOWED) for p in sorted(VISION.glob("*.py"))}
+    assert {name: bad for name, bad in offenders.items() if bad} == {}
+
+
+def test_importing_every_vision_module_loads_no_celery_or_redis():
+    modules = ", ".join(f"vision.{p.stem}" for p in sorted(VISION.glob("*.py")) if p.stem != "__init__")
+    code = (f"import sys, {modules}\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('celery', 'redis', 'kombu')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=VISION.parent, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
