@@ -12,6 +12,7 @@ from vision.pipeline import (annotate_video, chunk_jobs, count_classes, detect_j
                              tile_jobs, video_out_dir)
 from vision.detector import get_detector
 from vision.settings import AnnotateSettings, ModelSpec
+from vision.static import read_static_labels
 from vision_fixtures import clip12, model_fields  # noqa: F401  (fixtures)
 
 
@@ -101,10 +102,23 @@ def test_static_labels_go_into_every_frame(clip12, settings, tmp_path):
     static = tmp_path / "static_labels.txt"
     static.write_text("11 0.500000 0.050000 0.020000 0.030000\n")
     summary = annotate_video(clip12, tmp_path / "out", settings, static=static)
-    assert summary["static_added"] == 3
+    assert summary["static_boxes"] == 1
     for p in sorted((tmp_path / "out" / "clip12" / "labels").iterdir()):
         assert read_yolo_labels(p)[-1] == (11, 0.5, 0.05, 0.02, 0.03)
     assert annotate_video(clip12, tmp_path / "out", settings, static=static)["reused"] is True
+
+
+def test_finishing_twice_writes_the_same_bytes(clip12, settings, tmp_path):
+    """A redelivered finish task must not suggest the static boxes it propagated the first time."""
+    static = tmp_path / "static_labels.txt"
+    static.write_text("11 0.500000 0.050000 0.020000 0.030000\n")
+    annotate_video(clip12, tmp_path / "out", settings, static=static)
+    video_dir = tmp_path / "out" / "clip12"
+    before = {p: p.read_bytes() for p in sorted(video_dir.rglob("*.*"))}
+    meta = json.loads((video_dir / "video.json").read_text())
+    finish_video(video_dir, meta, settings, read_static_labels(static))
+    assert {p: p.read_bytes() for p in sorted(video_dir.rglob("*.*"))} == before
+    assert b"11 0.500000" not in (video_dir / "static_suggestions.txt").read_bytes()
 
 
 def test_malformed_static_labels_fail_before_any_work(clip12, settings, tmp_path):

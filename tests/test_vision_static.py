@@ -69,6 +69,17 @@ def test_only_frame_label_files_are_touched(tmp_path):
     assert (labels / "notes.txt").read_text() == "not a label file\n"
 
 
+def test_suggestions_leave_out_the_ignored_static_rows(tmp_path):
+    labels = make_labels(tmp_path, [[BENCH, SIGN] for _ in range(10)])
+    assert suggest_static(labels, ignore=[SIGN]) == [BENCH]
+
+
+def test_static_rows_are_rounded_to_label_precision(tmp_path):
+    path = tmp_path / "static_labels.txt"
+    path.write_text("11 0.90000049 0.1 0.05 0.08\n")
+    assert read_static_labels(path) == [LabelRow(11, 0.9, 0.1, 0.05, 0.08)]
+
+
 def test_read_static_labels(tmp_path):
     path = tmp_path / "static_labels.txt"
     path.write_text("11 0.900000 0.100000 0.050000 0.080000\n13 0.2 0.8 0.2 0.1\n")

@@ -185,13 +185,15 @@ def reusable_summary(video_dir, video_meta: dict, settings: AnnotateSettings, st
 def finish_video(video_dir, video_meta: dict, settings: AnnotateSettings, static_rows=None) -> dict:
     """After all frames are labelled: classes.txt, static suggestions (from the detector's boxes),
     static propagation, then annotation.json (written last: it marks the video complete).
+    Idempotent: run again (a redelivered task), it writes the same bytes.
     Returns the summary (counts per class, frames, tiles, where the output is)."""
     video_dir = Path(video_dir)
     labels = video_dir / LABELS_DIR
     names = read_classes(settings.model.names)
     write_classes(video_dir / CLASSES_NAME, names)
-    suggestions = suggest_static(labels, out_path=video_dir / SUGGESTIONS_NAME)
-    added = propagate_static(labels, static_rows) if static_rows else 0
+    suggestions = suggest_static(labels, out_path=video_dir / SUGGESTIONS_NAME, ignore=static_rows or ())
+    if static_rows:
+        propagate_static(labels, static_rows)
     tiles = plan_tiles(video_meta, settings)
     counts = count_classes(labels, names)
     summary = {
@@ -202,7 +204,7 @@ def finish_video(video_dir, video_meta: dict, settings: AnnotateSettings, static
         "tiles": len(tiles) * len(video_meta["frames"]),
         "boxes": sum(counts.values()),
         "counts": counts,
-        "static_added": added,
+        "static_boxes": len(static_rows or ()),
         "static_suggestions": len(suggestions),
         "truncated": bool(video_meta.get("truncated")),
         "reused": False,

@@ -22,7 +22,11 @@ SUGGESTIONS_NAME = "static_suggestions.txt"
 
 
 def read_static_labels(path) -> list:
-    """Rows of a static labels file; VisionError (file, line, reason) if unreadable or malformed."""
+    """Rows of a static labels file; VisionError (file, line, reason) if unreadable or malformed.
+
+    Coordinates are rounded to the 6 decimals of a label file, so a propagated row reads back
+    equal to its static row (which is how `suggest_static` can leave them out).
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -31,7 +35,7 @@ def read_static_labels(path) -> list:
     except (OSError, UnicodeDecodeError) as e:
         raise VisionError(f"cannot read static labels {path}: {e.__class__.__name__}; "
                           "give a YOLO label text file (LabelImg, YOLO format)") from None
-    return parse_labels(text, str(path))
+    return [LabelRow(r.cls, *(float(f"{v:.6f}") for v in r[1:])) for r in parse_labels(text, str(path))]
 
 
 def frame_label_files(labels_dir) -> list:
@@ -110,15 +114,18 @@ def find_static_rows(frames_rows, iou: float = 0.7, min_fraction: float = 0.9) -
             if n and len(group) / n >= min_fraction]
 
 
-def suggest_static(labels_dir, iou: float = 0.7, min_fraction: float = 0.9, out_path=None) -> list:
+def suggest_static(labels_dir, iou: float = 0.7, min_fraction: float = 0.9, out_path=None,
+                   ignore=()) -> list:
     """Static-object suggestions from the per-frame labels in `labels_dir`.
 
-    Run it on the detector's labels, before `propagate_static` (else the static boxes suggest
-    themselves). If `out_path` is given, the suggestions are written there as a YOLO label file
-    (`static_suggestions.txt` beside `labels/` by convention), ready to copy into
-    `static_labels.txt`.
+    Rows equal to one in `ignore` (the static rows already propagated) are left out, so the
+    answer is the same before and after `propagate_static`. If `out_path` is given, the
+    suggestions are written there as a YOLO label file (`static_suggestions.txt` beside
+    `labels/` by convention), ready to copy into `static_labels.txt`.
     """
-    frames_rows = [read_yolo_labels(p) for p in frame_label_files(labels_dir)]
+    ignored = set(ignore)
+    frames_rows = [[r for r in read_yolo_labels(p) if r not in ignored]
+                   for p in frame_label_files(labels_dir)]
     rows = find_static_rows(frames_rows, iou, min_fraction)
     if out_path is not None:
         write_text_atomic(out_path, format_labels(rows))
