@@ -1,0 +1,103 @@
+"""Fleet vs bare: the same clip and settings annotated through the local fleet and in one process.
+
+The bare side is a single-process loop over the same `vision/` functions (`annotate_video`)
+with OpenCV's best thread count, chosen here by measuring 1..cores threads on the clip's tiles.
+Both sides start from empty output directories and include frame extraction and labelling.
+Prints tiles/s for both and ends with `ratio fleet/bare tiles/s: X` (goal >= 0.95 on 2 cores).
+
+    python benchmarks/bench_annotate.py [--frames 150] [--every 2] [--concurrency N]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=150, help="frames of vtest.avi to annotate")
+    ap.add_argument("--every", type=int, default=2, help="keep every N-th frame")
+    ap.add_argument("--concurrency", type=int, default=os.cpu_count(), help="fleet worker processes")
+    args = ap.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="cvfleet-bench-annotate-"))
+    os.environ.update(CVFLEET_DATA=str(root / "data"), CVFLEET_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+                      CVFLEET_FLOWER_PORT=str(free_port()))
+    import cv2
+    from tasks import annotate, batches
+    from vision.detector import get_detector
+    from vision.pipeline import annotate_video, plan_tiles, prepare_video, read_frame
+    from vision.settings import AnnotateSettings, ModelSpec
+    from workers import assets, fleet
+
+    model = assets.ensure("yolov3-tiny")
+    video = root / "vtest.avi"
+    shutil.copy(assets.ensure("vtest.avi"), video)
+    settings = AnnotateSettings(every=args.every, max_frames=args.frames, model=ModelSpec(
+        cfg=str(model / "yolov3-tiny.cfg"), weights=str(model / "yolov3-tiny.weights"),
+        names=str(model / "coco.names")))
+    print(f"machine: {os.cpu_count()} cores, OpenCV {cv2.__version__}; clip: vtest.avi, {args.frames} frames "
+          f"every {args.every}, tile {settings.tile} overlap {settings.overlap}, yolov3-tiny {settings.model.input_size}")
+
+    # OpenCV's best thread setting for the bare loop, measured on this clip's tiles.
+    meta = prepare_video(video, root / "probe", settings)
+    tiles = plan_tiles(meta, settings)
+    image = read_frame(root / "probe" / "images" / "000001.jpg")
+    crops = [image[t.y:t.y + t.h, t.x:t.x + t.w] for t in tiles] * 3
+    detector = get_detector(settings.detector_spec())
+    detector.detect(crops[0])
+    per_tile = {}
+    for n in range(1, (os.cpu_count() or 1) + 1):
+        cv2.setNumThreads(n)
+        t0 = time.perf_counter()
+        for c in crops:
+            detector.detect(c)
+        per_tile[n] = (time.perf_counter() - t0) / len(crops)
+        print(f"bare probe: {n} OpenCV thread(s): {per_tile[n] * 1000:.1f} ms/tile")
+    best = min(per_tile, key=per_tile.get)
+    cv2.setNumThreads(best)
+
+    t0 = time.perf_counter()
+    summary = annotate_video(video, root / "bare", settings)
+    bare_s = time.perf_counter() - t0
+    n_tiles = summary["tiles"]
+    bare = n_tiles / bare_s
+    print(f"bare:  {n_tiles} tiles in {bare_s:.1f} s = {bare:.1f} tiles/s  (1 process, {best} OpenCV threads)")
+
+    try:
+        fleet.up(args.concurrency)
+        t0 = time.perf_counter()
+        batch_id = annotate.submit([video], root / "fleet", settings)
+        while not (info := batches.progress(batch_id))["finished"]:
+            time.sleep(0.05)
+        fleet_s = time.perf_counter() - t0
+    finally:
+        fleet.down()
+    v = info["video_states"][0]
+    assert v["state"] == "done", v
+    fleet_rate = v["summary"]["tiles"] / fleet_s
+    print(f"fleet: {v['summary']['tiles']} tiles in {fleet_s:.1f} s = {fleet_rate:.1f} tiles/s  "
+          f"({args.concurrency} worker processes x 1 OpenCV thread, through Redis)")
+    same = all((root / "fleet" / "vtest" / "labels" / p.name).read_bytes() == p.read_bytes()
+               for p in (root / "bare" / "vtest" / "labels").glob("*.txt"))
+    print(f"labels identical: {same}")
+    shutil.rmtree(root, ignore_errors=True)
+    print(f"ratio fleet/bare tiles/s: {fleet_rate / bare:.2f}")
+
+
+if __name__ == "__main__":
+    main()
