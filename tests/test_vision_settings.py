@@ -11,9 +11,14 @@ from vision.settings import AnnotateSettings, ModelSpec
 MODEL = ModelSpec(cfg="m/yolov3-tiny.cfg", weights="m/yolov3-tiny.weights", names="m/coco.names")
 
 
+def test_default_merge_is_nms_over_intersection_over_smaller():
+    s = AnnotateSettings(model=MODEL)
+    assert (s.merge, s.metric, s.merge_threshold, s.class_agnostic) == ("nms", "ios", 0.5, False)
+
+
 def test_json_round_trip():
     s = AnnotateSettings(every=3, max_frames=20, tile=512, tile_h=384, overlap=0.25, full_frame=True,
-                         model=MODEL, conf=0.3, classes=("person", "car"), merge="nms", metric="iou")
+                         model=MODEL, conf=0.3, classes=("person", "car"), merge="greedy", metric="iou")
     data = json.loads(json.dumps(s.to_json()))
     assert data["model"]["cfg"] == "m/yolov3-tiny.cfg" and data["classes"] == ["person", "car"]
     assert AnnotateSettings.from_json(data) == s
@@ -27,7 +32,7 @@ def test_fingerprint_is_stable_and_ignores_int_versus_float():
 
 @pytest.mark.parametrize("change", [
     dict(every=2), dict(max_frames=10), dict(jpeg_quality=90), dict(tile=608), dict(overlap=0.3),
-    dict(full_frame=True), dict(conf=0.4), dict(nms=0.5), dict(classes=("person",)), dict(merge="nms"),
+    dict(full_frame=True), dict(conf=0.4), dict(nms=0.5), dict(classes=("person",)), dict(merge="greedy"),
     dict(metric="iou"), dict(merge_threshold=0.6), dict(class_agnostic=True),
     dict(model=dataclasses.replace(MODEL, input_size=608)),
 ])

@@ -50,7 +50,10 @@ class AnnotateSettings:
     Tiling: tile (width in pixels), tile_h (height, default = tile), overlap (ratio), full_frame.
     Detection: model, conf, nms (IoU within a tile), classes (names to keep; empty = all).
     Merging across tiles: merge ('nms' or 'greedy'), metric ('iou' or 'ios'), merge_threshold,
-    class_agnostic.
+    class_agnostic. Default NMS over IoS: with overlapping tiles most objects lie whole in some
+    tile, and IoS drops the cut parts inside that whole box; greedy merging over IoS also joins a
+    spurious large box (a 0.3 'person' spanning two people in vtest.avi) into a confident small
+    one inside it and inflates it, so it is the option for objects larger than the overlap.
     """
 
     every: int = 1
@@ -65,7 +68,7 @@ class AnnotateSettings:
     conf: float = 0.25
     nms: float = 0.45
     classes: tuple = ()
-    merge: str = "greedy"
+    merge: str = "nms"
     metric: str = "ios"
     merge_threshold: float = 0.5
     class_agnostic: bool = False
