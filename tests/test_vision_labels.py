@@ -27,6 +27,14 @@ def test_boxes_outside_the_frame_are_clipped_to_it(tmp_path):
         LabelRow(0, 0.065104, 0.934028, 0.130208, 0.131944)
 
 
+def test_boxes_empty_at_label_precision_are_left_out(tmp_path):
+    path = tmp_path / "z.txt"
+    write_yolo_labels(path, [Box(0, 0.9, 767.9999, 10.0, 768.0, 50.0), Box(0, 0.8, -0.0, 0.0, 0.0, 9.0),
+                             Box(0, 0.7, 0.0, 0.0, 76.8, 57.6)], 768, 576)
+    assert path.read_text() == "0 0.050000 0.050000 0.100000 0.100000\n"
+    assert read_yolo_labels(path) == [(0, 0.05, 0.05, 0.1, 0.1)]
+
+
 def test_read_returns_the_rows(tmp_path):
     path = tmp_path / "a.txt"
     path.write_text("0 0.375000 0.500000 0.250000 0.500000\n\n14 0.1 0.2 0.05 0.06\n")

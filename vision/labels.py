@@ -29,7 +29,7 @@ class LabelRow(NamedTuple):
 
 
 def _clip01(v: float) -> float:
-    return min(max(v, 0.0), 1.0)
+    return min(max(v, 0.0), 1.0) + 0.0   # + 0.0 turns -0.0 into 0.0 (no '-0.000000' in files)
 
 
 def _six(v: float) -> float:
@@ -107,8 +107,13 @@ def write_yolo_rows(path, rows) -> bool:
 
 
 def write_yolo_labels(path, boxes, width: int, height: int) -> bool:
-    """Write pixel boxes of a `width` x `height` frame as a YOLO label file, in the given order."""
-    return write_yolo_rows(path, [box_to_row(b, width, height) for b in boxes])
+    """Write pixel boxes of a `width` x `height` frame as a YOLO label file, in the given order.
+
+    A box that is empty at label precision (width or height 0.000000, e.g. clipped away at the
+    frame border) is left out: no reader or trainer accepts it.
+    """
+    rows = [box_to_row(b, width, height) for b in boxes]
+    return write_yolo_rows(path, [r for r in rows if r.w > 0.0 and r.h > 0.0])
 
 
 def write_classes(path, names) -> Path:

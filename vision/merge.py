@@ -10,7 +10,9 @@ one box per object, as in SAHI's postprocessing:
   box that spans both parts.
 
 The match metric is IoU, or IoS (intersection over the smaller box), which also matches a part
-lying inside the whole. The result does not depend on the order of the input boxes.
+lying inside the whole. Greedy merging over IoS also joins a large low-confidence box into a
+confident small one inside it, so NMS is the safer default when tiles overlap more than objects
+are large. The result does not depend on the order of the input boxes.
 """
 
 import numpy as np

@@ -122,7 +122,7 @@ def label_frame(label_path, boxes, settings: AnnotateSettings, width: int, heigh
 
 def label_frames(video_dir, video_meta: dict, boxes_by_frame: dict, settings: AnnotateSettings) -> int:
     """Write labels/NNNNNN.txt for every frame of the video (empty if it has no box) and remove
-    label files of frames that no longer exist. Returns the number of boxes written."""
+    label files of frames that no longer exist. Returns the number of merged boxes."""
     labels = Path(video_dir) / LABELS_DIR
     labels.mkdir(parents=True, exist_ok=True)
     frames = set(video_meta["frames"])
