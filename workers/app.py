@@ -16,7 +16,7 @@ from kombu import Queue
 from workers import config
 
 QUEUES = ("video", "detect", "train")
-TASK_MODULES = ["tasks.smoke", "tasks.annotate"]
+TASK_MODULES = ["tasks.smoke", "tasks.annotate", "tasks.sweep"]
 
 
 def make_app(cfg: config.Config | None = None) -> Celery:

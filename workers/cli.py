@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from workers.commands import annotate, assets, fleet
+from workers.commands import annotate, assets, fleet, sweep
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -21,7 +21,7 @@ def cli():
 
 
 for command in (fleet.up, fleet.down, fleet.status, fleet.worker, fleet.flower, fleet.smoke,
-                assets.assets, annotate.annotate, annotate.batch):
+                assets.assets, annotate.annotate, annotate.batch, sweep.sweep):
     cli.add_command(command)
 
 

@@ -1,0 +1,272 @@
+"""Sweeps as Redis records: the grid, every trial's state and metrics, the leaderboard.
+
+    cvfleet:sweeps                            zset  sweep id -> last submit time
+    cvfleet:sweep:<id>                        hash  id, created, submitted, grid (JSON), prune, roots (JSON)
+    cvfleet:sweep:<id>:trials                 zset  trial id -> index in the grid's product
+    cvfleet:sweep:<id>:trial:<tid>            hash  id, index, point, recipe (JSON), state, task_id, run, queued,
+                                                    started, finished, worker, epochs, val_accuracy,
+                                                    best_val_accuracy, best_epoch, val_loss, loss, accuracy,
+                                                    seconds, weights, blas_threads, pruned_at, median, error
+    cvfleet:sweep:<id>:trial:<tid>:epochs     list  one JSON object per finished epoch, appended as it ends
+    cvfleet:sweep:<id>:leaderboard            zset  trial id -> final validation accuracy (done trials)
+    cvfleet:sweep:<id>:epoch:<k>              zset  trial id -> validation accuracy after epoch k (done
+                                                    trials: the median-stopping rule reads these)
+
+A trial moves queued -> running -> done | pruned | failed. Exactly one record per grid point:
+the record is keyed by the trial id, and every write a task makes is a Lua script that first
+checks the task still owns the trial (`run`, a token per execution) and that the record is not
+final, so a redelivered, superseded or duplicated execution writes nothing twice.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+
+from tasks.redis_store import RECORD_TTL, client, key
+
+FINAL = ("done", "pruned", "failed")
+SKIPPED_ON_RESUBMIT = ("done", "pruned")  # failed trials run again when the grid is submitted again
+STATES = ("queued", "running", "done", "pruned", "failed")
+
+
+def sweep_key(sweep_id: str, *parts) -> str:
+    return key("sweep", sweep_id, *parts)
+
+
+def trial_key(sweep_id: str, trial_id: str, *parts) -> str:
+    return key("sweep", sweep_id, "trial", trial_id, *parts)
+
+
+# Every script returns 0 without writing unless its guard holds, and refreshes the TTL of what it writes.
+_QUEUE = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'done' or state == 'pruned' then return 0 end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'index', ARGV[2], 'point', ARGV[3], 'recipe', ARGV[4],
+           'state', 'queued', 'task_id', ARGV[5], 'queued', ARGV[6])
+redis.call('HDEL', KEYS[1], 'run', 'error', 'started', 'finished', 'worker')
+redis.call('EXPIRE', KEYS[1], ARGV[7])
+return 1
+"""
+
+_CLAIM = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return 'gone' end
+if state == 'done' or state == 'pruned' or state == 'failed' then return 'final' end
+if redis.call('HGET', KEYS[1], 'task_id') ~= ARGV[1] then return 'stale' end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[1], 'state', 'running', 'run', ARGV[2], 'worker', ARGV[3], 'started', ARGV[4], 'epochs', 0)
+redis.call('HDEL', KEYS[1], 'error', 'finished')
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 'ok'
+"""
+
+_APPEND = """
+if redis.call('HGET', KEYS[1], 'run') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'state') ~= 'running' then
+  return 0
+end
+redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('HSET', KEYS[1], 'epochs', redis.call('LLEN', KEYS[2]))
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return 1
+"""
+
+# KEYS: trial, leaderboard, epoch:1..epoch:n.  ARGV: guard field, guard value, trial id, state,
+# leaderboard score ('' = none), TTL, n field/value pairs, then per-epoch scores for KEYS[3..].
+_FINISH = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'done' or state == 'pruned' or state == 'failed' then return 0 end
+local nfields = tonumber(ARGV[7])
+redis.call('HSET', KEYS[1], 'state', ARGV[4])
+for i = 0, nfields - 1 do
+  redis.call('HSET', KEYS[1], ARGV[8 + 2 * i], ARGV[9 + 2 * i])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+if ARGV[5] ~= '' then
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[3])
+  redis.call('EXPIRE', KEYS[2], ARGV[6])
+end
+local first = 8 + 2 * nfields
+for k = 3, #KEYS do
+  redis.call('ZADD', KEYS[k], ARGV[first + k - 3], ARGV[3])
+  redis.call('EXPIRE', KEYS[k], ARGV[6])
+end
+return 1
+"""
+
+_scripts: dict = {}
+
+
+def _script(name: str, text: str):
+    r = client()
+    cached = _scripts.get(name)
+    if cached is None or cached[0] is not r:
+        _scripts[name] = (r, r.register_script(text))
+    return _scripts[name][1]
+
+
+# -- submission (client) ---------------------------------------------------------------------
+
+def record_sweep(sweep_id: str, grid: dict, prune: bool, roots: list[str]) -> None:
+    """Create the sweep's record, or refresh it on resubmission (prune and roots as given now)."""
+    now = time.time()
+    r = client()
+    sk = sweep_key(sweep_id)
+    pipe = r.pipeline()
+    pipe.hsetnx(sk, "created", now)
+    pipe.hset(sk, mapping={"id": sweep_id, "submitted": now, "grid": json.dumps(grid), "prune": int(prune),
+                           "roots": json.dumps(roots)})
+    pipe.expire(sk, RECORD_TTL)
+    pipe.zadd(key("sweeps"), {sweep_id: now})
+    pipe.execute()
+
+
+def queue_trial(sweep_id: str, trial, task_id: str) -> bool:
+    """Mark the trial queued for `task_id` (which supersedes any older task of it); False if it is
+    already done or pruned and must not run again."""
+    r = client()
+    pipe = r.pipeline()
+    pipe.zadd(sweep_key(sweep_id, "trials"), {trial.id: trial.index})
+    pipe.expire(sweep_key(sweep_id, "trials"), RECORD_TTL)
+    pipe.execute()
+    return bool(_script("queue", _QUEUE)(
+        keys=[trial_key(sweep_id, trial.id)],
+        args=[trial.id, trial.index, json.dumps(trial.point), json.dumps(trial.recipe), task_id, time.time(),
+              RECORD_TTL]))
+
+
+# -- trial execution (worker) ----------------------------------------------------------------
+
+def claim(sweep_id: str, trial_id: str, task_id: str, run: str, worker: str) -> str:
+    """'ok' when this execution now owns the trial (its old epochs cleared), else why not:
+    'gone' (no record: sweep deleted), 'final' (already done/pruned/failed), 'stale' (superseded)."""
+    return _script("claim", _CLAIM)(keys=[trial_key(sweep_id, trial_id), trial_key(sweep_id, trial_id, "epochs")],
+                                    args=[task_id, run, worker, time.time(), RECORD_TTL])
+
+
+def append_epoch(sweep_id: str, trial_id: str, run: str, metrics: dict) -> bool:
+    """Append one epoch's metrics; False if this execution no longer owns the trial."""
+    return bool(_script("append", _APPEND)(
+        keys=[trial_key(sweep_id, trial_id), trial_key(sweep_id, trial_id, "epochs")],
+        args=[run, json.dumps(metrics), RECORD_TTL]))
+
+
+def finish(sweep_id: str, trial_id: str, state: str, fields: dict, *, run: str | None = None,
+           task_id: str | None = None, score: float | None = None, curve: list[float] = ()) -> bool:
+    """Write the trial's final state once: guarded by its run token (or task id, for a task that
+    gives up before it runs). `score` puts it on the leaderboard; `curve` (validation accuracy
+    per epoch) makes it count in the median-stopping rule."""
+    guard = ("run", run) if run is not None else ("task_id", task_id)
+    fields = {**fields, "finished": time.time()}
+    flat = [str(x) for kv in fields.items() for x in (kv[0], _text(kv[1]))]
+    keys = [trial_key(sweep_id, trial_id), sweep_key(sweep_id, "leaderboard"),
+            *(sweep_key(sweep_id, "epoch", k) for k in range(1, len(curve) + 1))]
+    args = [*guard, trial_id, state, "" if score is None else repr(float(score)), RECORD_TTL, len(fields), *flat,
+            *(repr(float(v)) for v in curve)]
+    return bool(_script("finish", _FINISH)(keys=keys, args=args))
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+def median_at(sweep_id: str, epoch: int, min_finished: int) -> float | None:
+    """Median validation accuracy after `epoch` over done trials; None with fewer than min_finished."""
+    values = [s for _, s in client().zrange(sweep_key(sweep_id, "epoch", epoch), 0, -1, withscores=True)]
+    if len(values) < min_finished:
+        return None
+    return statistics.median(values)
+
+
+# -- reading (client) ------------------------------------------------------------------------
+
+def sweep(sweep_id: str) -> dict | None:
+    data = client().hgetall(sweep_key(sweep_id))
+    if not data:
+        return None
+    data["grid"] = json.loads(data["grid"])
+    data["roots"] = json.loads(data.get("roots") or "[]")
+    data["prune"] = bool(int(data.get("prune", 1)))
+    for f in ("created", "submitted"):
+        data[f] = float(data[f])
+    return data
+
+
+_FLOATS = ("val_accuracy", "best_val_accuracy", "val_loss", "loss", "accuracy", "seconds", "queued", "started",
+           "finished", "median")
+_INTS = ("index", "epochs", "best_epoch", "blas_threads", "pruned_at")
+
+
+def _trial_record(raw: dict) -> dict:
+    t = dict(raw)
+    for f in _FLOATS:
+        t[f] = float(t[f]) if t.get(f) not in (None, "") else None
+    for f in _INTS:
+        t[f] = int(t[f]) if t.get(f) not in (None, "") else None
+    for f in ("point", "recipe"):
+        t[f] = json.loads(t[f]) if t.get(f) else {}
+    return t
+
+
+def trials(sweep_id: str, with_epochs: bool = False) -> list[dict]:
+    """Every trial of the sweep in grid order, optionally with its per-epoch metrics."""
+    r = client()
+    ids = r.zrange(sweep_key(sweep_id, "trials"), 0, -1)
+    pipe = r.pipeline()
+    for tid in ids:
+        pipe.hgetall(trial_key(sweep_id, tid))
+        if with_epochs:
+            pipe.lrange(trial_key(sweep_id, tid, "epochs"), 0, -1)
+    replies = pipe.execute()
+    step = 2 if with_epochs else 1
+    out = []
+    for i, tid in enumerate(ids):
+        raw = replies[i * step]
+        if not raw:
+            continue
+        t = _trial_record(raw)
+        if with_epochs:
+            t["history"] = [json.loads(e) for e in replies[i * step + 1]]
+        out.append(t)
+    return out
+
+
+def leaderboard(sweep_id: str) -> list[tuple[str, float]]:
+    """(trial id, final validation accuracy) of done trials, best first."""
+    return client().zrevrange(sweep_key(sweep_id, "leaderboard"), 0, -1, withscores=True)
+
+
+def progress(sweep_id: str) -> dict | None:
+    """The sweep, its trials, counts per state, the best done trial, and whether it has ended."""
+    info = sweep(sweep_id)
+    if info is None:
+        return None
+    ts = trials(sweep_id)
+    counts = {s: 0 for s in STATES}
+    for t in ts:
+        counts[t.get("state", "queued")] = counts.get(t.get("state", "queued"), 0) + 1
+    board = client().zrevrange(sweep_key(sweep_id, "leaderboard"), 0, 0, withscores=True)
+    info.update(trials=ts, counts=counts, best=board[0] if board else None,
+                finished=all(t.get("state") in FINAL for t in ts))
+    return info
+
+
+def sweep_ids(limit: int = 50) -> list[str]:
+    return client().zrevrange(key("sweeps"), 0, limit - 1)
+
+
+def delete(sweep_id: str) -> int:
+    """Remove every key of the sweep (its record, trials, epochs, leaderboard); returns how many."""
+    r = client()
+    keys = [sweep_key(sweep_id), *r.scan_iter(match=sweep_key(sweep_id) + ":*", count=1000)]
+    pipe = r.pipeline()
+    for k in keys:
+        pipe.delete(k)
+    pipe.zrem(key("sweeps"), sweep_id)
+    replies = pipe.execute()
+    return sum(replies[:-1])

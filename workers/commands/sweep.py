@@ -1,0 +1,351 @@
+"""`cvfleet sweep GRID` and `cvfleet sweep show|best|export|plot|list|delete`: hyperparameter sweeps.
+
+    cvfleet sweep examples/grid-demo.toml          queue the grid's trials, follow them, print the leaderboard
+    cvfleet sweep show ID                          the leaderboard (IDs may be shortened to a unique prefix)
+    cvfleet sweep best ID                          the best trial and its weights (for `cvfleet evaluate`)
+    cvfleet sweep export ID --csv trials.csv       every trial, one row each
+    cvfleet sweep plot ID --out curves.png         every trial's validation accuracy per epoch
+    cvfleet sweep list | delete ID
+
+Grid syntax: nn/grid.py (data options, [fixed] and [sweep] tables of recipe keys).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from workers import config, fleet
+
+
+class _GridOrCommand(click.Group):
+    """`cvfleet sweep GRID ...` runs a grid; `cvfleet sweep show ID` etc. are subcommands."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+def _redis():
+    try:
+        fleet.require_redis(config.load())
+    except fleet.FleetError as e:
+        raise click.ClickException(str(e))
+
+
+def _resolve(sweep_id: str) -> str:
+    """The full sweep id for an id or a unique prefix of one."""
+    from tasks import sweeps
+    if sweeps.sweep(sweep_id):
+        return sweep_id
+    matches = [s for s in sweeps.sweep_ids(10_000) if s.startswith(sweep_id)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise click.ClickException(f"{sweep_id!r} matches {len(matches)} sweeps ({', '.join(matches[:4])}): give more of it")
+    raise click.ClickException(f"no sweep {sweep_id!r} in Redis: see `cvfleet sweep list`")
+
+
+@click.group(cls=_GridOrCommand, invoke_without_command=False)
+def sweep():
+    """Hyperparameter sweeps of the NumPy CNN across the fleet.
+
+    \b
+      cvfleet sweep GRID [--random N] [--no-prune] [--no-wait] [--max-trials N]
+      cvfleet sweep show|best|export|plot|delete ID,  cvfleet sweep list
+    \b
+    GRID is a TOML or JSON file: data options, a [fixed] table and a [sweep] table of recipe
+    keys, each swept key a list of values (a list-valued key like conv: a list of lists):
+    \b
+      data = "mnist5k"
+      train_limit = 1000
+      [fixed]
+      epochs = 3
+      [sweep]
+      lr = [0.01, 0.05]
+      conv = [[8, 16], [16, 32]]
+    """
+
+
+@sweep.command("run")
+@click.argument("grid", type=click.Path(dir_okay=False))
+@click.option("--random", "random_n", type=int, default=None, metavar="N",
+              help="Sample N points of the grid (seeded) instead of running the full product.")
+@click.option("--seed", default=0, show_default=True, help="Seed of --random.")
+@click.option("--prune/--no-prune", default=True, show_default=True,
+              help="Median stopping: stop a trial whose validation accuracy after an epoch is below the median "
+                   "of finished trials at that epoch (once 2 trials have finished).")
+@click.option("--max-trials", default=1000, show_default=True, help="Refuse a sweep of more trials than this.")
+@click.option("--no-wait", is_flag=True, help="Print the sweep id and return; look later with `cvfleet sweep show ID`.")
+def run(grid, random_n, seed, prune, max_trials, no_wait):
+    """Queue the trials of GRID not yet finished, follow them, print the leaderboard.
+
+    Submitting the same grid again resumes it: done and pruned trials are kept, the rest
+    (failed ones too) run again.
+    """
+    from tasks import sweep as sweep_tasks
+    try:
+        grid_, trials, data = sweep_tasks.plan(grid, random_n, seed, max_trials)
+        fleet.require_redis(config.load())
+        sweep_id, queued, skipped = sweep_tasks.submit(grid_, trials, data, prune=prune)
+    except (sweep_tasks.SweepError, fleet.FleetError, OSError) as e:
+        raise click.ClickException(str(e).splitlines()[0])
+    if no_wait:
+        click.echo(sweep_id)
+        return
+    resumed = f", {skipped} already finished" if skipped else ""
+    click.echo(f"sweep {sweep_id}: {queued} trial(s) queued{resumed}; data {grid_.data['data']}, "
+               f"pruning {'on' if prune else 'off'}", err=True)
+    sys.exit(follow(sweep_id))
+
+
+def follow(sweep_id: str) -> int:
+    """Follow the sweep until every trial is done, pruned or failed; print the leaderboard.
+    Exit code 1 if a trial failed. A bar on a terminal, a line per change elsewhere."""
+    from tasks import sweeps
+    info = sweeps.progress(sweep_id)
+    show = _Bar(info) if sys.stderr.isatty() else _Lines()
+    try:
+        while True:
+            show.update(info)
+            if info["finished"]:
+                break
+            time.sleep(0.5)
+            info = sweeps.progress(sweep_id)
+    except KeyboardInterrupt:
+        show.close()
+        click.echo(f"\nsweep {sweep_id} keeps running on the fleet; see `cvfleet sweep show {sweep_id}`", err=True)
+        return 130
+    show.close()
+    print_leaderboard(sweep_id)
+    return 1 if info["counts"]["failed"] else 0
+
+
+def _status(info: dict) -> str:
+    c = info["counts"]
+    best = f", best {info['best'][1]:.4f} ({info['best'][0]})" if info["best"] else ""
+    return (f"done {c['done']} running {c['running']} queued {c['queued']} pruned {c['pruned']} "
+            f"failed {c['failed']}{best}")
+
+
+class _Bar:
+    def __init__(self, info):
+        from tqdm import tqdm
+        self.bar = tqdm(total=len(info["trials"]), desc=f"sweep {info['id']}", unit="trial", dynamic_ncols=True,
+                        file=sys.stderr)
+
+    def update(self, info):
+        c = info["counts"]
+        self.bar.total = len(info["trials"])
+        self.bar.n = c["done"] + c["pruned"] + c["failed"]
+        self.bar.set_postfix_str(_status(info), refresh=True)
+
+    def close(self):
+        self.bar.close()
+
+
+class _Lines:
+    def __init__(self):
+        self.last = None
+
+    def update(self, info):
+        line = _status(info)
+        if line != self.last:
+            self.last = line
+            c = info["counts"]
+            click.echo(f"sweep {info['id']}: {c['done'] + c['pruned'] + c['failed']}/{len(info['trials'])} "
+                       f"finished: {line}", err=True)
+
+    def close(self):
+        pass
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _num(value, spec=".4f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _data_line(grid: dict) -> str:
+    d = grid["data"]
+    parts = [f"holdout {d['holdout']}"] if d["holdout"] else []
+    parts += [f"{k.split('_')[0]} {d[k]}" for k in ("train_limit", "val_limit") if d.get(k)]
+    return f"{d['data']} ({', '.join(parts)})"
+
+
+def print_leaderboard(sweep_id: str) -> None:
+    """Done trials best first, then the pruned and the failed ones."""
+    from tasks import sweeps
+    info = sweeps.progress(sweep_id)
+    swept = list(info["grid"]["sweep"])
+    by_id = {t["id"]: t for t in info["trials"]}
+    c = info["counts"]
+    state = "finished" if info["finished"] else "running"
+    click.echo(f"sweep {sweep_id} {state}: {len(info['trials'])} trials, {c['done']} done, {c['pruned']} pruned, "
+               f"{c['failed']} failed; data {_data_line(info['grid'])}")
+    header = ["rank", "trial", "val_acc", "best", "val_loss", "epochs", "seconds", "worker", *swept]
+    rows = []
+    for rank, (tid, _) in enumerate(sweeps.leaderboard(sweep_id), 1):
+        t = by_id.get(tid)
+        if t is None:
+            continue
+        rows.append([str(rank), tid, _num(t["val_accuracy"]), _num(t["best_val_accuracy"]), _num(t["val_loss"]),
+                     str(t["epochs"]), _num(t["seconds"], ".1f"), t.get("worker", ""),
+                     *(_fmt(t["point"].get(k)) for k in swept)])
+    if rows:
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        for r in [header, *rows]:
+            click.echo("  ".join(v.rjust(w) if i in (0, 2, 3, 4, 5, 6) else v.ljust(w)
+                                 for i, (v, w) in enumerate(zip(r, widths))).rstrip())
+    for t in info["trials"]:
+        point = " ".join(f"{k}={_fmt(v)}" for k, v in t["point"].items())
+        if t["state"] == "pruned":
+            click.echo(f"pruned  {t['id']}  val_acc {_num(t['val_accuracy'])} after epoch {t['pruned_at']} "
+                       f"(median of finished trials {_num(t['median'])})  {point}")
+        elif t["state"] == "failed":
+            click.echo(f"failed  {t['id']}  {t.get('error', '')}  {point}")
+        elif t["state"] in ("queued", "running"):
+            click.echo(f"{t['state']:7s} {t['id']}  {t['epochs'] or 0} epoch(s) so far  {point}")
+
+
+@sweep.command("show")
+@click.argument("sweep_id")
+@click.option("--follow", "follow_", is_flag=True, help="Follow the sweep to its end first.")
+def show(sweep_id, follow_):
+    """The leaderboard of sweep SWEEP_ID: done trials by final validation accuracy."""
+    _redis()
+    sweep_id = _resolve(sweep_id)
+    if follow_:
+        sys.exit(follow(sweep_id))
+    print_leaderboard(sweep_id)
+
+
+def best_trial(sweep_id: str) -> dict | None:
+    from tasks import sweeps
+    board = sweeps.leaderboard(sweep_id)
+    if not board:
+        return None
+    return next(t for t in sweeps.trials(sweep_id) if t["id"] == board[0][0])
+
+
+@sweep.command("best")
+@click.argument("sweep_id")
+def best(sweep_id):
+    """The best trial of SWEEP_ID, its settings and its weights directory."""
+    from tasks import sweeps
+    _redis()
+    sweep_id = _resolve(sweep_id)
+    t = best_trial(sweep_id)
+    if t is None:
+        raise click.ClickException(f"sweep {sweep_id} has no finished trial yet: see `cvfleet sweep show {sweep_id}`")
+    d = sweeps.sweep(sweep_id)["grid"]["data"]
+    click.echo(f"best trial {t['id']}: val_acc {t['val_accuracy']:.4f} after {t['epochs']} epoch(s) "
+               f"(best {t['best_val_accuracy']:.4f} at epoch {t['best_epoch']}), {t['seconds']:.1f} s on {t['worker']}")
+    click.echo(f"settings: {json.dumps(t['point'])}")
+    click.echo(f"recipe:   {json.dumps(t['recipe'])}")
+    click.echo(f"weights:  {t['weights']}")
+    holdout = "" if Path(d["data"]).is_dir() else f" --holdout {d['holdout']} --split-seed {d['split_seed']}"
+    click.echo(f"evaluate: cvfleet evaluate --model {t['weights']} --data {d['data']}{holdout}")
+
+
+@sweep.command("export")
+@click.argument("sweep_id")
+@click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False), help="File to write.")
+def export(sweep_id, csv_path):
+    """Every trial of SWEEP_ID as one CSV row: state, metrics, settings, weights, error."""
+    from tasks import sweeps
+    _redis()
+    sweep_id = _resolve(sweep_id)
+    info = sweeps.sweep(sweep_id)
+    swept = list(info["grid"]["sweep"])
+    ranks = {tid: i for i, (tid, _) in enumerate(sweeps.leaderboard(sweep_id), 1)}
+    fields = ["trial", "state", "rank", "val_accuracy", "best_val_accuracy", "best_epoch", "val_loss", "loss",
+              "accuracy", "epochs", "seconds", "worker", "blas_threads", "weights", "error", *swept, "recipe"]
+    trials = sweeps.trials(sweep_id)
+    with open(csv_path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(fields)
+        for t in trials:
+            w.writerow([t["id"], t["state"], ranks.get(t["id"], ""),
+                        *("" if t.get(k) is None else t[k] for k in fields[3:15]),
+                        *(_fmt(t["point"][k]) for k in swept), json.dumps(t["recipe"], sort_keys=True)])
+    click.echo(f"wrote {len(trials)} trial(s) to {csv_path}")
+
+
+@sweep.command("plot")
+@click.argument("sweep_id")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
+def plot(sweep_id, out):
+    """Every trial's validation accuracy per epoch (pruned dashed, the best one thick)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+    from tasks import sweeps
+    _redis()
+    sweep_id = _resolve(sweep_id)
+    trials = [t for t in sweeps.trials(sweep_id, with_epochs=True) if t["history"]]
+    if not trials:
+        raise click.ClickException(f"sweep {sweep_id} has no trial with a finished epoch yet")
+    board = sweeps.leaderboard(sweep_id)
+    best_id = board[0][0] if board else None
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for t in trials:
+        epochs = [e["epoch"] for e in t["history"]]
+        acc = [e["val_accuracy"] for e in t["history"]]
+        label = f"{t['id'][:6]} " + " ".join(f"{k}={_fmt(v)}" for k, v in t["point"].items())
+        style = {"linestyle": "--" if t["state"] == "pruned" else "-", "marker": "o", "markersize": 3,
+                 "linewidth": 3 if t["id"] == best_id else 1.2}
+        if t["state"] == "pruned":
+            label += " (pruned)"
+        ax.plot(epochs, acc, label=label, **style)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title(f"sweep {sweep_id}: {len(trials)} trial(s)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    click.echo(f"wrote {out} ({len(trials)} curves)")
+
+
+@sweep.command("list")
+def list_():
+    """Sweeps in Redis, newest first."""
+    from tasks import sweeps
+    _redis()
+    for sweep_id in sweeps.sweep_ids():
+        info = sweeps.progress(sweep_id)
+        if info is None:
+            continue
+        c = info["counts"]
+        state = "finished" if info["finished"] else "running"
+        best = f"best {info['best'][1]:.4f}" if info["best"] else "best -"
+        click.echo(f"{sweep_id}  {state:8s}  {len(info['trials'])} trials: {c['done']} done, {c['pruned']} pruned, "
+                   f"{c['failed']} failed  {best}  {_data_line(info['grid'])}")
+
+
+@sweep.command("delete")
+@click.argument("sweep_id")
+def delete(sweep_id):
+    """Remove every Redis key of SWEEP_ID (weights on disk stay)."""
+    from tasks import sweeps
+    _redis()
+    sweep_id = _resolve(sweep_id)
+    n = sweeps.delete(sweep_id)
+    weights = config.load().data / "sweeps" / sweep_id
+    click.echo(f"deleted sweep {sweep_id}: {n} key(s); its weights stay in {weights}")
