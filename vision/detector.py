@@ -30,7 +30,8 @@ def _existing(path, what: str) -> str:
     return str(p)
 
 
-def _first_line(error: Exception) -> str:
+def _cv2_reason(error: Exception) -> str:
+    """The last non-empty line of an OpenCV error: the one that says what went wrong."""
     lines = [s.strip() for s in str(error).splitlines() if s.strip()]
     return lines[-1] if lines else error.__class__.__name__
 
@@ -85,7 +86,7 @@ class Detector:
                                                       _existing(weights, "Darknet weights"))
         except cv2.error as e:
             model = onnx or f"{cfg} + {weights}"
-            raise VisionError(f"model does not load: {model}: {_first_line(e)}") from None
+            raise VisionError(f"model does not load: {model}: {_cv2_reason(e)}") from None
         if not onnx:
             check_darknet_weights(self.net, cfg, weights)
         self.output_names = list(self.net.getUnconnectedOutLayersNames())
@@ -109,7 +110,11 @@ class Detector:
         blob = cv2.dnn.blobFromImage(image, 1 / 255.0, (self.input_size, self.input_size),
                                      swapRB=True, crop=False)
         self.net.setInput(blob)
-        return self.net.forward(self.output_names)
+        try:
+            return self.net.forward(self.output_names)
+        except cv2.error as e:
+            raise VisionError(f"model forward failed at input size {self.input_size}: {_cv2_reason(e)}; "
+                              "check that the input size matches the model (an ONNX export's fixed size)") from None
 
     def detect(self, image: np.ndarray) -> list:
         """Boxes in `image` pixels after the confidence threshold, class filter and class-wise NMS,
