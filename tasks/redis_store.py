@@ -8,6 +8,9 @@ from __future__ import annotations
 import os
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+from redis.retry import Retry
 
 from workers.app import app
 
@@ -18,13 +21,18 @@ _clients: dict[int, redis.Redis] = {}
 
 
 def client() -> redis.Redis:
-    """One client per process (created after a fork, never inherited)."""
+    """One client per process (created after a fork, never inherited).
+
+    Commands retry with backoff for about two minutes, so a Redis restart (AOF reload) delays
+    a task's bookkeeping instead of failing the task.
+    """
     pid = os.getpid()
     if pid not in _clients:
         _clients.clear()
         _clients[pid] = redis.Redis.from_url(app.conf.broker_url, decode_responses=True,
                                              socket_timeout=30, health_check_interval=30,
-                                             retry_on_timeout=True)
+                                             retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), 70),
+                                             retry_on_error=[ConnectionError, TimeoutError, BusyLoadingError])
     return _clients[pid]
 
 

@@ -59,3 +59,28 @@ def fleet():
 def flower_auth(fleet):
     from workers.fleet import flower_password
     return (fleet.flower_user, flower_password(fleet))
+
+
+def wait_for(condition, timeout: float, every: float = 0.2, what: str = "condition"):
+    """Poll `condition()` until it returns something truthy; fail the test after `timeout` s."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"{what} not reached in {timeout:.0f} s")
+
+
+def fleet_state(cfg) -> dict:
+    import json
+    return json.loads((cfg.fleet_dir / "fleet.json").read_text())
+
+
+def pool_children(pid: int) -> list[int]:
+    """The prefork pool processes of the worker whose main process is `pid`."""
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []

@@ -111,8 +111,20 @@ def annotate(videos, out, every, fps, max_frames, jpeg_quality, tile, tile_h, ov
     if no_wait:
         click.echo(batch_id)
         return
-    click.echo(f"batch {batch_id}: {len(expand_videos(videos))} video(s) -> {Path(out).resolve()}", err=True)
-    sys.exit(follow(batch_id))
+    sys.exit(follow_until_interrupted(
+        batch_id, announce=f"batch {batch_id}: {len(expand_videos(videos))} video(s) -> {Path(out).resolve()}"))
+
+
+def follow_until_interrupted(batch_id: str, once: bool = False, announce: str | None = None) -> int:
+    """`follow`, where Ctrl-C only stops the watching: the batch goes on in the fleet."""
+    try:
+        if announce:
+            click.echo(announce, err=True)
+        return follow(batch_id, once)
+    except KeyboardInterrupt:
+        click.echo(f"\nbatch {batch_id} keeps running on the fleet; follow it with `cvfleet batch show {batch_id}`",
+                   err=True)
+        return 130
 
 
 def follow(batch_id: str, once: bool = False) -> int:
@@ -133,15 +145,30 @@ def follow(batch_id: str, once: bool = False) -> int:
                 if info["finished"]:
                     break
                 time.sleep(0.5)
-                info = batches.progress(batch_id)
-        except KeyboardInterrupt:
+                info = _progress_through_outages(batch_id)
+        finally:
             show.close()
-            click.echo(f"\nbatch {batch_id} keeps running on the fleet; follow it with `cvfleet batch show {batch_id}`",
-                       err=True)
-            return 130
-        show.close()
     report(info)
     return 1 if info["failed"] else 0
+
+
+def _progress_through_outages(batch_id: str, patience: float = 300) -> dict:
+    """The batch's progress; while Redis restarts, wait for it (up to `patience` s) and say so once."""
+    import redis
+    from tasks import batches
+    deadline = time.monotonic() + patience
+    warned = False
+    while True:
+        try:
+            return batches.progress(batch_id)
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"Redis unreachable for {patience:.0f} s; the batch may still be running: "
+                                           f"`cvfleet batch show {batch_id}` once it is back")
+            if not warned:
+                click.echo("Redis unreachable; waiting for it to come back...", err=True)
+                warned = True
+            time.sleep(1)
 
 
 class _Bars:
@@ -210,7 +237,7 @@ def show(batch_id, once):
         fleet.require_redis(config.load())
     except fleet.FleetError as e:
         raise click.ClickException(str(e))
-    sys.exit(follow(batch_id, once))
+    sys.exit(follow_until_interrupted(batch_id, once))
 
 
 @batch.command("list")
