@@ -90,6 +90,9 @@ def prepare(self, batch_id: str, index: int) -> dict:
         static_rows = _static_rows(batch_id)
         batches.update_video(batch_id, index, state="extracting")
         meta = pipeline.prepare_video(video, video_dir, settings)
+        if meta.get("truncated"):
+            raise VisionError(f"truncated video: {meta['frames_decoded']} of {meta['frame_count']} frames decode; "
+                              "copy or re-encode it again")
         summary = pipeline.reusable_summary(video_dir, meta, settings, static_rows)
         tiles = pipeline.plan_tiles(meta, settings)
         jobs = pipeline.tile_jobs(meta, tiles)

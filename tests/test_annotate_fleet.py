@@ -92,14 +92,17 @@ def test_a_broken_video_fails_alone_and_the_batch_finishes(fleet, videos, tmp_pa
     noise.write_bytes(bytes(range(256)) * 64)
     empty = tmp_path / "empty.avi"
     empty.write_bytes(b"")
-    run = cvfleet("annotate", str(good), str(noise), str(empty), str(tmp_path / "missing.avi"),
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(good.read_bytes()[:100_000])
+    run = cvfleet("annotate", str(good), str(noise), str(empty), str(cut), str(tmp_path / "missing.avi"),
                   "--out", str(tmp_path / "out"), "--every", "50", "--max-frames", "2")
     assert run.returncode == 1, run.stderr
     lines = run.stdout.splitlines()
     assert any(l.strip().startswith("done   vtest.avi") for l in lines)
-    for name in ("noise.mp4", "empty.avi", "missing.avi"):
+    for name in ("noise.mp4", "empty.avi", "cut.avi", "missing.avi"):
         failed = [l for l in lines if l.strip().startswith(f"FAILED {name}:")]
         assert len(failed) == 1 and len(failed[0]) > len(f"  FAILED {name}: ") + 10
+    assert "truncated" in next(l for l in lines if "FAILED cut.avi" in l)
     assert len(list((tmp_path / "out" / "vtest" / "labels").glob("*.txt"))) == 2
 
 

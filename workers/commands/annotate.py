@@ -63,8 +63,8 @@ def _model_spec(model, cfg_path, weights, onnx, names, input_size):
 @click.option("--conf", type=float, default=0.25, show_default=True, help="Confidence threshold.")
 @click.option("--nms", type=float, default=0.45, show_default=True, help="IoU of the NMS within a tile.")
 @click.option("--classes", default="", help="Comma-separated class names to keep (default: all).")
-@click.option("--merge", type=click.Choice(["greedy", "nms"]), default="greedy", show_default=True,
-              help="Across tile borders: join cut objects (greedy) or keep the best (nms).")
+@click.option("--merge", type=click.Choice(["nms", "greedy"]), default="nms", show_default=True,
+              help="Across tile borders: keep the best box (nms) or join cut pieces (greedy).")
 @click.option("--metric", type=click.Choice(["ios", "iou"]), default="ios", show_default=True)
 @click.option("--merge-threshold", type=float, default=0.5, show_default=True)
 @click.option("--class-agnostic", is_flag=True, help="Merge boxes of different classes too.")

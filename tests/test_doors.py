@@ -1,0 +1,70 @@
+"""The fleet's doors: tasks stay inside their roots, secrets stay out of logs and output."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import cvfleet, fleet_environ, free_port, wait_for
+
+
+def record_batch(tmp_path, video: str, video_dir: str) -> str:
+    from tasks import batches
+    from vision.settings import AnnotateSettings
+    from workers import assets
+    m = assets.ensure("yolov3-tiny")
+    settings = AnnotateSettings(model={"cfg": str(m / "yolov3-tiny.cfg"), "weights": str(m / "yolov3-tiny.weights"),
+                                       "names": str(m / "coco.names")})
+    return batches.create_batch([video], [video_dir], str(tmp_path), settings.to_json(), None, False, None,
+                                [str(tmp_path), str(m)])
+
+
+def final_state(batch_id):
+    from tasks import batches
+    return wait_for(lambda: (v := batches.progress(batch_id)["video_states"][0])["state"] in ("done", "failed") and v,
+                    60, what="video end")
+
+
+@pytest.mark.parametrize("video", ["/etc/passwd", "{tmp}/../../../../etc/passwd", "{tmp}/link-to-etc/passwd"])
+def test_a_task_asking_to_read_outside_its_roots_fails(fleet, tmp_path, video):
+    from tasks.annotate import prepare
+    (tmp_path / "link-to-etc").symlink_to("/etc")
+    batch_id = record_batch(tmp_path, video.format(tmp=tmp_path), str(tmp_path / "out" / "passwd"))
+    prepare.delay(batch_id, 0)
+    v = final_state(batch_id)
+    assert v["state"] == "failed" and "outside the allowed roots" in v["error"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_task_asking_to_write_outside_its_roots_fails(fleet, tmp_path):
+    from tasks.annotate import prepare
+    from workers import assets
+    target = Path("/var/tmp") / f"cvfleet-door-{free_port()}"
+    batch_id = record_batch(tmp_path, str(assets.ensure("vtest.avi")), str(target))
+    prepare.delay(batch_id, 0)
+    v = final_state(batch_id)
+    assert v["state"] == "failed" and "outside the allowed roots" in v["error"]
+    assert not target.exists()
+
+
+def test_a_detect_task_pointed_outside_its_roots_returns_an_error(fleet, tmp_path):
+    from tasks.annotate import detect
+    batch_id = record_batch(tmp_path, str(tmp_path / "v.avi"), str(tmp_path / "out"))
+    result = detect.delay(batch_id, 0, 0, "/etc", [["passwd", [0, 0, 10, 10]]]).get(timeout=60)
+    assert "outside the allowed roots" in result["error"]
+
+
+def test_the_flower_password_appears_in_no_log(fleet, flower_auth):
+    cvfleet("smoke", "--tasks", "2")
+    logs = [p for p in Path(fleet.fleet_dir).iterdir() if p.suffix in (".log", ".out")]
+    assert {p.name for p in logs} >= {"worker.log", "flower.log", "redis.log"}
+    for log in logs:
+        assert flower_auth[1] not in log.read_text(errors="replace"), log.name
+
+
+def test_a_redis_password_is_not_echoed_in_errors(tmp_path):
+    env = fleet_environ(tmp_path)
+    env["CVFLEET_REDIS_URL"] = f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0"
+    result = cvfleet("status", env=env)
+    assert result.returncode != 0
+    assert "hunter2" not in result.stdout + result.stderr
