@@ -30,12 +30,14 @@ def numerical_gradient(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
 
 def check_layer(layer, input_shape: tuple, batch: int = 2, seed: int = 0, training: bool = True) -> dict[str, float]:
     """Relative errors of d(loss)/d(input) and of each parameter's gradient for `layer`,
-    with loss = sum(forward(x) · g) for a fixed random g. Inputs stay at least 0.05 away
+    with loss = sum(forward(x) · g) for a fixed random g; image shapes (C, H, W) get
+    batches laid out (C, N, H, W) like the layers expect. Inputs stay at least 0.05 away
     from 0, so the kinks of ReLU-like functions are not straddled."""
     rng = np.random.default_rng(seed)
     layer.build(input_shape, rng, np.float64)
     layer.training = training
-    x = rng.uniform(0.05, 1.0, (batch, *input_shape)) * rng.choice([-1.0, 1.0], (batch, *input_shape))
+    shape = (input_shape[0], batch, *input_shape[1:]) if len(input_shape) == 3 else (batch, *input_shape)
+    x = rng.uniform(0.05, 1.0, shape) * rng.choice([-1.0, 1.0], shape)
     g = rng.standard_normal(layer.forward(x.copy()).shape)
 
     def loss():

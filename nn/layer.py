@@ -5,10 +5,12 @@ of the loss with respect to its output, returns the gradient with respect to its
 (`backward`), filling `grads` for each array in `params` on the way. It knows nothing
 about optimizers: they walk `params`/`grads` and update the arrays in place.
 
-Image layers work channels-last, on (N, H, W, C) batches: then the im2col GEMM of a
-convolution writes its output directly in the layout the next layer reads, with no
-transpose. `Sequential` moves (N, C, H, W) images (the data sets' and PyTorch's layout)
-to channels-last once, on the way in.
+Image batches are laid out (C, N, H, W): channels first, batch second. Then the im2col
+copies and col2im adds of a convolution move whole image rows, its GEMM writes the output
+with no transpose, and pooling works on contiguous rows; `build` still takes the per-image
+shape (C, H, W). `Sequential` moves (N, C, H, W) images (the data sets' and PyTorch's
+layout) to (C, N, H, W) once on the way in (free for one channel), and Flatten hands Dense
+layers the usual (N, features) in PyTorch's (C, H, W) feature order.
 """
 
 import numpy as np
@@ -45,13 +47,14 @@ class Layer:
         self.params[name] = np.ascontiguousarray(value, dtype=self.dtype)
         self.grads[name] = np.zeros_like(self.params[name])
 
-    def _scratch_array(self, name: str, shape: tuple, dtype=None) -> np.ndarray:
+    def _scratch_array(self, name: str, shape: tuple, dtype=None, zeros: bool = False) -> np.ndarray:
         """A work array reused across batches of the same shape (saves an allocation and the
-        page faults of a fresh one every step). Its content is valid until the next call."""
+        page faults of a fresh one every step). Its content is what the last user left there;
+        with zeros=True a new array starts zeroed, so cells nobody writes stay 0."""
         dtype = self.dtype if dtype is None else np.dtype(dtype)
         a = self._scratch.get(name)
         if a is None or a.shape != tuple(shape) or a.dtype != dtype:
-            a = self._scratch[name] = np.empty(shape, dtype)
+            a = self._scratch[name] = (np.zeros if zeros else np.empty)(shape, dtype)
         return a
 
     def __repr__(self) -> str:

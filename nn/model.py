@@ -5,7 +5,7 @@
     model.compile(optimizer=SGD(0.05, momentum=0.9))
     history = model.fit(x, y, epochs=10, batch_size=64, validation_data=(xv, yv))
 
-Images come in as (N, C, H, W); they are moved to channels-last once, at the input.
+Images come in as (N, C, H, W); inside, image batches are (C, N, H, W) (see nn.layer).
 float32 by default; dtype=np.float64 for gradient checks. One seed fixes the initial
 weights, the shuffling and the dropout masks, so a run is reproducible.
 """
@@ -37,8 +37,6 @@ class Sequential:
         """Create every layer's parameters for inputs of `input_shape` ((C, H, W) or (D,))."""
         self.input_shape = tuple(int(d) for d in input_shape)
         shape = self.input_shape
-        if len(shape) == 3:
-            shape = (shape[1], shape[2], shape[0])  # channels-last inside
         for i, layer in enumerate(self.layers):
             layer.input_grad = i > 0
             shape = layer.build(shape, self.rng, self.dtype)
@@ -88,13 +86,15 @@ class Sequential:
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = np.asarray(x, self.dtype)
         if x.ndim == 4:
-            x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+            x = np.ascontiguousarray(x.transpose(1, 0, 2, 3))  # free when C = 1
         for layer in self.layers:
             layer.training = training
             x = layer.forward(x)
-        return x
+        return x.transpose(1, 0, 2, 3) if x.ndim == 4 else x
 
     def backward(self, dy: np.ndarray) -> None:
+        if dy.ndim == 4:
+            dy = np.ascontiguousarray(dy.transpose(1, 0, 2, 3))
         for layer in reversed(self.layers):
             dy = layer.backward(dy)
             if dy is None:

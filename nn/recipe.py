@@ -6,7 +6,8 @@ This is the interface the hyperparameter sweeps use: a grid point is a recipe.
     model, history = train_recipe(recipe, (x_train, y_train), (x_val, y_val))
 
 Architecture, for each entry F of `conv`:
-    Conv2D(F, kernel×kernel, padding) → [BatchNorm] → MaxPool2D(2) → ReLU
+    ConvPool2D(F, kernel×kernel, padding) → ReLU       (Conv2D and MaxPool2D(2) fused), or
+    Conv2D(F, kernel×kernel, padding) → BatchNorm → MaxPool2D(2) → ReLU   with batchnorm,
 then Flatten → Dense(dense) → [BatchNorm] → ReLU → [Dropout(dropout)] → Dense(n_classes).
 MaxPool before ReLU computes exactly Conv → ReLU → MaxPool (max commutes with the
 monotone ReLU) with the ReLU on a 4× smaller array. dense = 0 drops the hidden Dense layer.
@@ -21,6 +22,7 @@ from .augment import augmenter
 from .batchnorm import BatchNorm
 from .callbacks import EarlyStopping
 from .conv import Conv2D
+from .convpool import ConvPool2D
 from .dense import Dense
 from .dropout import Dropout
 from .model import Sequential
@@ -137,10 +139,11 @@ def build_model(recipe: dict, input_shape=(1, 28, 28), n_classes: int = 10) -> S
     r = validate_recipe(recipe)
     layers = []
     for filters in r["conv"]:
-        layers.append(Conv2D(filters, r["kernel"], padding=r["padding"]))
         if r["batchnorm"]:
-            layers.append(BatchNorm())
-        layers += [MaxPool2D(2), ReLU()]
+            layers += [Conv2D(filters, r["kernel"], padding=r["padding"]), BatchNorm(), MaxPool2D(2)]
+        else:
+            layers.append(ConvPool2D(filters, r["kernel"], padding=r["padding"]))
+        layers.append(ReLU())
     layers.append(Flatten())
     if r["dense"]:
         layers.append(Dense(r["dense"]))

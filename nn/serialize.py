@@ -12,6 +12,7 @@ import numpy as np
 from .activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .batchnorm import BatchNorm
 from .conv import Conv2D
+from .convpool import ConvPool2D
 from .dense import Dense
 from .dropout import Dropout
 from .losses import LOSSES
@@ -19,7 +20,7 @@ from .model import Sequential
 from .pooling import AvgPool2D, MaxPool2D
 from .reshape import Flatten
 
-LAYERS = {cls.__name__: cls for cls in (Dense, Conv2D, MaxPool2D, AvgPool2D, Flatten, Dropout, BatchNorm,
+LAYERS = {cls.__name__: cls for cls in (Dense, Conv2D, ConvPool2D, MaxPool2D, AvgPool2D, Flatten, Dropout, BatchNorm,
                                          ReLU, LeakyReLU, Sigmoid, Tanh, Softmax)}
 FORMAT = "cvfleet-nn/1"
 

@@ -48,8 +48,8 @@ def test_default_recipe_is_the_reference_cnn():
     model = build_model({})
     kinds = [type(l) for l in model.layers]
     assert kinds == [Conv2D, MaxPool2D, ReLU, Conv2D, MaxPool2D, ReLU, Flatten, Dense, ReLU, Dense]
-    assert model.layers[0].params["W"].shape == (3, 3, 1, 8)
-    assert model.layers[3].params["W"].shape == (3, 3, 8, 16)
+    assert model.layers[0].params["W"].shape == (8, 1, 3, 3)
+    assert model.layers[3].params["W"].shape == (16, 8, 3, 3)
     assert model.layers[7].params["W"].shape == (400, 128)
     assert model.layers[9].params["W"].shape == (128, 10)
     assert model.output_shape == (10,)

@@ -34,7 +34,7 @@ def test_files_are_json_and_npz_without_pickles(tmp_path):
     assert spec["input_shape"] == [1, 12, 12]
     assert spec["layers"][0] == {"class": "Conv2D", "config": {"filters": 4, "kernel_size": [3, 3], "stride": 1, "padding": "same"}}
     with np.load(tmp_path / "m" / "weights.npz", allow_pickle=False) as w:
-        assert w["0.W"].shape == (3, 3, 1, 4)
+        assert w["0.W"].shape == (4, 1, 3, 3)
         assert "1.running_mean" in w.files  # BatchNorm's running statistics travel too
 
 
@@ -53,6 +53,6 @@ def test_missing_model_is_a_clear_error(tmp_path):
 def test_weights_of_the_wrong_shape_are_rejected(tmp_path):
     model, _ = trained_model()
     model.save(tmp_path / "m")
-    np.savez(tmp_path / "m" / "weights.npz", **{**model.get_weights(), "0.W": np.zeros((2, 2, 1, 4), np.float32)})
+    np.savez(tmp_path / "m" / "weights.npz", **{**model.get_weights(), "0.W": np.zeros((4, 1, 2, 2), np.float32)})
     with pytest.raises(ValueError, match="0.W"):
         load_model(tmp_path / "m")

@@ -142,8 +142,8 @@ def write_plots(model, history, directory: Path) -> list[Path]:
     plt.close(fig)
 
     w = model.layers[0].params["W"]
-    if w.ndim == 4:  # conv (kh, kw, C, F): each filter's first input channel
-        tiles = [w[:, :, 0, f] for f in range(w.shape[3])]
+    if w.ndim == 4:  # conv (F, C, kh, kw): each filter's first input channel
+        tiles = [w[f, 0] for f in range(w.shape[0])]
     else:            # dense on images: each unit's weights as an image
         c, h, wd = model.input_shape if len(model.input_shape) == 3 else (1, 1, w.shape[0])
         tiles = [w[:, u].reshape(c, h, wd)[0] for u in range(min(w.shape[1], 32))]

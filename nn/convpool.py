@@ -1,0 +1,154 @@
+"""Conv2D followed by 2×2 max pooling, fused: the layer the reference CNN spends its time in.
+
+It computes exactly MaxPool2D(2)(Conv2D(filters, kernel, padding)(x)) (stride 1), with the
+same parameters, but orders the im2col columns so that the GEMM writes the four members of
+every pooling window into four separate contiguous blocks. Pooling then is three
+element-wise maxima over long contiguous arrays, instead of strided 2×2 gathers.
+
+How the columns get that order cheaply: the (padded) input is first split into its four
+parity planes, plane (p, q) holding pixels (2h + p, 2w + q), stored (C, p, q, h, N, w):
+rows of all images of a plane side by side. The input pixel that kernel offset (i, j)
+reads for window member (a, b) of pooled output (ph, pw) is (2ph + a + i, 2pw + b + j),
+i.e. pixel (ph + (a+i)//2, pw + (b+j)//2) of plane ((a+i)%2, (b+j)%2): a plain shifted
+window of one plane. Computing each output row full plane width (Wq columns, the last few
+discarded, as in Conv2D) makes that window one contiguous run of PH·N·Wq floats per
+channel, so each im2col copy and col2im add is a handful of long memcpy-like moves.
+"""
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .conv import conv_output_size, weight_gradient
+from .layer import Layer
+
+
+class ConvPool2D(Layer):
+    """Conv2D(filters, kernel_size, padding, stride 1) then MaxPool2D(2), in one layer.
+
+    Input (C, N, H, W), output (filters, N, OH // 2, OW // 2). Weights as Conv2D:
+    W (filters, C, kh, kw) He-normal, one bias per filter. The gradient of each window goes
+    to its first maximum in row-major order, as in MaxPool2D and PyTorch.
+    """
+
+    def __init__(self, filters: int, kernel_size=3, padding: str = "valid"):
+        super().__init__()
+        self.filters = int(filters)
+        k = (kernel_size, kernel_size) if np.isscalar(kernel_size) else tuple(kernel_size)
+        self.kernel_size = (int(k[0]), int(k[1]))
+        self.padding = padding
+        if self.filters < 1 or min(self.kernel_size) < 1:
+            raise ValueError("ConvPool2D needs filters and kernel size >= 1")
+        conv_output_size(1, 1, 1, padding)
+
+    def build(self, input_shape, rng, dtype):
+        super().build(input_shape, rng, dtype)
+        if len(input_shape) != 3:
+            raise ValueError(f"ConvPool2D expects (C, H, W) images, got shape {tuple(input_shape)}")
+        c, h, w = input_shape
+        kh, kw = self.kernel_size
+        oh, self.pt, pb = conv_output_size(h, kh, 1, self.padding)
+        ow, self.pl, pr = conv_output_size(w, kw, 1, self.padding)
+        self.ph, self.pw = oh // 2, ow // 2
+        if self.ph < 1 or self.pw < 1:
+            raise ValueError(f"ConvPool2D: a {h}x{w} input leaves no 2x2 window after a {kh}x{kw} {self.padding!r} conv")
+        self.in_shape = (c, h, w)
+        self.hq, self.wq = -(-(h + self.pt + pb) // 2), -(-(w + self.pl + pr) // 2)  # parity plane size
+        self._add_param("W", rng.standard_normal((self.filters, c, kh, kw)) * np.sqrt(2.0 / (c * kh * kw)))
+        self._add_param("b", np.zeros(self.filters))
+        return (self.filters, self.ph, self.pw)
+
+    # -- parity planes ---------------------------------------------------------------------
+    def _planes(self, name, n):
+        """Flat zero-initialised storage of (C, 2, 2, Hq, N, Wq) planes plus slack for the
+        full-width windows that run past the last plane."""
+        c = self.in_shape[0]
+        size = c * 4 * self.hq * n * self.wq
+        slack = (self.kernel_size[0] // 2 + 2) * n * self.wq + self.kernel_size[1]
+        flat = self._scratch_array(name, (size + slack,), zeros=True)
+        return flat, flat[:size].reshape(c, 2, 2, self.hq, n, self.wq)
+
+    def _parity_slices(self):
+        """For each plane (p, q): (input rows, input cols, plane rows, plane cols) it holds."""
+        c, h, w = self.in_shape
+        out = []
+        for p in (0, 1):
+            r0 = (p - self.pt) % 2
+            rows = len(range(r0, h, 2))
+            h0 = (r0 + self.pt) // 2
+            for q in (0, 1):
+                c0 = (q - self.pl) % 2
+                cols = len(range(c0, w, 2))
+                w0 = (c0 + self.pl) // 2
+                out.append((p, q, slice(r0, h, 2), slice(c0, w, 2), slice(h0, h0 + rows), slice(w0, w0 + cols)))
+        return out
+
+    def _windows(self, flat, n):
+        """((i, j, a, b), view) for every kernel offset (i, j) and window member (a, b): the
+        (C, PH·N·Wq) run of the plane that feeds it."""
+        c = self.in_shape[0]
+        s, row, plane = flat.itemsize, n * self.wq, self.hq * n * self.wq
+        kh, kw = self.kernel_size
+        for i in range(kh):
+            for j in range(kw):
+                for a in (0, 1):
+                    for b in (0, 1):
+                        off = (2 * ((a + i) % 2) + (b + j) % 2) * plane + ((a + i) // 2) * row + (b + j) // 2
+                        yield (i, j, a, b), as_strided(flat[off:], (c, self.ph * row), (4 * plane * s, s))
+
+    # -- forward / backward ----------------------------------------------------------------
+    def forward(self, x):
+        c, n = x.shape[:2]
+        kh, kw = self.kernel_size
+        f, L = self.filters, n * self.ph * self.wq
+        flat, planes = self._planes("planes", n)
+        for p, q, rows, cols_, prow, pcol in self._parity_slices():
+            planes[:, p, q, prow, :, pcol] = x[:, :, rows, cols_].transpose(0, 2, 1, 3)
+        cols = self._scratch_array("cols", (c, kh, kw, 2, 2, L))
+        for (i, j, a, b), window in self._windows(flat, n):
+            np.copyto(cols[:, i, j, a, b], window)
+        self.cols = cols.reshape(c * kh * kw, 4 * L)
+        y = self._scratch_array("y", (f, 4 * L))
+        np.matmul(self.params["W"].reshape(f, -1), self.cols, out=y)
+        y += self.params["b"][:, None]
+        m = y.reshape(f, 4, L)  # window members (0,0) (0,1) (1,0) (1,1), each (PH, N, Wq)
+        self.right0 = m[:, 1] > m[:, 0]
+        self.right1 = m[:, 3] > m[:, 2]
+        top = np.maximum(m[:, 0], m[:, 1])
+        bottom = np.maximum(m[:, 2], m[:, 3])
+        self.lower = bottom > top
+        np.maximum(top, bottom, out=top)
+        return top.reshape(f, self.ph, n, self.wq)[:, :, :, :self.pw].transpose(0, 2, 1, 3)
+
+    def backward(self, dy):
+        n = dy.shape[1]
+        f, L = self.filters, n * self.ph * self.wq
+        full = self._scratch_array("dy_full", (f, self.ph, n, self.wq), zeros=True)
+        full[:, :, :, :self.pw] = dy.transpose(0, 2, 1, 3)  # the discarded columns stay 0
+        d = full.reshape(f, L)
+        dm = self._scratch_array("dm", (f, 4, L))
+        d_bottom = np.where(self.lower, d, 0)
+        d_top = d - d_bottom
+        for k, (dd, right) in enumerate(((d_top, self.right0), (d_bottom, self.right1))):
+            np.multiply(dd, right, out=dm[:, 2 * k + 1])
+            np.subtract(dd, dm[:, 2 * k + 1], out=dm[:, 2 * k])
+        dm = dm.reshape(f, 4 * L)
+        weight_gradient(dm, self.cols, self.grads["W"].reshape(f, -1))
+        np.sum(d, axis=1, out=self.grads["b"])
+        if not self.input_grad:
+            return None
+        c, h, w = self.in_shape
+        kh, kw = self.kernel_size
+        dcols = self._scratch_array("dcols", self.cols.shape)
+        np.matmul(self.params["W"].reshape(f, -1).T, dm, out=dcols)
+        dcols = dcols.reshape(c, kh, kw, 2, 2, L)
+        dflat, dplanes = self._planes("dplanes", n)
+        dflat.fill(0)
+        for (i, j, a, b), window in self._windows(dflat, n):
+            np.add(window, dcols[:, i, j, a, b], out=window)
+        dx = self._scratch_array("dx", (c, n, h, w))
+        for p, q, rows, cols_, prow, pcol in self._parity_slices():
+            dx[:, :, rows, cols_] = dplanes[:, p, q, prow, :, pcol].transpose(0, 2, 1, 3)
+        return dx
+
+    def config(self):
+        return {"filters": self.filters, "kernel_size": list(self.kernel_size), "padding": self.padding}
