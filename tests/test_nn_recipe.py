@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from nn import Conv2D, Dense, Dropout, MaxPool2D, ReLU, BatchNorm, Flatten
+from nn import BatchNorm, Conv2D, ConvPool2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
 from nn.recipe import DEFAULTS, build_model, build_optimizer, train_recipe, validate_recipe
 
 
@@ -47,17 +47,18 @@ def test_bad_recipes_raise_one_line_value_errors(bad, words):
 def test_default_recipe_is_the_reference_cnn():
     model = build_model({})
     kinds = [type(l) for l in model.layers]
-    assert kinds == [Conv2D, MaxPool2D, ReLU, Conv2D, MaxPool2D, ReLU, Flatten, Dense, ReLU, Dense]
+    assert kinds == [ConvPool2D, ReLU, ConvPool2D, ReLU, Flatten, Dense, ReLU, Dense]
     assert model.layers[0].params["W"].shape == (8, 1, 3, 3)
-    assert model.layers[3].params["W"].shape == (16, 8, 3, 3)
-    assert model.layers[7].params["W"].shape == (400, 128)
-    assert model.layers[9].params["W"].shape == (128, 10)
+    assert model.layers[2].params["W"].shape == (16, 8, 3, 3)
+    assert model.layers[5].params["W"].shape == (400, 128)
+    assert model.layers[7].params["W"].shape == (128, 10)
     assert model.output_shape == (10,)
 
 
 def test_batchnorm_dropout_and_same_padding():
     model = build_model({"conv": [4, 4, 4], "padding": "same", "batchnorm": True, "dropout": 0.5, "dense": 32})
     kinds = [type(l) for l in model.layers]
+    assert kinds[:4] == [Conv2D, BatchNorm, MaxPool2D, ReLU]  # BatchNorm sits between conv and pool
     assert kinds.count(BatchNorm) == 4 and kinds.count(Dropout) == 1
     assert model.layers[-1].params["W"].shape == (32, 10)
     assert model.layers[kinds.index(Flatten) + 1].params["W"].shape == (3 * 3 * 4, 32)  # 28→14→7→3
