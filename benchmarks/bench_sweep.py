@@ -1,0 +1,139 @@
+"""The same 8 short trials on a local fleet of 1 worker process, then of 2; prints both wall times
+and ends with `ratio wall 2 workers/1 worker: X` (goal on 2 cores: X <= 0.55).
+
+Each fleet is started here (workers.fleet.up) with its own temporary CVFLEET_DATA and free ports,
+and stopped after its sweep. The 1-process baseline runs 1 BLAS thread, as each of the 2 processes
+does, so the ratio measures process scaling alone; a third run times 1 process with a BLAS thread
+per core, which is what `cvfleet up --concurrency 1` gives (--no-threaded-baseline skips it).
+Every trial records the BLAS threads threadpoolctl saw in its process; they are printed, to show the
+pin held. Wall = `cvfleet sweep GRID` from start to exit (submission, every trial, the leaderboard);
+span = first trial start to last trial end, from the trial records.
+
+    python benchmarks/bench_sweep.py [--epochs 4] [--train 4000] [--no-threaded-baseline]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CORES = os.cpu_count() or 1
+sys.path.insert(0, str(ROOT))
+
+GRID = """# 8 short trials: 2 optimizers x 2 learning rates x 2 dense widths
+data = "mnist5k"
+train_limit = {train}
+val_limit = 1000
+
+[fixed]
+epochs = {epochs}
+conv = [8, 16]
+batch_size = 64
+
+[sweep]
+optimizer = ["sgd", "adam"]
+lr = [0.001, 0.01]
+dense = [64, 128]
+"""
+
+
+THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CVFLEET_THREADS_PER_PROCESS")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cvfleet(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    run = subprocess.run([sys.executable, "-m", "workers.cli", *args], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=1800)
+    if check and run.returncode:
+        sys.exit(f"cvfleet {' '.join(args)} failed ({run.returncode}): {(run.stderr or run.stdout).strip()}")
+    return run
+
+
+def run_fleet(concurrency: int, blas_threads: int, grid: Path) -> dict:
+    """Start a fleet of `concurrency` worker processes with `blas_threads` BLAS threads each, run the
+    grid on it, read every trial's record, stop the fleet."""
+    from workers import config, fleet
+    root = Path(tempfile.mkdtemp(prefix=f"cvfleet-bench-sweep-{concurrency}x{blas_threads}-"))
+    env = {"CVFLEET_DATA": str(root / "data"), "CVFLEET_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+           "CVFLEET_FLOWER_PORT": str(free_port())}
+    os.environ.update(env)
+    cfg = config.load()
+    default_env = fleet.worker_env
+    # The fleet gives each process cores // concurrency threads; the 1-process, 1-thread baseline
+    # (pure process scaling, DESIGN.md's "N processes x 1 thread") overrides that for its worker only.
+    fleet.worker_env = lambda c: {**default_env(c), **{v: str(blas_threads) for v in THREAD_VARS}}
+    try:
+        fleet.up(concurrency=concurrency, cfg=cfg)
+    finally:
+        fleet.worker_env = default_env
+    try:
+        start = time.perf_counter()
+        sweep = cvfleet({**os.environ, **env}, "sweep", str(grid), "--no-prune")
+        wall = time.perf_counter() - start
+        import redis
+        r = redis.Redis.from_url(env["CVFLEET_REDIS_URL"], decode_responses=True)
+        sweep_id = r.zrange("cvfleet:sweeps", 0, -1)[0]
+        trials = [r.hgetall(f"cvfleet:sweep:{sweep_id}:trial:{t}")
+                  for t in r.zrange(f"cvfleet:sweep:{sweep_id}:trials", 0, -1)]
+        r.close()
+    finally:
+        fleet.down(cfg)
+        shutil.rmtree(root, ignore_errors=True)
+    states = sorted({t["state"] for t in trials})
+    if states != ["done"]:
+        sys.exit(f"{concurrency} worker(s): trials ended {states}, expected all done:\n{sweep.stdout}")
+    return {"wall": wall, "span": max(float(t["finished"]) for t in trials) - min(float(t["started"]) for t in trials),
+            "trial_seconds": sum(float(t["seconds"]) for t in trials), "trials": len(trials),
+            "blas": sorted({int(t["blas_threads"]) for t in trials}),
+            "pids": len({t["pid"] for t in trials}), "leaderboard": sweep.stdout}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--train", type=int, default=4000, help="training samples per trial (mnist5k has 4,000)")
+    p.add_argument("--threaded-baseline", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time 1 process with a BLAS thread per core (slow on a busy machine)")
+    args = p.parse_args()
+    from threadpoolctl import threadpool_info
+    import numpy  # noqa: F401  (so threadpoolctl sees its BLAS)
+    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    print(f"cores {os.cpu_count()}, BLAS {blas[0]['internal_api']} {blas[0].get('version')} "
+          f"kernel {blas[0].get('architecture')}, OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '-')}"
+          if blas else f"cores {os.cpu_count()}, no BLAS found by threadpoolctl")
+    print(f"8 trials: mnist5k, {args.train} train / 1000 validation digits, {args.epochs} epochs, conv [8,16], "
+          "sgd|adam x lr 0.001|0.01 x dense 64|128, no pruning")
+    with tempfile.TemporaryDirectory() as tmp:
+        grid = Path(tmp) / "bench-grid.toml"
+        grid.write_text(GRID.format(epochs=args.epochs, train=args.train))
+        runs = [("1 worker process x 1 BLAS thread", 1, 1),
+                ("2 worker processes x 1 BLAS thread", 2, 1),
+                (f"1 worker process x {CORES} BLAS threads (what `cvfleet up --concurrency 1` runs)", 1, CORES)]
+        results = []
+        for label, n, threads in runs[:None if args.threaded_baseline else 2]:
+            res = run_fleet(n, threads, grid)
+            results.append(res)
+            print(f"{label}: wall {res['wall']:.1f} s (trials span {res['span']:.1f} s, sum of trial epochs "
+                  f"{res['trial_seconds']:.1f} s), {res['trials']} trials on {res['pids']} process(es), "
+                  f"BLAS threads seen in trials {res['blas']}", flush=True)
+    print(results[1]["leaderboard"].rstrip())
+    if len(results) > 2:
+        print(f"ratio wall 2 workers/1 worker x {CORES} threads: {results[1]['wall'] / results[2]['wall']:.2f}")
+    print(f"ratio span 2 workers/1 worker: {results[1]['span'] / results[0]['span']:.2f}")
+    print(f"ratio wall 2 workers/1 worker: {results[1]['wall'] / results[0]['wall']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
