@@ -115,9 +115,13 @@ def prepare(self, batch_id: str, index: int) -> dict:
     return {"state": "detecting", "frames": len(meta["frames"]), "tiles": len(jobs), "chunks": len(chunks)}
 
 
-@app.task(name="cvfleet.detect.tiles", bind=True)
+@app.task(name="cvfleet.detect.tiles", bind=True, ignore_result=True)
 def detect(self, batch_id: str, index: int, chunk: int, video_dir: str, jobs: list) -> dict:
-    """YOLO on a chunk of [frame name, [x, y, w, h]] jobs: {"boxes": {frame: [box, ...]}} or {"error": why}."""
+    """YOLO on a chunk of [frame name, [x, y, w, h]] jobs: {"boxes": {frame: [box, ...]}} or {"error": why}.
+
+    ignore_result: the chord still gets the return value (Redis backend, on_chord_part_return),
+    but no `celery-task-meta-*` key is kept per chunk, so Redis memory does not grow with tiles.
+    """
     if not count_attempt(self.request.id):
         return {"error": "a worker died on this chunk 3 times; it is not retried again"}
     try:
