@@ -199,7 +199,7 @@ def train_trial(self, sweep_id: str, trial_id: str) -> dict:
         result = {"epochs": len(epochs), "val_accuracy": last["val_accuracy"], "val_loss": last["val_loss"],
                   "loss": last["loss"], "accuracy": last["accuracy"], "best_val_accuracy": best["val_accuracy"],
                   "best_epoch": best["epoch"], "seconds": round(sum(e["seconds"] for e in epochs), 3),
-                  "blas_threads": blas_threads(), "pid": os.getpid()}
+                  "blas_threads": blas_threads()}
         if recorder.pruned_at is not None:
             result.update(pruned_at=recorder.pruned_at, median=recorder.median)
             sweeps.finish(sweep_id, trial_id, "pruned", result, run=run)

@@ -4,7 +4,7 @@
     cvfleet:sweep:<id>                        hash  id, created, submitted, grid (JSON), prune, roots (JSON)
     cvfleet:sweep:<id>:trials                 zset  trial id -> index in the grid's product
     cvfleet:sweep:<id>:trial:<tid>            hash  id, index, point, recipe (JSON), state, task_id, run, queued,
-                                                    started, finished, worker, epochs, val_accuracy,
+                                                    started, finished, worker, pid, epochs, val_accuracy,
                                                     best_val_accuracy, best_epoch, val_loss, loss, accuracy,
                                                     seconds, weights, blas_threads, pruned_at, median, error
     cvfleet:sweep:<id>:trial:<tid>:epochs     list  one JSON object per finished epoch, appended as it ends
@@ -20,6 +20,7 @@ final, so a redelivered, superseded or duplicated execution writes nothing twice
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 
@@ -55,7 +56,8 @@ if not state then return 'gone' end
 if state == 'done' or state == 'pruned' or state == 'failed' then return 'final' end
 if redis.call('HGET', KEYS[1], 'task_id') ~= ARGV[1] then return 'stale' end
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[1], 'state', 'running', 'run', ARGV[2], 'worker', ARGV[3], 'started', ARGV[4], 'epochs', 0)
+redis.call('HSET', KEYS[1], 'state', 'running', 'run', ARGV[2], 'worker', ARGV[3], 'started', ARGV[4], 'epochs', 0,
+           'pid', ARGV[6])
 redis.call('HDEL', KEYS[1], 'error', 'finished')
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 'ok'
@@ -142,7 +144,7 @@ def claim(sweep_id: str, trial_id: str, task_id: str, run: str, worker: str) -> 
     """'ok' when this execution now owns the trial (its old epochs cleared), else why not:
     'gone' (no record: sweep deleted), 'final' (already done/pruned/failed), 'stale' (superseded)."""
     return _script("claim", _CLAIM)(keys=[trial_key(sweep_id, trial_id), trial_key(sweep_id, trial_id, "epochs")],
-                                    args=[task_id, run, worker, time.time(), RECORD_TTL])
+                                    args=[task_id, run, worker, time.time(), RECORD_TTL, os.getpid()])
 
 
 def append_epoch(sweep_id: str, trial_id: str, run: str, metrics: dict) -> bool:
@@ -199,7 +201,7 @@ def sweep(sweep_id: str) -> dict | None:
 
 _FLOATS = ("val_accuracy", "best_val_accuracy", "val_loss", "loss", "accuracy", "seconds", "queued", "started",
            "finished", "median")
-_INTS = ("index", "epochs", "best_epoch", "blas_threads", "pruned_at")
+_INTS = ("index", "epochs", "best_epoch", "blas_threads", "pruned_at", "pid")
 
 
 def _trial_record(raw: dict) -> dict:

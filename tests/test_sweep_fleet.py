@@ -292,3 +292,29 @@ def test_a_data_set_that_cannot_be_found_is_refused_and_nothing_reaches_redis(fl
     assert run.stderr.strip() == (f"Error: data set {expected} cannot be found: no such file or directory "
                                   "(named sets: mnist5k, fashion-mnist)")
     assert sweep_keys() == before
+
+
+def test_a_trial_whose_worker_process_is_killed_runs_again_and_is_recorded_once(fleet, tmp_path):
+    import os
+    import signal
+    import time
+    from nn.grid import parse_grid, read_grid
+    from tasks import sweeps
+    from tasks.redis_store import client, key
+    grid = write_grid(tmp_path / "killed.toml", "[fixed]\nepochs = 8\nseed = 11\n[sweep]\nlr = [0.05]\n")
+    sweep_id = cvfleet("sweep", str(grid), "--no-wait").stdout.strip()
+    g = parse_grid(read_grid(grid))
+    (tid,) = [t["id"] for t in sweeps.trials(g.id)]
+    epochs_key = sweeps.trial_key(sweep_id, tid, "epochs")
+    deadline = time.monotonic() + 120
+    while client().llen(epochs_key) < 1:  # wait until it is mid-training
+        assert time.monotonic() < deadline, "the trial never finished an epoch"
+        time.sleep(0.02)
+    first = sweeps.trials(sweep_id)[0]
+    os.kill(first["pid"], signal.SIGKILL)  # the pool child training it dies; late ack redelivers the task
+    assert cvfleet("sweep", "show", sweep_id, "--follow").returncode == 0
+    (t,) = sweeps.trials(sweep_id, with_epochs=True)
+    assert t["state"] == "done" and t["pid"] != first["pid"] and t["task_id"] == first["task_id"]
+    assert [e["epoch"] for e in t["history"]] == list(range(1, 9))
+    assert client().get(key("attempts", t["task_id"])) == "2"
+    assert dict(sweeps.leaderboard(sweep_id)) == {tid: t["val_accuracy"]}
