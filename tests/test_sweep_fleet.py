@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import uuid
 
 import pytest
@@ -16,6 +17,13 @@ SLICE = 'data = "mnist5k"\ntrain_limit = 500\nval_limit = 200\n'  # 500 train / 
 def write_grid(path, body: str):
     path.write_text(SLICE + body)
     return path
+
+
+def error_line(run) -> str:
+    """The one line a refused command printed on stderr, without the program's prefix."""
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    return re.sub(r"^(Error|cvfleet): ", "", lines[0])
 
 
 def sweep_keys() -> set[str]:
@@ -262,21 +270,21 @@ def test_delete_removes_every_key_of_the_sweep(fleet, tmp_path):
 
 
 @pytest.mark.parametrize("body, args, message", [
-    ("[sweep]\nlrr = [0.1]\n", (), "Error: unknown recipe key sweep.lrr; recipe keys: conv, "),
-    ("[sweep]\nlr = []\n", (), "Error: sweep.lr is an empty list: give at least one value"),
-    ("[sweep]\nlr = [0.1, 0.0]\n", (), "Error: sweep.lr[1]: recipe key 'lr' = 0.0: must be > 0"),
-    ("[sweep]\nlr = [-0.5]\n", (), "Error: sweep.lr[0]: recipe key 'lr' = -0.5: must be > 0"),
-    ("[sweep]\nlr = [nan]\n", (), "Error: sweep.lr[0]: recipe key 'lr' = nan: must be finite"),
-    ("[sweep]\nlr = [inf]\n", (), "Error: sweep.lr[0]: recipe key 'lr' = inf: must be finite"),
+    ("[sweep]\nlrr = [0.1]\n", (), "unknown recipe key sweep.lrr; recipe keys: conv, "),
+    ("[sweep]\nlr = []\n", (), "sweep.lr is an empty list: give at least one value"),
+    ("[sweep]\nlr = [0.1, 0.0]\n", (), "sweep.lr[1]: recipe key 'lr' = 0.0: must be > 0"),
+    ("[sweep]\nlr = [-0.5]\n", (), "sweep.lr[0]: recipe key 'lr' = -0.5: must be > 0"),
+    ("[sweep]\nlr = [nan]\n", (), "sweep.lr[0]: recipe key 'lr' = nan: must be finite"),
+    ("[sweep]\nlr = [inf]\n", (), "sweep.lr[0]: recipe key 'lr' = inf: must be finite"),
     ("[sweep]\nlr = [0.1, 0.2, 0.3]\ndense = [8, 16]\n", ("--max-trials", "5"),
-     "Error: the grid has 6 trials, more than --max-trials 5: sample some with --random N or raise --max-trials"),
+     "the grid has 6 trials, more than --max-trials 5: sample some with --random N or raise --max-trials"),
 ])
 def test_an_invalid_grid_is_refused_in_one_line_and_nothing_reaches_redis(fleet, tmp_path, body, args, message):
     grid = write_grid(tmp_path / "bad.toml", body)
     before = sweep_keys()
     run = cvfleet("sweep", str(grid), *args)
     assert run.returncode == 1
-    assert run.stderr.startswith(message) and len(run.stderr.strip().splitlines()) == 1
+    assert error_line(run).startswith(message)
     assert run.stdout == ""
     assert sweep_keys() == before
 
@@ -289,7 +297,7 @@ def test_a_data_set_that_cannot_be_found_is_refused_and_nothing_reaches_redis(fl
     run = cvfleet("sweep", str(grid))
     assert run.returncode == 1
     expected = data if data.startswith("/") else str(tmp_path / data)
-    assert run.stderr.strip() == (f"Error: data set {expected} cannot be found: no such file or directory "
+    assert error_line(run) == (f"data set {expected} cannot be found: no such file or directory "
                                   "(named sets: mnist5k, fashion-mnist)")
     assert sweep_keys() == before
 
