@@ -178,7 +178,6 @@ def train_trial(self, sweep_id: str, trial_id: str) -> dict:
     claimed = sweeps.claim(sweep_id, trial_id, task_id, run, worker)
     if claimed != "ok":
         return {"state": claimed}
-    recorder = None
     try:
         info = sweeps.sweep(sweep_id)
         raw = sweeps.client().hget(sweeps.trial_key(sweep_id, trial_id), "recipe")

@@ -119,7 +119,8 @@ def follow(sweep_id: str) -> int:
             info = sweeps.progress(sweep_id)
     except KeyboardInterrupt:
         show.close()
-        click.echo(f"\nsweep {sweep_id} keeps running on the fleet; see `cvfleet sweep show {sweep_id}`", err=True)
+        click.echo(f"\nsweep {sweep_id} keeps running on the fleet; watch it with `cvfleet sweep show {sweep_id} --follow` "
+                   "(submitting the grid again would restart its unfinished trials)", err=True)
         return 130
     show.close()
     print_leaderboard(sweep_id)
@@ -166,6 +167,8 @@ class _Lines:
 
 
 def _fmt(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, (list, dict)):
