@@ -56,6 +56,8 @@ def _settings(batch_id: str) -> AnnotateSettings:
 def _video(batch_id: str, index: int) -> tuple[Path, Path]:
     from tasks.redis_store import client, key
     v = client().hgetall(key("batch", batch_id, "video", index))
+    if not v:
+        raise VisionError(f"batch {batch_id} has no video {index}")
     roots = _batch(batch_id)["roots"]
     return Path(v["video"]), resolve_inside(v["video_dir"], roots)
 
@@ -77,6 +79,8 @@ def _gave_up(task, batch_id: str, index: int) -> bool:
 @app.task(name="cvfleet.video.prepare", bind=True)
 def prepare(self, batch_id: str, index: int) -> dict:
     """Extract (or reuse) the frames, check the model loads, and fan the tiles out."""
+    if batches.batch(batch_id) is None:
+        return {"state": "failed", "error": f"no batch {batch_id} in Redis"}
     if _gave_up(self, batch_id, index):
         return {"state": "failed"}
     try:
@@ -136,6 +140,8 @@ def detect(self, batch_id: str, index: int, chunk: int, video_dir: str, jobs: li
 @app.task(name="cvfleet.video.label", bind=True)
 def label(self, results: list, batch_id: str, index: int) -> dict:
     """Chord callback: merge every frame's boxes, write the labels and finish the video."""
+    if batches.batch(batch_id) is None:
+        return {"state": "failed", "error": f"no batch {batch_id} in Redis"}
     if _gave_up(self, batch_id, index):
         return {"state": "failed"}
     errors = [r["error"] for r in results if "error" in r]

@@ -46,6 +46,9 @@ def axis_starts(length: int, size: int, overlap: float) -> list:
     return [(i * span) // (count - 1) for i in range(count)]
 
 
+MAX_TILE = 16384  # pixels; larger is a typo, not a frame (8K video is 7680 wide)
+
+
 def tile_grid(width: int, height: int, tile_w: int, tile_h: int = None, overlap: float = 0.2,
               full_frame: bool = False) -> list:
     """Tiles covering a `width` x `height` frame, row by row, left to right.
@@ -60,6 +63,9 @@ def tile_grid(width: int, height: int, tile_w: int, tile_h: int = None, overlap:
                         ("tile width", tile_w), ("tile height", tile_h)):
         if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
             raise VisionError(f"{name} must be a positive integer of pixels, got {value!r}")
+    if max(tile_w, tile_h) > MAX_TILE:
+        raise VisionError(f"tile of {max(tile_w, tile_h)} px is larger than any video frame (max {MAX_TILE}); "
+                          "a tile larger than the frame is cut to the frame, so give at most the frame size")
     if not isinstance(overlap, (int, float)) or not 0.0 <= overlap < 1.0:
         raise VisionError(f"tile overlap must be a ratio in [0, 1), got {overlap!r}")
     width, height, tile_w, tile_h = int(width), int(height), int(tile_w), int(tile_h)

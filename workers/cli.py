@@ -1,6 +1,8 @@
 """The `cvfleet` command: one group, each job's commands in workers/commands/."""
 from __future__ import annotations
 
+import sys
+
 import click
 
 from workers.commands import annotate, assets, fleet, sweep, train
@@ -29,7 +31,22 @@ for command in (fleet.up, fleet.down, fleet.status, fleet.worker, fleet.flower, 
 
 
 def main():
-    cli(prog_name="cvfleet")
+    """Run the CLI; every error is one line on stderr (`cvfleet: what was wrong ...`), non-zero exit."""
+    args = sys.argv[1:] or ["--help"]
+    try:
+        code = cli.main(args, prog_name="cvfleet", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("cvfleet: interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as e:  # a group called bare: show its help
+        click.echo(e.ctx.get_help())
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        lines = e.format_message().strip().splitlines() or ["error"]
+        hint = f" (see `{e.ctx.command_path} --help`)" if isinstance(e, click.UsageError) and e.ctx else ""
+        click.echo(f"cvfleet: {lines[0]}{hint}", err=True)
+        sys.exit(e.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

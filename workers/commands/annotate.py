@@ -28,6 +28,9 @@ def expand_videos(paths) -> list[Path]:
 
 def _model_spec(model, cfg_path, weights, onnx, names, input_size):
     from vision.settings import ModelSpec
+    for option, path in (("--cfg", cfg_path), ("--weights", weights), ("--onnx", onnx), ("--names", names)):
+        if path and not Path(path).is_file():
+            raise click.BadParameter(f"{path} is not a file", param_hint=option)
     if onnx or cfg_path or weights:
         if not names:
             raise click.UsageError("--names is required with --cfg/--weights or --onnx (one class name per line)")
