@@ -52,6 +52,7 @@ class ConvPool2D(Layer):
         if self.ph < 1 or self.pw < 1:
             raise ValueError(f"ConvPool2D: a {h}x{w} input leaves no 2x2 window after a {kh}x{kw} {self.padding!r} conv")
         self.in_shape = (c, h, w)
+        self._views = {}
         self.hq, self.wq = -(-(h + self.pt + pb) // 2), -(-(w + self.pl + pr) // 2)  # parity plane size
         self._add_param("W", rng.standard_normal((self.filters, c, kh, kw)) * np.sqrt(2.0 / (c * kh * kw)))
         self._add_param("b", np.zeros(self.filters))
@@ -83,8 +84,15 @@ class ConvPool2D(Layer):
         return out
 
     def _windows(self, flat, n):
-        """((i, j, a, b), view) for every kernel offset (i, j) and window member (a, b): the
-        (C, PH·N·Wq) run of the plane that feeds it."""
+        """[((i, j, a, b), view)] for every kernel offset (i, j) and window member (a, b): the
+        (C, PH·N·Wq) run of the plane that feeds it. Cached per buffer (as_strided costs
+        microseconds, and there are 4·kh·kw views)."""
+        cached = self._views.get(id(flat))
+        if cached is None or cached[0] is not flat:
+            cached = self._views[id(flat)] = (flat, list(self._make_windows(flat, n)))
+        return cached[1]
+
+    def _make_windows(self, flat, n):
         c = self.in_shape[0]
         s, row, plane = flat.itemsize, n * self.wq, self.hq * n * self.wq
         kh, kw = self.kernel_size

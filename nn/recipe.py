@@ -55,6 +55,7 @@ PRESETS: dict[str, dict] = {
     "reference": {},
     "wide": {"conv": [32, 64], "padding": "same", "dense": 256, "dropout": 0.3, "augment": 0.5, "epochs": 15},
     "mlp": {"conv": [], "dense": 256},
+    "fashion": {"conv": [32, 64], "dense": 256, "dropout": 0.3, "optimizer": "adam", "epochs": 15},
 }
 
 

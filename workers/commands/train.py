@@ -104,7 +104,8 @@ class Progress:
     def on_batch_end(self, step, loss):
         from tqdm import tqdm
         if self.bar is None:
-            self.bar = tqdm(total=self.steps, desc=f"epoch {self.epoch}/{self.epochs}", leave=False, unit="batch")
+            self.bar = tqdm(total=self.steps, desc=f"epoch {self.epoch}/{self.epochs}", leave=False, unit="batch",
+                            disable=None)  # no bar when stderr is not a terminal (logs, pipes)
         self.bar.update(1)
         if step % 10 == 0:
             self.bar.set_postfix(loss=f"{loss:.4f}")
