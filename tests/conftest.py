@@ -6,11 +6,14 @@ from the user's cache (fetched from the registries once, then reused).
 """
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -63,7 +66,6 @@ def flower_auth(fleet):
 
 def wait_for(condition, timeout: float, every: float = 0.2, what: str = "condition"):
     """Poll `condition()` until it returns something truthy; fail the test after `timeout` s."""
-    import time
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
@@ -74,7 +76,6 @@ def wait_for(condition, timeout: float, every: float = 0.2, what: str = "conditi
 
 
 def fleet_state(cfg) -> dict:
-    import json
     return json.loads((cfg.fleet_dir / "fleet.json").read_text())
 
 
@@ -84,3 +85,17 @@ def pool_children(pid: int) -> list[int]:
         return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except FileNotFoundError:
         return []
+
+
+def restart_redis(cfg) -> None:
+    """Stop the fleet's Redis gracefully (AOF flushed) and start it again on the same port and dir."""
+    from workers.redis_server import start_redis
+    state = fleet_state(cfg)
+    pid = state["pids"]["redis"]
+    os.killpg(pid, signal.SIGTERM)
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or
+             Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z", 30, what="Redis exit")
+    time.sleep(2)  # Redis is gone for a while, as in a real restart
+    proc = start_redis(Path(state["redis_binary"]), cfg.redis_port, cfg.fleet_dir / "redis", cfg.fleet_dir / "redis.log")
+    state["pids"]["redis"] = proc.pid
+    (cfg.fleet_dir / "fleet.json").write_text(json.dumps(state, indent=2))

@@ -6,14 +6,12 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import cv2
 import pytest
 
-from conftest import CVFLEET, ROOT, cvfleet, fleet_state, pool_children, wait_for
+from conftest import CVFLEET, ROOT, cvfleet, fleet_state, pool_children, restart_redis, wait_for
 from workers import assets
 
 
@@ -58,21 +56,6 @@ def test_a_pool_process_killed_mid_batch_loses_nothing(fleet, video, tmp_path):
     assert v["state"] == "done", v.get("error")
     assert v["tiles_done"] == v["tiles"] == 240
     assert_complete_labels(tmp_path / "vtest", 40)
-
-
-def restart_redis(cfg) -> None:
-    """Stop the fleet's Redis gracefully (AOF flushed) and start it again on the same port and dir."""
-    import json
-    from workers.redis_server import start_redis
-    state = fleet_state(cfg)
-    pid = state["pids"]["redis"]
-    os.killpg(pid, signal.SIGTERM)
-    wait_for(lambda: not Path(f"/proc/{pid}").exists() or
-             Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z", 30, what="Redis exit")
-    time.sleep(2)  # Redis is gone for a while, as in a real restart
-    proc = start_redis(Path(state["redis_binary"]), cfg.redis_port, cfg.fleet_dir / "redis", cfg.fleet_dir / "redis.log")
-    state["pids"]["redis"] = proc.pid
-    (cfg.fleet_dir / "fleet.json").write_text(json.dumps(state, indent=2))
 
 
 def test_a_redis_restart_mid_batch_is_survived_by_workers_and_the_client(fleet, video, tmp_path):
