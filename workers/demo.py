@@ -25,6 +25,12 @@ def main() -> None:
     run("assets", "fetch", "yolov3-tiny", "vtest.avi", "mnist5k")
     run("smoke")
     run("annotate", str(assets.ensure("vtest.avi")), "--out", str(OUT / "annotations"), "--every", "5", "--preview")
+    grid = Path(__file__).resolve().parents[1] / "examples" / "grid-demo.toml"
+    run("sweep", str(grid))
+    from nn.grid import parse_grid, read_grid
+    sweep_id = parse_grid(read_grid(grid)).id
+    run("sweep", "plot", sweep_id, "--out", str(OUT / "sweep-curves.png"))
+    run("sweep", "best", sweep_id)
     cfg = config.load()
     print(f"\nLabelImg-ready dataset: {OUT / 'annotations' / 'vtest'}  (images/, labels/, classes.txt; "
           f"previews/ and contact_sheet.png show the boxes)")
