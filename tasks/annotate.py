@@ -18,7 +18,7 @@ from celery import chord
 from celery.exceptions import SoftTimeLimitExceeded
 
 from tasks import batches
-from tasks.redis_store import count_attempt
+from tasks.redis_store import count_attempt, forget_attempts
 from tasks.roots import OutsideRoots, resolve_inside
 from vision import pipeline
 from vision.detector import get_detector
@@ -116,6 +116,7 @@ def prepare(self, batch_id: str, index: int) -> dict:
                          chunks=len(chunks))
     header = [detect.s(batch_id, index, i, str(video_dir), chunk) for i, chunk in enumerate(chunks)]
     chord(header)(label.s(batch_id, index))
+    forget_attempts(self.request.id)
     return {"state": "detecting", "frames": len(meta["frames"]), "tiles": len(jobs), "chunks": len(chunks)}
 
 
@@ -134,6 +135,7 @@ def detect(self, batch_id: str, index: int, chunk: int, video_dir: str, jobs: li
     except EXPECTED as e:
         return {"error": _reason(e)}
     batches.chunk_done(batch_id, index, chunk, len(jobs))
+    forget_attempts(self.request.id)
     return {"boxes": boxes}
 
 
@@ -161,6 +163,7 @@ def label(self, results: list, batch_id: str, index: int) -> dict:
         batches.fail_video(batch_id, index, _reason(e))
         return {"state": "failed"}
     batches.update_video(batch_id, index, state="done", summary=summary)
+    forget_attempts(self.request.id)
     return {"state": "done", "boxes": summary["boxes"]}
 
 

@@ -45,10 +45,16 @@ def count_attempt(task_id: str, limit: int = 3) -> bool:
 
     Redis keeps no redelivery count, so a task that kills its worker every time (out of memory)
     would loop forever under late acks; this counter lets it give up and be recorded as failed.
+    The counter outlives any redelivery (3 visibility timeouts) and no more.
     """
     k = key("attempts", task_id)
     pipe = client().pipeline()
     pipe.incr(k)
-    pipe.expire(k, RECORD_TTL)
+    pipe.expire(k, 3 * app.conf.visibility_timeout)
     n, _ = pipe.execute()
     return n <= limit
+
+
+def forget_attempts(task_id: str) -> None:
+    """A task that ended needs no counter: drop it, so Redis does not hold one per finished task."""
+    client().delete(key("attempts", task_id))
