@@ -11,6 +11,7 @@
     cvfleet:sweep:<id>:leaderboard            zset  trial id -> final validation accuracy (done trials)
     cvfleet:sweep:<id>:epoch:<k>              zset  trial id -> validation accuracy after epoch k (done
                                                     trials: the median-stopping rule reads these)
+    cvfleet:attempts:<id>-<tid>-<n>           str   runs of one task (tasks.redis_store.count_attempt)
 
 A trial moves queued -> running -> done | pruned | failed. Exactly one record per grid point:
 the record is keyed by the trial id, and every write a task makes is a Lua script that first
@@ -263,9 +264,11 @@ def sweep_ids(limit: int = 50) -> list[str]:
 
 
 def delete(sweep_id: str) -> int:
-    """Remove every key of the sweep (its record, trials, epochs, leaderboard); returns how many."""
+    """Remove every key of the sweep: its record, trials, epochs, leaderboard, and the attempt
+    counters and Celery results of its tasks (task ids start with the sweep id). Returns how many."""
     r = client()
-    keys = [sweep_key(sweep_id), *r.scan_iter(match=sweep_key(sweep_id) + ":*", count=1000)]
+    patterns = [sweep_key(sweep_id) + ":*", key("attempts", sweep_id) + "-*", f"celery-task-meta-{sweep_id}-*"]
+    keys = [sweep_key(sweep_id), *(k for p in patterns for k in r.scan_iter(match=p, count=1000))]
     pipe = r.pipeline()
     for k in keys:
         pipe.delete(k)

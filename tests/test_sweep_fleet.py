@@ -257,15 +257,15 @@ def test_no_prune_lets_the_hopeless_trial_finish(fleet, tmp_path):
     assert [t["state"] for t in sweeps.trials(g.id)] == ["done"] * 4
 
 
-def test_delete_removes_every_key_of_the_sweep(fleet, tmp_path):
+def test_delete_removes_every_key_of_the_sweep_and_of_its_tasks(fleet, tmp_path):
     grid = write_grid(tmp_path / "delete.toml", "[fixed]\nepochs = 1\nseed = 5\n[sweep]\nlr = [0.05, 0.01]\n")
     sweep_id = cvfleet("sweep", str(grid), "--no-wait").stdout.strip()
     assert cvfleet("sweep", "show", sweep_id, "--follow").returncode == 0
     assert any(k.startswith(f"cvfleet:sweep:{sweep_id}") for k in sweep_keys())
     run = cvfleet("sweep", "delete", sweep_id)
     assert run.returncode == 0, run.stderr
-    assert not any(sweep_id in k for k in sweep_keys())
     from tasks.redis_store import client, key
+    assert list(client().scan_iter(match=f"*{sweep_id}*", count=1000)) == []
     assert client().zscore(key("sweeps"), sweep_id) is None
 
 
