@@ -5,8 +5,10 @@
 Reference CNN (nn.recipe defaults): Conv(1→8, 3×3) ReLU MaxPool2 → Conv(8→16, 3×3) ReLU
 MaxPool2 → Flatten → Dense(400→128) ReLU → Dense(128→10); SGD lr 0.05 momentum 0.9, batch 64,
 float32, on mnist5k (4,000 train / 1,000 held out). Both frameworks start from the same
-initial weights and see the same batches in the same order, with the same thread count
-(torch.set_num_threads = NumPy's BLAS threads). Speed: the same training steps, timed in
+initial weights and see the same batches in the same order, with the same thread count T
+= NumPy's BLAS threads as threadpoolctl reports them: torch.set_num_threads(T); nn splits each
+batch over T threads (Sequential.threads) with BLAS limited to 1 thread inside each, so
+both use T threads in all. Speed: the same training steps, timed in
 alternating rounds, nn then torch; each round pair gives a ratio and the median pair ratio
 is the result, so load from other processes, which comes and goes, hits both alike.
 Accuracy: both trained for the same epochs, then evaluated on the held-out 1,000.
@@ -93,6 +95,8 @@ def main():
     print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')} OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE')}")
     print(f"numpy {np.__version__}, torch {torch.__version__} with {torch.get_num_threads()} threads, cpus {os.cpu_count()}")
 
+    threadpoolctl.threadpool_limits(1, user_api="blas")  # nn's T shard threads, 1 BLAS thread each
+    print(f"nn: {threads} shard threads x 1 BLAS thread; torch: {threads} threads")
     recipe = validate_recipe({})
     train, held = train_val_split(load_dataset(mnist5k_path()), 1000, seed=0)
     x_t, y_t = torch.from_numpy(train.x), torch.from_numpy(train.y)
@@ -100,6 +104,7 @@ def main():
 
     # -- speed: same steps, same batches, alternating rounds --------------------------------
     model = build_model(recipe)
+    model.threads = threads
     model.compile(optimizer=build_optimizer(recipe))
     twin = TorchTrainer(torch_twin(model, torch), recipe, torch)
     rng = np.random.default_rng(1)
@@ -130,6 +135,7 @@ def main():
 
     # -- accuracy: same init, same batches, same epochs -------------------------------------
     model = build_model(recipe)
+    model.threads = threads
     model.compile(optimizer=build_optimizer(recipe))
     twin = TorchTrainer(torch_twin(model, torch), recipe, torch)
     rng = np.random.default_rng(2)

@@ -23,15 +23,20 @@ from .layer import Layer
 
 
 class ConvPool2D(Layer):
-    """Conv2D(filters, kernel_size, padding, stride 1) then MaxPool2D(2), in one layer.
+    """Conv2D(filters, kernel_size, padding, stride 1) then MaxPool2D(2), in one layer;
+    with activation='relu', then ReLU too (applied to the 4x smaller pooled output: max
+    commutes with the monotone ReLU, so this equals Conv → ReLU → MaxPool).
 
     Input (C, N, H, W), output (filters, N, OH // 2, OW // 2). Weights as Conv2D:
     W (filters, C, kh, kw) He-normal, one bias per filter. The gradient of each window goes
     to its first maximum in row-major order, as in MaxPool2D and PyTorch.
     """
 
-    def __init__(self, filters: int, kernel_size=3, padding: str = "valid"):
+    def __init__(self, filters: int, kernel_size=3, padding: str = "valid", activation: str | None = None):
         super().__init__()
+        if activation not in (None, "relu"):
+            raise ValueError(f"activation must be None or 'relu', not {activation!r}")
+        self.activation = activation
         self.filters = int(filters)
         k = (kernel_size, kernel_size) if np.isscalar(kernel_size) else tuple(kernel_size)
         self.kernel_size = (int(k[0]), int(k[1]))
@@ -125,6 +130,9 @@ class ConvPool2D(Layer):
         bottom = np.maximum(m[:, 2], m[:, 3])
         self.lower = bottom > top
         np.maximum(top, bottom, out=top)
+        if self.activation == "relu":
+            self.positive = top > 0
+            np.maximum(top, 0, out=top)
         return top.reshape(f, self.ph, n, self.wq)[:, :, :, :self.pw].transpose(0, 2, 1, 3)
 
     def backward(self, dy):
@@ -133,6 +141,8 @@ class ConvPool2D(Layer):
         full = self._scratch_array("dy_full", (f, self.ph, n, self.wq), zeros=True)
         full[:, :, :, :self.pw] = dy.transpose(0, 2, 1, 3)  # the discarded columns stay 0
         d = full.reshape(f, L)
+        if self.activation == "relu":
+            d *= self.positive
         dm = self._scratch_array("dm", (f, 4, L))
         d_bottom = np.where(self.lower, d, 0)
         d_top = d - d_bottom
@@ -159,4 +169,5 @@ class ConvPool2D(Layer):
         return dx
 
     def config(self):
-        return {"filters": self.filters, "kernel_size": list(self.kernel_size), "padding": self.padding}
+        return {"filters": self.filters, "kernel_size": list(self.kernel_size), "padding": self.padding,
+                "activation": self.activation}

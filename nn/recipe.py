@@ -6,7 +6,7 @@ This is the interface the hyperparameter sweeps use: a grid point is a recipe.
     model, history = train_recipe(recipe, (x_train, y_train), (x_val, y_val))
 
 Architecture, for each entry F of `conv`:
-    ConvPool2D(F, kernel×kernel, padding) → ReLU       (Conv2D and MaxPool2D(2) fused), or
+    ConvPool2D(F, kernel×kernel, padding, activation='relu')   (Conv2D, MaxPool2D(2), ReLU fused), or
     Conv2D(F, kernel×kernel, padding) → BatchNorm → MaxPool2D(2) → ReLU   with batchnorm,
 then Flatten → Dense(dense) → [BatchNorm] → ReLU → [Dropout(dropout)] → Dense(n_classes).
 MaxPool before ReLU computes exactly Conv → ReLU → MaxPool (max commutes with the
@@ -142,9 +142,9 @@ def build_model(recipe: dict, input_shape=(1, 28, 28), n_classes: int = 10) -> S
     for filters in r["conv"]:
         if r["batchnorm"]:
             layers += [Conv2D(filters, r["kernel"], padding=r["padding"]), BatchNorm(), MaxPool2D(2)]
+            layers.append(ReLU())
         else:
-            layers.append(ConvPool2D(filters, r["kernel"], padding=r["padding"]))
-        layers.append(ReLU())
+            layers.append(ConvPool2D(filters, r["kernel"], padding=r["padding"], activation="relu"))
     layers.append(Flatten())
     if r["dense"]:
         layers.append(Dense(r["dense"]))
