@@ -50,7 +50,8 @@ def test_a_task_asking_to_write_outside_its_roots_fails(fleet, tmp_path):
 def test_a_detect_task_pointed_outside_its_roots_returns_an_error(fleet, tmp_path):
     from tasks.annotate import detect
     batch_id = record_batch(tmp_path, str(tmp_path / "v.avi"), str(tmp_path / "out"))
-    result = detect.delay(batch_id, 0, 0, "/etc", [["passwd", [0, 0, 10, 10]]]).get(timeout=60)
+    result = detect.apply_async((batch_id, 0, 0, "/etc", [["passwd", [0, 0, 10, 10]]]),
+                                ignore_result=False).get(timeout=60)  # in a chord the result goes to `label`
     assert "outside the allowed roots" in result["error"]
 
 
