@@ -88,13 +88,13 @@ class ConvPool2D(Layer):
                 out.append((p, q, slice(r0, h, 2), slice(c0, w, 2), slice(h0, h0 + rows), slice(w0, w0 + cols)))
         return out
 
-    def _windows(self, flat, n):
+    def _windows(self, name, flat, n):
         """[((i, j, a, b), view)] for every kernel offset (i, j) and window member (a, b): the
-        (C, PH·N·Wq) run of the plane that feeds it. Cached per buffer (as_strided costs
-        microseconds, and there are 4·kh·kw views)."""
-        cached = self._views.get(id(flat))
+        (C, PH·N·Wq) run of the plane that feeds it. Cached while the buffer `name` stays the
+        same array (as_strided costs microseconds, and there are 4·kh·kw views)."""
+        cached = self._views.get(name)
         if cached is None or cached[0] is not flat:
-            cached = self._views[id(flat)] = (flat, list(self._make_windows(flat, n)))
+            cached = self._views[name] = (flat, list(self._make_windows(flat, n)))
         return cached[1]
 
     def _make_windows(self, flat, n):
@@ -117,7 +117,7 @@ class ConvPool2D(Layer):
         for p, q, rows, cols_, prow, pcol in self._parity_slices():
             planes[:, p, q, prow, :, pcol] = x[:, :, rows, cols_].transpose(0, 2, 1, 3)
         cols = self._scratch_array("cols", (c, kh, kw, 2, 2, L))
-        for (i, j, a, b), window in self._windows(flat, n):
+        for (i, j, a, b), window in self._windows("planes", flat, n):
             np.copyto(cols[:, i, j, a, b], window)
         self.cols = cols.reshape(c * kh * kw, 4 * L)
         y = self._scratch_array("y", (f, 4 * L))
@@ -161,7 +161,7 @@ class ConvPool2D(Layer):
         dcols = dcols.reshape(c, kh, kw, 2, 2, L)
         dflat, dplanes = self._planes("dplanes", n)
         dflat.fill(0)
-        for (i, j, a, b), window in self._windows(dflat, n):
+        for (i, j, a, b), window in self._windows("dplanes", dflat, n):
             np.add(window, dcols[:, i, j, a, b], out=window)
         dx = self._scratch_array("dx", (c, n, h, w))
         for p, q, rows, cols_, prow, pcol in self._parity_slices():

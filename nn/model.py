@@ -49,6 +49,7 @@ class Sequential:
     def build(self, input_shape: tuple) -> None:
         """Create every layer's parameters for inputs of `input_shape` ((C, H, W) or (D,))."""
         self.input_shape = tuple(int(d) for d in input_shape)
+        self._replicas = None  # thread replicas share parameter arrays: rebuild them too
         shape = self.input_shape
         for i, layer in enumerate(self.layers):
             layer.input_grad = i > 0

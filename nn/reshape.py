@@ -22,6 +22,6 @@ class Flatten(Layer):
 
     def backward(self, dy):
         n = dy.shape[0]
-        if len(self.in_shape) == 3:
-            return np.ascontiguousarray(dy.reshape((n,) + self.in_shape).transpose(1, 0, 2, 3))
+        if len(self.in_shape) == 3:  # a (C, N, H, W) view; the layer below copies what it needs
+            return dy.reshape((n,) + self.in_shape).transpose(1, 0, 2, 3)
         return dy.reshape((n,) + self.in_shape)
