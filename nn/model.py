@@ -166,7 +166,8 @@ class Sequential:
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """The last layer's outputs (class scores: argmax is the predicted class)."""
         self._ensure_built(x)
-        return np.concatenate([self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        # copies: a layer's output may live in a work array the next batch overwrites
+        return np.concatenate([np.array(self.forward(x[i:i + batch_size])) for i in range(0, len(x), batch_size)])
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> tuple[float, float]:
         """(mean loss, accuracy) over the whole set, in inference mode."""

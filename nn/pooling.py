@@ -94,7 +94,8 @@ class MaxPool2D(_Pool2D):
         if self.col1 is not None:
             dq = self._quads(dx)
             dy = dy.reshape(self.row1.shape)
-            for r, d in enumerate((np.where(self.row1, 0, dy), np.where(self.row1, dy, 0))):
+            lower = dy * self.row1  # multiplying by masks: much faster than np.where on them
+            for r, d in enumerate((dy - lower, lower)):
                 right = dq[:, :, r, :, 1]
                 np.multiply(d, self.col1[:, :, r], out=right)
                 np.subtract(d, right, out=dq[:, :, r, :, 0])
