@@ -6,9 +6,9 @@ Reference CNN (nn.recipe defaults): Conv(1→8, 3×3) ReLU MaxPool2 → Conv(8�
 MaxPool2 → Flatten → Dense(400→128) ReLU → Dense(128→10); SGD lr 0.05 momentum 0.9, batch 64,
 float32, on mnist5k (4,000 train / 1,000 held out). Both frameworks start from the same
 initial weights and see the same batches in the same order, with the same thread count T
-= NumPy's BLAS threads as threadpoolctl reports them: torch.set_num_threads(T); nn splits each
-batch over T threads (Sequential.threads) with BLAS limited to 1 thread inside each, so
-both use T threads in all. Speed: the same training steps, timed in
+= NumPy's BLAS threads as threadpoolctl reports them (torch.set_num_threads(T)); a second
+measurement gives both 1 thread (threadpoolctl limits BLAS), which load from other
+processes on the machine disturbs less. Speed: the same training steps, timed in
 alternating rounds, nn then torch; each round pair gives a ratio and the median pair ratio
 is the result, so load from other processes, which comes and goes, hits both alike.
 Accuracy: both trained for the same epochs, then evaluated on the held-out 1,000.
@@ -95,18 +95,12 @@ def main():
     print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')} OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE')}")
     print(f"numpy {np.__version__}, torch {torch.__version__} with {torch.get_num_threads()} threads, cpus {os.cpu_count()}")
 
-    threadpoolctl.threadpool_limits(1, user_api="blas")  # nn's T shard threads, 1 BLAS thread each
-    print(f"nn: {threads} shard threads x 1 BLAS thread; torch: {threads} threads")
     recipe = validate_recipe({})
     train, held = train_val_split(load_dataset(mnist5k_path()), 1000, seed=0)
     x_t, y_t = torch.from_numpy(train.x), torch.from_numpy(train.y)
     bs = recipe["batch_size"]
 
     # -- speed: same steps, same batches, alternating rounds --------------------------------
-    model = build_model(recipe)
-    model.threads = threads
-    model.compile(optimizer=build_optimizer(recipe))
-    twin = TorchTrainer(torch_twin(model, torch), recipe, torch)
     rng = np.random.default_rng(1)
     plan = []
     while len(plan) < args.steps:
@@ -114,28 +108,45 @@ def main():
     plan = plan[:args.steps]
     nn_batches = [(train.x[b], train.y[b]) for b in plan]
     torch_batches = [(x_t[b], y_t[b]) for b in plan]
-    for xb, yb in nn_batches[:10]:
-        model.train_step(xb, yb)
-    for xb, yb in torch_batches[:10]:
-        twin.step(xb, yb)
-    rates = {"nn": [], "torch": []}
-    for _ in range(args.rounds):
-        t = time.perf_counter()
-        for xb, yb in nn_batches:
+
+    def measure(t):
+        """Paired rounds with t threads each; returns (nn rates, torch rates)."""
+        model = build_model(recipe)
+        model.compile(optimizer=build_optimizer(recipe))
+        limit = threadpoolctl.threadpool_limits(t, user_api="blas")
+        torch.set_num_threads(t)
+        twin = TorchTrainer(torch_twin(model, torch), recipe, torch)
+        for xb, yb in nn_batches[:10]:
             model.train_step(xb, yb)
-        rates["nn"].append(args.steps * bs / (time.perf_counter() - t))
-        t = time.perf_counter()
-        for xb, yb in torch_batches:
+        for xb, yb in torch_batches[:10]:
             twin.step(xb, yb)
-        rates["torch"].append(args.steps * bs / (time.perf_counter() - t))
-    for name, r in rates.items():
-        print(f"{name:5s} samples/s: median {statistics.median(r):7.0f}  best {max(r):7.0f}   "
-              f"(rounds: {', '.join(f'{v:.0f}' for v in r)})")
-    pair_ratios = [a / b for a, b in zip(rates["nn"], rates["torch"])]
+        rates = {"nn": [], "torch": []}
+        for _ in range(args.rounds):
+            start = time.perf_counter()
+            for xb, yb in nn_batches:
+                model.train_step(xb, yb)
+            rates["nn"].append(args.steps * bs / (time.perf_counter() - start))
+            start = time.perf_counter()
+            for xb, yb in torch_batches:
+                twin.step(xb, yb)
+            rates["torch"].append(args.steps * bs / (time.perf_counter() - start))
+        limit.restore_original_limits()
+        return rates
+
+    results = {}
+    for t in sorted({threads, 1}, reverse=True):
+        rates = results[t] = measure(t)
+        print(f"-- {t} thread(s) each, {args.rounds} rounds of {args.steps} steps of {bs}")
+        for name, r in rates.items():
+            print(f"{name:5s} samples/s: median {statistics.median(r):7.0f}  best {max(r):7.0f}   "
+                  f"(rounds: {', '.join(f'{v:.0f}' for v in r)})")
+        pairs = [a / b for a, b in zip(rates["nn"], rates["torch"])]
+        print(f"ratio nn/torch with {t} thread(s): median of round pairs {statistics.median(pairs):.2f}, "
+              f"best rounds {max(rates['nn']) / max(rates['torch']):.2f}")
+    torch.set_num_threads(threads)
 
     # -- accuracy: same init, same batches, same epochs -------------------------------------
     model = build_model(recipe)
-    model.threads = threads
     model.compile(optimizer=build_optimizer(recipe))
     twin = TorchTrainer(torch_twin(model, torch), recipe, torch)
     rng = np.random.default_rng(2)
@@ -147,9 +158,8 @@ def main():
     acc_torch = twin.accuracy(torch.from_numpy(held.x), torch.from_numpy(held.y))
     print(f"held-out accuracy after {args.epochs} epochs: nn {acc_nn:.4f}  torch {acc_torch:.4f}  "
           f"difference {100 * abs(acc_nn - acc_torch):.2f} pp")
-    print(f"ratio of best rounds: {max(rates['nn']) / max(rates['torch']):.2f}; "
-          f"ratio of medians: {statistics.median(rates['nn']) / statistics.median(rates['torch']):.2f}")
-    print(f"ratio nn/torch samples/s: {statistics.median(pair_ratios):.2f}")
+    pairs = [a / b for a, b in zip(results[threads]["nn"], results[threads]["torch"])]
+    print(f"ratio nn/torch samples/s: {statistics.median(pairs):.2f}")
 
 
 if __name__ == "__main__":

@@ -8,18 +8,9 @@
 Images come in as (N, C, H, W); inside, image batches are (C, N, H, W) (see nn.layer).
 float32 by default; dtype=np.float64 for gradient checks. One seed fixes the initial
 weights, the shuffling and the dropout masks, so a run is reproducible.
-
-threads > 1 splits each training batch into that many shards computed at once in threads
-(NumPy and BLAS release the GIL), each shard on a replica of the layers that shares the
-parameter arrays; the shard gradients are averaged, weighted by shard size, before one
-optimizer step: the same update as one thread, up to float rounding. Give BLAS one thread
-then (OPENBLAS_NUM_THREADS=1 or threadpoolctl), or threads × BLAS threads oversubscribe the
-cores. Models with BatchNorm or Dropout (batch statistics, random masks) train in one thread.
 """
 
-import copy
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -30,12 +21,8 @@ from .optimizers import SGD
 
 
 class Sequential:
-    def __init__(self, layers: list[Layer], input_shape: tuple | None = None, seed: int = 0, dtype=np.float32,
-                 threads: int = 1):
+    def __init__(self, layers: list[Layer], input_shape: tuple | None = None, seed: int = 0, dtype=np.float32):
         self.layers = list(layers)
-        self.threads = int(threads)
-        self._replicas: list | None = None
-        self._pool: ThreadPoolExecutor | None = None
         self.seed = int(seed)
         self.dtype = np.dtype(dtype)
         self.rng = np.random.default_rng(self.seed)
@@ -49,7 +36,6 @@ class Sequential:
     def build(self, input_shape: tuple) -> None:
         """Create every layer's parameters for inputs of `input_shape` ((C, H, W) or (D,))."""
         self.input_shape = tuple(int(d) for d in input_shape)
-        self._replicas = None  # thread replicas share parameter arrays: rebuild them too
         shape = self.input_shape
         for i, layer in enumerate(self.layers):
             layer.input_grad = i > 0
@@ -97,71 +83,31 @@ class Sequential:
         if self.input_shape is None:
             self.build(x.shape[1:])
 
-    def forward(self, x: np.ndarray, training: bool = False, layers=None) -> np.ndarray:
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = np.asarray(x, self.dtype)
         if x.ndim == 4:
             x = np.ascontiguousarray(x.transpose(1, 0, 2, 3))  # free when C = 1
-        for layer in layers or self.layers:
+        for layer in self.layers:
             layer.training = training
             x = layer.forward(x)
         return x.transpose(1, 0, 2, 3) if x.ndim == 4 else x
 
-    def backward(self, dy: np.ndarray, layers=None) -> None:
+    def backward(self, dy: np.ndarray) -> None:
         if dy.ndim == 4:
             dy = np.ascontiguousarray(dy.transpose(1, 0, 2, 3))
-        for layer in reversed(layers or self.layers):
+        for layer in reversed(self.layers):
             dy = layer.backward(dy)
             if dy is None:
                 break
 
-    def _gradients(self, x, y, layers=None, loss=None) -> tuple[float, int]:
-        """Forward and backward on one batch, filling `layers`' grads; (loss, correct)."""
-        loss = loss or self.loss
-        out = self.forward(x, training=True, layers=layers)
-        value = loss.forward(out, y)
-        self.backward(loss.backward(), layers=layers)
-        correct = int((out.argmax(axis=1) == y).sum()) if y.ndim == 1 else 0
-        return value, correct
-
     def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         """One forward, backward and optimizer step; returns (batch loss, correct predictions)."""
-        shards = self._shard_replicas(len(x))
-        if not shards:
-            value, correct = self._gradients(x, y)
-        else:
-            bounds = np.linspace(0, len(x), len(shards) + 1).astype(int)
-            jobs = [self._pool.submit(self._gradients, x[a:b], y[a:b], layers, loss)
-                    for (layers, loss), a, b in zip(shards, bounds[:-1], bounds[1:])]
-            results = [j.result() for j in jobs]
-            weights = np.diff(bounds) / len(x)
-            for k, layer in enumerate(self.layers):
-                for name, g in layer.grads.items():
-                    g *= weights[0]
-                    for (layers, _), w in zip(shards[1:], weights[1:]):
-                        g += w * layers[k].grads[name]
-            value = float(sum(w * r[0] for w, r in zip(weights, results)))
-            correct = sum(r[1] for r in results)
+        out = self.forward(x, training=True)
+        loss = self.loss.forward(out, y)
+        self.backward(self.loss.backward())
         self.optimizer.step(self.parameters())
-        return value, correct
-
-    def _shard_replicas(self, n: int) -> list:
-        """[(layers, loss)] per thread (this model's own first), or [] to train in one thread."""
-        if self.threads <= 1 or n < 2 * self.threads or any(l.buffers or hasattr(l, "rate") for l in self.layers):
-            return []
-        if self._replicas is None:
-            self._replicas = [(self.layers, self.loss)]
-            for _ in range(self.threads - 1):
-                layers = []
-                for layer in self.layers:
-                    r = copy.copy(layer)  # shares the params dict, hence the parameter arrays
-                    r.grads = {k: np.zeros_like(v) for k, v in layer.grads.items()}
-                    r._scratch = {}
-                    if hasattr(r, "_views"):
-                        r._views = {}
-                    layers.append(r)
-                self._replicas.append((layers, copy.copy(self.loss)))
-            self._pool = ThreadPoolExecutor(self.threads)
-        return self._replicas
+        correct = int((out.argmax(axis=1) == y).sum()) if y.ndim == 1 else 0
+        return loss, correct
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """The last layer's outputs (class scores: argmax is the predicted class)."""

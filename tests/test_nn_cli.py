@@ -49,12 +49,6 @@ def test_train_prints_each_epoch_saves_and_evaluate_agrees(csv_data, tmp_path):
     assert result.output.startswith("all accuracy: ") and "(120 samples" in result.output
 
 
-def test_threads_option_trains(csv_data):
-    result = CliRunner().invoke(train, ["--data", str(csv_data), "--epochs", "1", "--threads", "2", *SMALL])
-    assert result.exit_code == 0, result.output
-    assert "held-out accuracy:" in result.output
-
-
 def test_spec_file_and_preset(csv_data, tmp_path):
     spec = tmp_path / "spec.toml"
     spec.write_text('conv = [3]\ndense = 8\noptimizer = "adam"\nepochs = 1\n')

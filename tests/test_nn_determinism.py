@@ -29,20 +29,3 @@ def test_different_seed_different_weights():
     m2, _ = run(6)
     assert not np.array_equal(m1.get_weights()["0.W"], m2.get_weights()["0.W"])
 
-
-def test_threaded_steps_give_the_single_thread_update():
-    from nn.recipe import build_model, build_optimizer
-    x, y = data()
-    models = []
-    for threads in (1, 2, 3):
-        model = build_model({"conv": [4, 8], "dense": 16})
-        model.threads = threads
-        model.compile(optimizer=build_optimizer({}))
-        losses = [model.train_step(x[i:i + 32], y[i:i + 32]) for i in range(0, 96, 32)]
-        models.append((model, losses))
-    (one, l1), (two, l2), (three, l3) = models
-    assert [c for _, c in l1] == [c for _, c in l2] == [c for _, c in l3]
-    assert np.allclose([v for v, _ in l1], [v for v, _ in l3], rtol=1e-5)
-    for k, w in one.get_weights().items():
-        assert np.allclose(w, two.get_weights()[k], rtol=1e-4, atol=1e-6)
-        assert np.allclose(w, three.get_weights()[k], rtol=1e-4, atol=1e-6)

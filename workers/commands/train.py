@@ -95,21 +95,6 @@ def build_recipe(preset, spec, epochs, batch_size, lr, sets) -> dict:
         raise click.ClickException(str(e))
 
 
-class Threads:
-    """Sets the model's shard threads when training begins, with BLAS held to 1 thread
-    (threads x BLAS threads would oversubscribe the cores)."""
-
-    def __init__(self, threads: int, threadpool_limits):
-        self.threads, self.limits = threads, threadpool_limits
-
-    def on_train_begin(self, model):
-        model.threads = self.threads
-        self.limit = self.limits(1, user_api="blas")
-
-    def on_train_end(self, model):
-        self.limit.restore_original_limits()
-
-
 class Progress:
     """A tqdm bar per epoch and one summary line per epoch (a training callback)."""
 
@@ -193,9 +178,7 @@ def write_plots(model, history, directory: Path) -> list[Path]:
 @click.option("--split-seed", default=0, show_default=True, help="Seed of the hold-out split.")
 @click.option("--label", type=click.Choice(["auto", "first", "last"]), default="auto", show_default=True,
               help="CSV label column.")
-@click.option("--threads", default=1, show_default=True,
-              help="Split each batch over this many threads (BLAS is then limited to 1 thread each).")
-def train(data, epochs, batch_size, lr, spec, preset, sets, save, plots, holdout, split_seed, label, threads):
+def train(data, epochs, batch_size, lr, spec, preset, sets, save, plots, holdout, split_seed, label):
     """Train a CNN on --data, print per-epoch progress and the final held-out/test accuracy."""
     from nn.recipe import build_model, train_recipe
     recipe = build_recipe(preset, spec, epochs, batch_size, lr, sets)
@@ -206,11 +189,7 @@ def train(data, epochs, batch_size, lr, spec, preset, sets, save, plots, holdout
         raise click.ClickException(str(e))
     click.echo(f"data {data}: {len(train_set.x)} train, {len(eval_set.x)} {eval_name}; recipe {json.dumps(recipe)}")
     steps = math.ceil(len(train_set.x) / recipe["batch_size"])
-    callbacks = [Progress(steps, recipe["epochs"])]
-    if threads > 1:
-        from threadpoolctl import threadpool_limits
-        callbacks.insert(0, Threads(threads, threadpool_limits))
-    model, history = train_recipe(recipe, train_set, eval_set, callbacks=callbacks)
+    model, history = train_recipe(recipe, train_set, eval_set, callbacks=[Progress(steps, recipe["epochs"])])
     loss, accuracy = model.evaluate(*eval_set)
     total = sum(e["seconds"] for e in history.epochs)
     click.echo(f"{eval_name} accuracy: {accuracy:.4f} ({len(eval_set.x)} samples, loss {loss:.4f}, "
