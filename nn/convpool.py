@@ -12,7 +12,7 @@ reads for window member (a, b) of pooled output (ph, pw) is (2ph + a + i, 2pw + 
 i.e. pixel (ph + (a+i)//2, pw + (b+j)//2) of plane ((a+i)%2, (b+j)%2): a plain shifted
 window of one plane. Computing each output row full plane width (Wq columns, the last few
 discarded, as in Conv2D) makes that window one contiguous run of PH·N·Wq floats per
-channel, so each im2col copy and col2im add is a handful of long memcpy-like moves.
+channel, so each im2col copy and col2im add moves a few long runs.
 """
 
 import numpy as np
@@ -89,9 +89,10 @@ class ConvPool2D(Layer):
         return out
 
     def _windows(self, name, flat, n):
-        """[((i, j, a, b), view)] for every kernel offset (i, j) and window member (a, b): the
-        (C, PH·N·Wq) run of the plane that feeds it. Cached while the buffer `name` stays the
-        same array (as_strided costs microseconds, and there are 4·kh·kw views)."""
+        """[((i, j), view)] for every kernel offset (i, j): a (C, 2, 2, PH·N·Wq) view whose
+        [:, a, b] is the run of the plane that feeds window member (a, b). The four members
+        read four different planes, so one copy (or add) serves all four. Cached while the
+        buffer `name` stays the same array (as_strided costs microseconds)."""
         cached = self._views.get(name)
         if cached is None or cached[0] is not flat:
             cached = self._views[name] = (flat, list(self._make_windows(flat, n)))
@@ -100,13 +101,17 @@ class ConvPool2D(Layer):
     def _make_windows(self, flat, n):
         c = self.in_shape[0]
         s, row, plane = flat.itemsize, n * self.wq, self.hq * n * self.wq
+
+        def offset(u, v):  # where padded-image row u, column v of plane-space starts
+            return (2 * (u % 2) + v % 2) * plane + (u // 2) * row + v // 2
+
         kh, kw = self.kernel_size
         for i in range(kh):
             for j in range(kw):
-                for a in (0, 1):
-                    for b in (0, 1):
-                        off = (2 * ((a + i) % 2) + (b + j) % 2) * plane + ((a + i) // 2) * row + (b + j) // 2
-                        yield (i, j, a, b), as_strided(flat[off:], (c, self.ph * row), (4 * plane * s, s))
+                base = offset(i, j)
+                step_a, step_b = offset(i + 1, j) - base, offset(i, j + 1) - base  # may be negative
+                view = as_strided(flat[base:], (c, 2, 2, self.ph * row), (4 * plane * s, step_a * s, step_b * s, s))
+                yield (i, j), view
 
     # -- forward / backward ----------------------------------------------------------------
     def forward(self, x):
@@ -117,8 +122,8 @@ class ConvPool2D(Layer):
         for p, q, rows, cols_, prow, pcol in self._parity_slices():
             planes[:, p, q, prow, :, pcol] = x[:, :, rows, cols_].transpose(0, 2, 1, 3)
         cols = self._scratch_array("cols", (c, kh, kw, 2, 2, L))
-        for (i, j, a, b), window in self._windows("planes", flat, n):
-            np.copyto(cols[:, i, j, a, b], window)
+        for (i, j), window in self._windows("planes", flat, n):
+            np.copyto(cols[:, i, j], window)
         self.cols = cols.reshape(c * kh * kw, 4 * L)
         y = self._scratch_array("y", (f, 4 * L))
         np.matmul(self.params["W"].reshape(f, -1), self.cols, out=y)
@@ -165,8 +170,10 @@ class ConvPool2D(Layer):
         dcols = dcols.reshape(c, kh, kw, 2, 2, L)
         dflat, dplanes = self._planes("dplanes", n)
         dflat.fill(0)
-        for (i, j, a, b), window in self._windows("dplanes", dflat, n):
-            np.add(window, dcols[:, i, j, a, b], out=window)
+        for (i, j), window in self._windows("dplanes", dflat, n):
+            for a in (0, 1):  # per member: an in-place add over the 4-member view copies first
+                for b in (0, 1):
+                    np.add(window[:, a, b], dcols[:, i, j, a, b], out=window[:, a, b])
         dx = self._scratch_array("dx", (c, n, h, w))
         for p, q, rows, cols_, prow, pcol in self._parity_slices():
             dx[:, :, rows, cols_] = dplanes[:, p, q, prow, :, pcol].transpose(0, 2, 1, 3)
