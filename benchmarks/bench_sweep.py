@@ -12,7 +12,7 @@ span = first trial start to last trial end, from the trial records.
 The machine may be shared: the fleets are all started first and the rounds interleaved (1, 2,
 1, 2, ...), and each configuration's fastest round counts; every round is printed with the load.
 
-    python benchmarks/bench_sweep.py [--epochs 4] [--train 4000] [--rounds 2] [--no-threaded-baseline]
+    python benchmarks/bench_sweep.py [--epochs 6] [--train 4000] [--rounds 2] [--no-threaded-baseline]
 """
 from __future__ import annotations
 
@@ -115,7 +115,7 @@ class Fleet:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--train", type=int, default=4000, help="training samples per trial (mnist5k has 4,000)")
     p.add_argument("--rounds", type=int, default=2, help="runs per fleet, interleaved; the fastest counts")
     p.add_argument("--threaded-baseline", action=argparse.BooleanOptionalAction, default=True,

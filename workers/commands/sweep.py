@@ -115,7 +115,7 @@ def follow(sweep_id: str) -> int:
             show.update(info)
             if info["finished"]:
                 break
-            time.sleep(0.25)
+            time.sleep(0.1)
             info = sweeps.progress(sweep_id)
     except KeyboardInterrupt:
         show.close()
