@@ -4,7 +4,7 @@ and ends with `ratio wall 2 workers/1 worker: X` (goal on 2 cores: X <= 0.55).
 Each fleet is started here (workers.fleet.up) with its own temporary CVFLEET_DATA and free ports,
 and stopped at the end. The 1-process baseline runs 1 BLAS thread, as each of the 2 processes
 does, so the ratio measures process scaling alone; a third run times 1 process with a BLAS thread
-per core, which is what `cvfleet up --concurrency 1` gives (--no-threaded-baseline skips it).
+per core, which is what `cvfleet up --concurrency 1` gives, when asked (--threaded-baseline).
 Every trial records the BLAS threads threadpoolctl saw in its process; they are printed, to show the
 pin held. Wall = `cvfleet sweep GRID` from start to exit (submission, every trial, the leaderboard);
 span = first trial start to last trial end, from the trial records.
@@ -12,7 +12,7 @@ span = first trial start to last trial end, from the trial records.
 The machine may be shared: the fleets are all started first and the rounds interleaved (1, 2,
 1, 2, ...), and each configuration's fastest round counts; every round is printed with the load.
 
-    python benchmarks/bench_sweep.py [--epochs 6] [--train 4000] [--rounds 2] [--no-threaded-baseline]
+    python benchmarks/bench_sweep.py [--epochs 6] [--train 4000] [--rounds 2] [--threaded-baseline]
 """
 from __future__ import annotations
 
@@ -118,8 +118,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--train", type=int, default=4000, help="training samples per trial (mnist5k has 4,000)")
     p.add_argument("--rounds", type=int, default=2, help="runs per fleet, interleaved; the fastest counts")
-    p.add_argument("--threaded-baseline", action=argparse.BooleanOptionalAction, default=True,
-                   help="also time 1 process with a BLAS thread per core (slow on a busy machine)")
+    p.add_argument("--threaded-baseline", action="store_true",
+                   help="also time 1 process with a BLAS thread per core (minutes on a busy machine)")
     args = p.parse_args()
     from threadpoolctl import threadpool_info
     import numpy  # noqa: F401  (so threadpoolctl sees its BLAS)
