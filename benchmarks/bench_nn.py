@@ -94,6 +94,7 @@ def main():
         print(f"numpy BLAS: {i['internal_api']} {i['version']} kernel={i.get('architecture')} threads={i['num_threads']}")
     print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')} OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE')}")
     print(f"numpy {np.__version__}, torch {torch.__version__} with {torch.get_num_threads()} threads, cpus {os.cpu_count()}")
+    print("load average (other processes share these cores): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
     recipe = validate_recipe({})
     train, held = train_val_split(load_dataset(mnist5k_path()), 1000, seed=0)
@@ -158,6 +159,7 @@ def main():
     acc_torch = twin.accuracy(torch.from_numpy(held.x), torch.from_numpy(held.y))
     print(f"held-out accuracy after {args.epochs} epochs: nn {acc_nn:.4f}  torch {acc_torch:.4f}  "
           f"difference {100 * abs(acc_nn - acc_torch):.2f} pp")
+    print("load average at the end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     pairs = [a / b for a, b in zip(results[threads]["nn"], results[threads]["torch"])]
     print(f"ratio nn/torch samples/s: {statistics.median(pairs):.2f}")
 
