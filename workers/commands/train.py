@@ -5,8 +5,9 @@
 
 --data is a named data set (mnist5k, fashion-mnist: fetched by workers.assets) or a path
 (CSV, IDX file, or a directory of the four MNIST-layout IDX files). A data set with its own
-test split (a directory) trains on train and reports test; a single file is split by a
-seeded hold-out (20 % by default; mnist5k → 4,000 train / 1,000 held out).
+test split (a directory) trains on train and reports test (the per-epoch validation is
+then that test split too: read it, do not tune or early-stop on it); a single file is split
+by a seeded hold-out (20 % by default; mnist5k → 4,000 train / 1,000 held out).
 """
 from __future__ import annotations
 
