@@ -171,7 +171,7 @@ def write_plots(model, history, directory: Path) -> list[Path]:
 @click.option("--batch-size", type=int, help="Batch size (overrides the recipe).")
 @click.option("--lr", type=float, help="Learning rate (overrides the recipe).")
 @click.option("--spec", type=click.Path(dir_okay=False), help="Recipe file, JSON or TOML (keys: see nn/recipe.py).")
-@click.option("--preset", help="Named recipe: reference, wide, mlp.")
+@click.option("--preset", help="Named recipe (nn/recipe.py PRESETS): reference, wide, mlp, fashion.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Recipe override, repeatable (conv=[16,32]).")
 @click.option("--save", type=click.Path(file_okay=False), help="Directory to save the trained model in.")
 @click.option("--plots", type=click.Path(file_okay=False), help="Directory for learning_curves.png and filters.png.")
