@@ -86,7 +86,7 @@ def load_csv(path, label: str = "auto", image_shape=(28, 28), n_classes: int = 1
         if n != width:
             raise DataError(f"{path}: line {i + start + 1}: {n} values, expected {width} (a label and {width - 1} pixels)")
     try:
-        values = np.loadtxt(rows, delimiter=",", dtype=np.float64, ndmin=2)
+        values = np.loadtxt(rows, delimiter=",", dtype=np.float32, ndmin=2)  # 0..255 exact
     except ValueError:
         for i, row in enumerate(rows):
             try:
