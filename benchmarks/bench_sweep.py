@@ -158,6 +158,8 @@ def main() -> None:
         print(f"{label}: wall {res['wall']:.1f} s")
     if args.threaded_baseline:
         print(f"ratio wall 2 workers/1 worker x {CORES} threads: {two['wall'] / best[specs[2][0]]['wall']:.2f}")
+    print(f"trial time with 2 processes / with 1 (1.00 = each process had a core to itself; more = the cores were "
+          f"shared with something else): {two['trial_seconds'] / one['trial_seconds']:.2f}")
     print(f"ratio span 2 workers/1 worker: {two['span'] / one['span']:.2f}")
     print(f"ratio wall 2 workers/1 worker: {two['wall'] / one['wall']:.2f}")
 
