@@ -34,3 +34,18 @@ def test_api_workers_answers_401_without_auth(fleet):
 
 def test_api_workers_answers_401_with_a_wrong_password(fleet, flower_auth):
     assert get(fleet, "/api/workers", (flower_auth[0], "not-" + flower_auth[1]))[0] == 401
+
+
+def test_flower_shows_a_task_by_its_readable_name_and_arguments(fleet, flower_auth):
+    from tasks.smoke import square
+    task_id = square.delay(12).id
+    square.AsyncResult(task_id).get(timeout=30)
+    seen = {}
+    deadline = time.monotonic() + 30
+    while task_id not in seen and time.monotonic() < deadline:
+        status, body = get(fleet, "/api/tasks?taskname=cvfleet.smoke.square&limit=100", flower_auth)
+        assert status == 200
+        seen = json.loads(body)
+        time.sleep(0.2)
+    task = seen[task_id]
+    assert task["name"] == "cvfleet.smoke.square" and task["args"] == "(12,)" and task["state"] == "SUCCESS"
