@@ -33,11 +33,11 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: str) -> tuple
     raise ValueError(f"padding must be 'valid' or 'same', not {padding!r}")
 
 
-def weight_gradient(dy: np.ndarray, cols: np.ndarray, out: np.ndarray, cache_floats: int = 40_000) -> None:
+def weight_gradient(dy: np.ndarray, cols: np.ndarray, out: np.ndarray, cache_floats: int = 80_000) -> None:
     """out = dy @ cols.T, an (F, K) product summed over M = N·OH·OW columns, in blocks of
-    columns that fit the L2 cache with their partial sums. One GEMM with so long a
-    reduction and so small a result streams both operands from memory; blocked, it ran
-    2-4x faster here (OpenBLAS, 1 thread)."""
+    columns holding about `cache_floats` floats of both operands (320 KB: they stay in the
+    L2 cache). One GEMM with so long a reduction and so small a result streams both
+    operands from memory; blocked, it ran 2-4x faster here (OpenBLAS, 1 or 2 threads)."""
     f, k = out.shape
     m = cols.shape[1]
     block = max(256, 1 << int(np.log2(max(cache_floats // (f + k), 1))))
