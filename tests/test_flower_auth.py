@@ -42,7 +42,7 @@ def test_flower_shows_a_task_by_its_readable_name_and_arguments(fleet, flower_au
     square.AsyncResult(task_id).get(timeout=30)
     seen = {}
     deadline = time.monotonic() + 30
-    while task_id not in seen and time.monotonic() < deadline:
+    while seen.get(task_id, {}).get("state") != "SUCCESS" and time.monotonic() < deadline:
         status, body = get(fleet, "/api/tasks?taskname=cvfleet.smoke.square&limit=100", flower_auth)
         assert status == 200
         seen = json.loads(body)
