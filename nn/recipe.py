@@ -16,6 +16,9 @@ benchmark: 28 → conv 26 → pool 13 → conv 11 → pool 5, Dense(16·5·5 = 4
 """
 
 import math
+import numbers
+
+import numpy as np
 
 from .activations import ReLU
 from .augment import augmenter
@@ -64,15 +67,15 @@ def _fail(key, value, why):
 
 
 def _int(key, value, low):
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         _fail(key, value, "must be an integer")
     if value < low:
         _fail(key, value, f"must be >= {low}")
-    return value
+    return int(value)  # plain int (JSON-serialisable) also for NumPy integers
 
 
 def _float(key, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         _fail(key, value, "must be a number")
     if not math.isfinite(value):
         _fail(key, value, "must be finite")
@@ -80,9 +83,9 @@ def _float(key, value):
 
 
 def _bool(key, value):
-    if not isinstance(value, bool):
+    if not isinstance(value, (bool, np.bool_)):
         _fail(key, value, "must be true or false")
-    return value
+    return bool(value)
 
 
 def validate_recipe(d: dict) -> dict:
@@ -126,7 +129,9 @@ def validate_recipe(d: dict) -> dict:
     r["epochs"] = _int("epochs", r["epochs"], 1)
     r["seed"] = _int("seed", r["seed"], 0)
     a = r["augment"]
-    if not isinstance(a, bool):
+    if isinstance(a, (bool, np.bool_)):
+        a = bool(a)
+    else:
         a = _float("augment", a)
         if a < 0:
             _fail("augment", a, "must be >= 0")

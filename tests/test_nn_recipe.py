@@ -44,6 +44,14 @@ def test_bad_recipes_raise_one_line_value_errors(bad, words):
     assert "\n" not in str(e.value)
 
 
+def test_numpy_scalars_are_accepted_and_become_plain_python_values():
+    import numpy as np
+    r = validate_recipe({"epochs": np.int64(3), "lr": np.float32(0.5), "batchnorm": np.bool_(True), "conv": [np.int32(4)]})
+    assert (r["epochs"], r["lr"], r["batchnorm"], r["conv"]) == (3, 0.5, True, [4])
+    assert type(r["epochs"]) is int and type(r["lr"]) is float and type(r["batchnorm"]) is bool
+    json.dumps(r)
+
+
 def test_default_recipe_is_the_reference_cnn():
     model = build_model({})
     kinds = [type(l) for l in model.layers]
