@@ -116,8 +116,9 @@ def _flower_ready(port: int, user: str, password: str):
 
 
 def worker_env(concurrency: int) -> dict:
-    """Pin BLAS/OpenCV threads before the worker starts: cores split over the pool processes."""
-    threads = str(max(1, (os.cpu_count() or 1) // concurrency))
+    """Pin BLAS/OpenCV threads before the worker starts: cores split over the pool processes,
+    unless CVFLEET_THREADS_PER_PROCESS says otherwise."""
+    threads = os.environ.get("CVFLEET_THREADS_PER_PROCESS") or str(max(1, (os.cpu_count() or 1) // concurrency))
     env = dict(os.environ)
     env.update(OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
                CVFLEET_THREADS_PER_PROCESS=threads, PYTHONUNBUFFERED="1")
