@@ -59,10 +59,20 @@ def key_census(client) -> dict:
     return census
 
 
+def memory_breakdown(client) -> str:
+    """Where Redis' memory is: data set vs overhead, and the largest keys."""
+    info = client.info("memory")
+    sizes = sorted(((client.memory_usage(k) or 0, k) for k in client.scan_iter(count=1000)), reverse=True)[:3]
+    largest = ", ".join(f"{k} {n / 1024:.0f} KiB" for n, k in sizes)
+    return (f"dataset {mib(int(info['used_memory_dataset']))}, overhead {mib(int(info['used_memory_overhead']))}, "
+            f"lua {mib(int(info.get('used_memory_lua', 0)))}; largest keys: {largest}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--concurrency", type=int, default=os.cpu_count())
     ap.add_argument("--skip-sweep", action="store_true")
+    ap.add_argument("--max-frames", type=int, default=None, help="fewer frames for a quick look (default: all 795)")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="cvfleet-bench-load-"))
     os.environ.update(CVFLEET_DATA=str(root / "data"), CVFLEET_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
@@ -75,7 +85,7 @@ def main() -> None:
     model = assets.ensure("yolov3-tiny")
     video = root / "vtest.avi"
     shutil.copy(assets.ensure("vtest.avi"), video)
-    settings = AnnotateSettings(tile=160, overlap=0.2, model=ModelSpec(
+    settings = AnnotateSettings(tile=160, overlap=0.2, max_frames=args.max_frames, model=ModelSpec(
         cfg=str(model / "yolov3-tiny.cfg"), weights=str(model / "yolov3-tiny.weights"),
         names=str(model / "coco.names"), input_size=128))
     try:
@@ -97,6 +107,7 @@ def main() -> None:
               f"{args.concurrency} worker processes")
         print(f"annotation: Redis used_memory base {mib(base)}, peak {mib(sampler.peak)}, after {mib(after)}")
         print(f"annotation: keys left: {key_census(r)}")
+        print(f"annotation: after: {memory_breakdown(r)}")
         if not args.skip_sweep:
             sweep_load(root, r, sampler, args.concurrency)
         print(f"Redis used_memory_peak (server's own): {mib(int(r.info('memory')['used_memory_peak']))}")
@@ -109,7 +120,7 @@ def main() -> None:
 def sweep_load(root: Path, r, sampler, concurrency: int) -> None:
     from tasks import sweep
     grid = root / "grid64.toml"
-    grid.write_text('data = "mnist5k"\ntrain_limit = 300\nval_limit = 200\n\n[fixed]\nepochs = 1\n'
+    grid.write_text('data = "mnist5k"\ntrain_limit = 1000\nval_limit = 500\n\n[fixed]\nepochs = 2\n'
                     'conv = [4, 8]\ndense = 32\n\n[sweep]\nlr = [0.01, 0.02, 0.05, 0.1]\n'
                     'batch_size = [16, 32, 64, 128]\nmomentum = [0.0, 0.5, 0.9, 0.95]\n')
     sampler.peak = 0

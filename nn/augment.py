@@ -5,13 +5,14 @@ network such variants each epoch makes it rely less on exact pixel positions.
 """
 
 import numpy as np
-from scipy.ndimage import map_coordinates
 
 
 def rotate_shift(x: np.ndarray, degrees: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     """Image i of (N, C, H, W) `x` rotated counter-clockwise by degrees[i] about its centre,
     then moved by shifts[i] = (down, right) pixels. Bilinear resampling, zeros where the
-    image leaves the frame; one vectorised scipy call for the whole batch."""
+    image leaves the frame; one vectorised scipy call for the whole batch (SciPy is imported
+    here, not at module load: every `cvfleet` command imports nn, few augment)."""
+    from scipy.ndimage import map_coordinates
     n, c, h, w = x.shape
     angle = np.deg2rad(np.asarray(degrees, np.float64))
     shifts = np.asarray(shifts, np.float64).reshape(n, 2)

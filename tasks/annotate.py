@@ -7,6 +7,9 @@ Per video:  prepare (queue video: extract frames, plan tiles)
 Messages carry a batch id, paths, frame names and tile coordinates, never pixels. A detect task
 that fails returns its error instead of raising, so the chord always reaches `label`, which marks
 the video failed with that one-line reason while the batch's other videos go on.
+
+No task keeps a Celery result: the batch record in Redis is the result (a prepare result would
+list every detect task id, thousands per video, for a week).
 """
 from __future__ import annotations
 
@@ -76,7 +79,7 @@ def _gave_up(task, batch_id: str, index: int) -> bool:
     return True
 
 
-@app.task(name="cvfleet.video.prepare", bind=True)
+@app.task(name="cvfleet.video.prepare", bind=True, ignore_result=True)
 def prepare(self, batch_id: str, index: int) -> dict:
     """Extract (or reuse) the frames, check the model loads, and fan the tiles out."""
     if batches.batch(batch_id) is None:
@@ -105,7 +108,6 @@ def prepare(self, batch_id: str, index: int) -> dict:
                 write_previews(video_dir, read_classes(settings.model.names))
             batches.update_video(batch_id, index, state="done", frames=len(meta["frames"]), tiles=len(jobs),
                                  summary=summary)
-            batches.chunk_done(batch_id, index, "reused", len(jobs))
             return {"state": "done", "reused": True}
         get_detector(settings.detector_spec())  # a model that does not load fails here, once
         chunks = pipeline.chunk_jobs(jobs, _batch(batch_id)["tiles_per_task"] or len(tiles))
@@ -139,7 +141,7 @@ def detect(self, batch_id: str, index: int, chunk: int, video_dir: str, jobs: li
     return {"boxes": boxes}
 
 
-@app.task(name="cvfleet.video.label", bind=True)
+@app.task(name="cvfleet.video.label", bind=True, ignore_result=True)
 def label(self, results: list, batch_id: str, index: int) -> dict:
     """Chord callback: merge every frame's boxes, write the labels and finish the video."""
     if batches.batch(batch_id) is None:

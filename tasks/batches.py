@@ -3,7 +3,7 @@
     cvfleet:batches                          zset  batch id -> submit time
     cvfleet:batch:<id>                       hash  out, settings, static, preview, roots, videos
     cvfleet:batch:<id>:video:<i>             hash  video, video_dir, state, frames, tiles, error, summary
-    cvfleet:batch:<id>:video:<i>:chunks      hash  detect chunk index -> tiles in it (progress)
+    cvfleet:batch:<id>:video:<i>:chunks      hash  detect chunk index -> tiles in it (progress; dropped when done)
 
 A video moves queued -> extracting -> detecting -> labelling -> done, or to failed with a
 one-line reason. Writes are idempotent (HSET), so a task that runs twice records once.
@@ -55,6 +55,8 @@ def batch(batch_id: str) -> dict | None:
 
 
 def update_video(batch_id: str, index: int, **fields) -> None:
+    """Set fields of a video's record; a video that ends drops its per-chunk progress hash
+    (one field per detect task: thousands for a long video), its tiles all counted as done."""
     vk = key("batch", batch_id, "video", index)
     mapping = {k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in fields.items()}
     if fields.get("state") in TERMINAL:
@@ -62,6 +64,8 @@ def update_video(batch_id: str, index: int, **fields) -> None:
     pipe = client().pipeline()
     pipe.hset(vk, mapping=mapping)
     _touch(pipe, vk)
+    if fields.get("state") == "done":
+        pipe.delete(key("batch", batch_id, "video", index, "chunks"))
     pipe.execute()
 
 
@@ -91,9 +95,9 @@ def progress(batch_id: str) -> dict | None:
     videos = []
     for i in range(info["videos"]):
         v, chunks = replies[2 * i], replies[2 * i + 1]
-        v["tiles_done"] = sum(int(c) for c in chunks)
         for field in ("frames", "tiles"):
             v[field] = int(v.get(field) or 0)
+        v["tiles_done"] = v["tiles"] if v["state"] == "done" else sum(int(c) for c in chunks)
         if v.get("summary"):
             v["summary"] = json.loads(v["summary"])
         videos.append(v)

@@ -39,7 +39,6 @@ def make_app(cfg: config.Config | None = None) -> Celery:
         result_backend_transport_options=dict(vt),
         visibility_timeout=cfg.visibility_timeout,
         result_expires=timedelta(days=7),
-        result_extended=True,
         worker_send_task_events=True,
         task_send_sent_event=True,
         task_track_started=True,

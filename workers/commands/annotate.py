@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import click
 
 from workers import config, fleet
+from workers.commands.watch import watch
 
 VIDEO_SUFFIXES = {".avi", ".mp4", ".mov", ".mkv", ".mpg", ".mpeg", ".m4v", ".webm", ".wmv", ".flv", ".ts"}
 
@@ -142,36 +142,9 @@ def follow(batch_id: str, once: bool = False) -> int:
         raise click.ClickException(f"no batch {batch_id!r} in Redis: check the id with `cvfleet batch list`")
     if not once:
         show = _Bars(info) if sys.stderr.isatty() else _StateLines()
-        try:
-            while True:
-                show.update(info)
-                if info["finished"]:
-                    break
-                time.sleep(0.5)
-                info = _progress_through_outages(batch_id)
-        finally:
-            show.close()
+        info = watch(info, lambda: batches.progress(batch_id), show, 0.5, f"cvfleet batch show {batch_id}")
     report(info)
     return 1 if info["failed"] else 0
-
-
-def _progress_through_outages(batch_id: str, patience: float = 300) -> dict:
-    """The batch's progress; while Redis restarts, wait for it (up to `patience` s) and say so once."""
-    import redis
-    from tasks import batches
-    deadline = time.monotonic() + patience
-    warned = False
-    while True:
-        try:
-            return batches.progress(batch_id)
-        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
-            if time.monotonic() > deadline:
-                raise click.ClickException(f"Redis unreachable for {patience:.0f} s; the batch may still be running: "
-                                           f"`cvfleet batch show {batch_id}` once it is back")
-            if not warned:
-                click.echo("Redis unreachable; waiting for it to come back...", err=True)
-                warned = True
-            time.sleep(1)
 
 
 class _Bars:

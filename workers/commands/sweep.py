@@ -14,12 +14,12 @@ from __future__ import annotations
 import csv
 import json
 import sys
-import time
 from pathlib import Path
 
 import click
 
 from workers import config, fleet
+from workers.commands.watch import watch
 
 
 class _GridOrCommand(click.Group):
@@ -111,18 +111,11 @@ def follow(sweep_id: str) -> int:
     info = sweeps.progress(sweep_id)
     show = _Bar(info) if sys.stderr.isatty() else _Lines()
     try:
-        while True:
-            show.update(info)
-            if info["finished"]:
-                break
-            time.sleep(0.1)
-            info = sweeps.progress(sweep_id)
+        info = watch(info, lambda: sweeps.progress(sweep_id), show, 0.1, f"cvfleet sweep show {sweep_id} --follow")
     except KeyboardInterrupt:
-        show.close()
         click.echo(f"\nsweep {sweep_id} keeps running on the fleet; watch it with `cvfleet sweep show {sweep_id} --follow` "
                    "(submitting the grid again would restart its unfinished trials)", err=True)
         return 130
-    show.close()
     print_leaderboard(sweep_id)
     return 1 if info["counts"]["failed"] else 0
 
