@@ -116,3 +116,13 @@ def test_a_full_disk_fails_the_video_with_a_clear_reason_and_no_half_file(fleet,
         assert text == "" or text.endswith("\n"), f"{txt.name} is half written"
     assert list(d.rglob("*.tmp")) == []
     assert not (d / "annotation.json").exists()  # the video is not marked complete
+
+
+def test_an_unwritable_output_fails_the_video_with_a_clear_reason(fleet, video, tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the output directory should be\n")
+    run = cvfleet("annotate", str(video), "--out", str(blocker / "dataset"), "--every", "50", "--max-frames", "2")
+    assert run.returncode == 1
+    failed = [line for line in run.stdout.splitlines() if "FAILED vtest.avi:" in line]
+    assert len(failed) == 1 and "Not a directory" in failed[0]
+    assert blocker.read_text() == "a file where the output directory should be\n"

@@ -99,7 +99,7 @@ def smoke(n):
     except fleet.FleetError as e:
         raise _fail(e)
     result = group(square.s(i) for i in range(n)).apply_async()
-    with tqdm(total=n, desc="smoke tasks", unit="task") as bar:
+    with tqdm(total=n, desc="smoke tasks", unit="task", disable=None) as bar:  # no bar off a terminal
         import time
         while not result.ready():
             bar.n = result.completed_count()
