@@ -44,12 +44,9 @@ def main() -> None:
     from vision.settings import AnnotateSettings, ModelSpec
     from workers import assets, fleet
 
-    model = assets.ensure("yolov3-tiny")
     video = root / "vtest.avi"
     shutil.copy(assets.ensure("vtest.avi"), video)
-    settings = AnnotateSettings(every=args.every, max_frames=args.frames, model=ModelSpec(
-        cfg=str(model / "yolov3-tiny.cfg"), weights=str(model / "yolov3-tiny.weights"),
-        names=str(model / "coco.names")))
+    settings = AnnotateSettings(every=args.every, max_frames=args.frames, model=ModelSpec(**assets.yolov3_tiny_files()))
     print(f"machine: {os.cpu_count()} cores, OpenCV {cv2.__version__}; clip: vtest.avi, {args.frames} frames "
           f"every {args.every}, tile {settings.tile} overlap {settings.overlap}, yolov3-tiny {settings.model.input_size}")
 

@@ -82,12 +82,10 @@ def main() -> None:
     from vision.settings import AnnotateSettings, ModelSpec
     from workers import assets, fleet
 
-    model = assets.ensure("yolov3-tiny")
     video = root / "vtest.avi"
     shutil.copy(assets.ensure("vtest.avi"), video)
     settings = AnnotateSettings(tile=160, overlap=0.2, max_frames=args.max_frames, model=ModelSpec(
-        cfg=str(model / "yolov3-tiny.cfg"), weights=str(model / "yolov3-tiny.weights"),
-        names=str(model / "coco.names"), input_size=128))
+        **assets.yolov3_tiny_files(), input_size=128))
     try:
         fleet.up(args.concurrency)
         r = client()

@@ -37,10 +37,7 @@ def fleet_run(fleet, videos, static_file, tmp_path_factory):
 def single_process(videos, static_file, out):
     from vision.pipeline import annotate_video
     from vision.settings import AnnotateSettings, ModelSpec
-    model = assets.ensure("yolov3-tiny")
-    settings = AnnotateSettings(every=25, max_frames=5, model=ModelSpec(
-        cfg=str(model / "yolov3-tiny.cfg"), weights=str(model / "yolov3-tiny.weights"),
-        names=str(model / "coco.names")))
+    settings = AnnotateSettings(every=25, max_frames=5, model=ModelSpec(**assets.yolov3_tiny_files()))
     return annotate_video(videos / "vtest.avi", out, settings, static=static_file)
 
 

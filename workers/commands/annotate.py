@@ -39,9 +39,7 @@ def _model_spec(model, cfg_path, weights, onnx, names, input_size):
         raise click.BadParameter(f"unknown model {model!r}; the bundled one is yolov3-tiny, "
                                  "or give --cfg/--weights or --onnx", param_hint="--model")
     from workers import assets
-    d = assets.ensure("yolov3-tiny")
-    return ModelSpec(cfg=str(d / "yolov3-tiny.cfg"), weights=str(d / "yolov3-tiny.weights"),
-                     names=str(d / "coco.names"), input_size=input_size)
+    return ModelSpec(**assets.yolov3_tiny_files(), input_size=input_size)
 
 
 @click.command()
