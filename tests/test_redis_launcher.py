@@ -37,3 +37,4 @@ def test_with_the_system_path_the_system_binary_wins_and_serves(tmp_path):
     system = shutil.which("redis-server") or shutil.which("valkey-server")
     assert str(binary) == (system or str(find_redis_server(path="/nonexistent")))
     assert serve_and_ping(binary, tmp_path)
+

@@ -66,5 +66,5 @@ def load() -> Config:
         flower_port=_int("CVFLEET_FLOWER_PORT", 5555),
         flower_user=os.environ.get("CVFLEET_FLOWER_USER", "cvfleet"),
         visibility_timeout=vt,
-        task_time_limit=_int("CVFLEET_TASK_TIME_LIMIT", max(vt - 60, 30)),
+        task_time_limit=_int("CVFLEET_TASK_TIME_LIMIT", vt - min(60, vt // 10)),  # always below vt
     )
