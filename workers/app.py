@@ -35,7 +35,9 @@ def make_app(cfg: config.Config | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         task_time_limit=cfg.task_time_limit,
         task_soft_time_limit=cfg.task_time_limit - min(30, max(cfg.task_time_limit // 10, 1)),
-        broker_transport_options=dict(vt),
+        # Messages of a worker that died whole (main process too) come back after the visibility
+        # timeout, found by a scan every 10 s (kombu's default throttle makes that ~100 s).
+        broker_transport_options={**vt, "unacked_restore_interval": 10, "unacked_restore_throttle": 1},
         result_backend_transport_options=dict(vt),
         visibility_timeout=cfg.visibility_timeout,
         result_expires=timedelta(days=7),

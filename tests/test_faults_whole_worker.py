@@ -1,0 +1,81 @@
+"""A whole worker (main process and pool) SIGKILLed mid-batch: another worker finishes the batch.
+
+Runs its own Redis and two `cvfleet worker` processes with a 10 s visibility timeout, so the dead
+worker's unacknowledged task comes back within about 20 s instead of an hour.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+import redis
+
+from conftest import CVFLEET, ROOT, cvfleet, fleet_environ, pool_children, wait_for
+from workers import assets
+from workers.redis_server import find_redis_server, start_redis
+
+
+@pytest.fixture
+def two_workers(tmp_path):
+    env = {**fleet_environ(tmp_path), "CVFLEET_VISIBILITY_TIMEOUT": "10"}
+    port = int(env["CVFLEET_REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+    server = start_redis(find_redis_server(), port, tmp_path / "redis", tmp_path / "redis.log")
+    client = redis.Redis(port=port, decode_responses=True)
+    wait_for(lambda: _ping(client), 20, what="Redis")
+    workers = {}
+    for name in ("a", "b"):
+        log = open(tmp_path / f"worker-{name}.log", "wb")
+        workers[name] = subprocess.Popen([*CVFLEET, "worker", "-c", "1", "-n", f"{name}@%h"], cwd=ROOT,
+                                         env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+    wait_for(lambda: len(client.keys("_kombu.binding.*")) and all(pool_children(w.pid) for w in workers.values()),
+             60, what="two workers")
+    yield env, client, workers
+    for proc in (*workers.values(), server):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(10)
+
+
+def _ping(client) -> bool:
+    try:
+        return client.ping()
+    except redis.ConnectionError:
+        return False
+
+
+def test_a_whole_worker_killed_mid_batch_is_replaced_by_the_other(two_workers, tmp_path):
+    env, client, workers = two_workers
+    video = tmp_path / "vtest.avi"
+    shutil.copy(assets.ensure("vtest.avi"), video)
+    sub = cvfleet("annotate", str(video), "--out", str(tmp_path / "out"), "--every", "4", "--max-frames", "30",
+                  "--no-wait", env=env)
+    assert sub.returncode == 0, sub.stderr
+    batch_id = sub.stdout.strip()
+    chunks = f"cvfleet:batch:{batch_id}:video:0:chunks"
+    wait_for(lambda: client.hlen(chunks) >= 4, 120, every=0.05, what="detection under way")
+    os.killpg(workers["a"].pid, signal.SIGKILL)  # main process and its pool child at once
+    workers["a"].wait(10)
+    show = cvfleet("batch", "show", batch_id, env=env, timeout=240)
+    assert show.returncode == 0, show.stderr
+    assert f"batch {batch_id} finished: 1 of 1 video(s) ok" in show.stdout
+    labels = sorted(p.stem for p in (tmp_path / "out" / "vtest" / "labels").glob("*.txt"))
+    assert labels == [f"{i:06d}" for i in range(1, 31)]
+    for path in (tmp_path / "out" / "vtest" / "labels").glob("*.txt"):
+        lines = path.read_text().splitlines()
+        assert len(lines) == len(set(lines))
+    lost = tasks_in(tmp_path / "worker-a.log", "received") - tasks_in(tmp_path / "worker-a.log", "succeeded")
+    assert lost, "worker a held no task when it was killed"
+    assert lost <= tasks_in(tmp_path / "worker-b.log", "succeeded")  # b ran what a lost
+
+
+def tasks_in(log: Path, event: str) -> set[str]:
+    """Task ids a worker's log reports as received or succeeded."""
+    return set(re.findall(rf"Task cvfleet\.[\w.]+\[([0-9a-f-]+)\] {event}", log.read_text(errors="replace")))
