@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 from celery import chord
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from tasks import batches
 from tasks.redis_store import count_attempt, forget_attempts
@@ -37,6 +37,8 @@ EXPECTED = (VisionError, OutsideRoots, OSError, SoftTimeLimitExceeded)
 
 
 def _reason(e: Exception) -> str:
+    if isinstance(e, TimeLimitExceeded):
+        return "task was killed at its hard time limit; raise CVFLEET_TASK_TIME_LIMIT or use fewer tiles per task"
     if isinstance(e, SoftTimeLimitExceeded):
         return "task ran past its time limit; raise CVFLEET_TASK_TIME_LIMIT or use fewer tiles per task"
     text = str(e).strip().splitlines()
@@ -79,7 +81,18 @@ def _gave_up(task, batch_id: str, index: int) -> bool:
     return True
 
 
-@app.task(name="cvfleet.video.prepare", bind=True, ignore_result=True)
+class _VideoTask(app.Task):
+    """A task of one video: if it fails past its own error handling (killed at the hard time limit,
+    an unexpected error), its video is marked failed, so the batch ends instead of waiting on a
+    chord that will never call back. For a hard time limit this runs in the worker's main process."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        batch_id, index = args[1:3] if self.name == "cvfleet.video.label" else args[0:2]
+        if batches.batch(batch_id) is not None:
+            batches.fail_video(batch_id, index, _reason(exc))
+
+
+@app.task(name="cvfleet.video.prepare", bind=True, ignore_result=True, base=_VideoTask)
 def prepare(self, batch_id: str, index: int) -> dict:
     """Extract (or reuse) the frames, check the model loads, and fan the tiles out."""
     if batches.batch(batch_id) is None:
@@ -122,7 +135,7 @@ def prepare(self, batch_id: str, index: int) -> dict:
     return {"state": "detecting", "frames": len(meta["frames"]), "tiles": len(jobs), "chunks": len(chunks)}
 
 
-@app.task(name="cvfleet.detect.tiles", bind=True, ignore_result=True)
+@app.task(name="cvfleet.detect.tiles", bind=True, ignore_result=True, base=_VideoTask)
 def detect(self, batch_id: str, index: int, chunk: int, video_dir: str, jobs: list) -> dict:
     """YOLO on a chunk of [frame name, [x, y, w, h]] jobs: {"boxes": {frame: [box, ...]}} or {"error": why}.
 
@@ -141,7 +154,7 @@ def detect(self, batch_id: str, index: int, chunk: int, video_dir: str, jobs: li
     return {"boxes": boxes}
 
 
-@app.task(name="cvfleet.video.label", bind=True, ignore_result=True)
+@app.task(name="cvfleet.video.label", bind=True, ignore_result=True, base=_VideoTask)
 def label(self, results: list, batch_id: str, index: int) -> dict:
     """Chord callback: merge every frame's boxes, write the labels and finish the video."""
     if batches.batch(batch_id) is None:

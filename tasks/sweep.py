@@ -25,7 +25,7 @@ import socket
 import uuid
 from pathlib import Path
 
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from nn.grid import DATA_SETS, GridError, parse_grid, read_grid, select
 from tasks import sweeps
@@ -141,6 +141,8 @@ class _Recorder:
 
 
 def _reason(e: BaseException) -> str:
+    if isinstance(e, TimeLimitExceeded):
+        return "trial was killed at the task's hard time limit; raise CVFLEET_TASK_TIME_LIMIT or train fewer epochs"
     if isinstance(e, SoftTimeLimitExceeded):
         return "trial ran past the task time limit; raise CVFLEET_TASK_TIME_LIMIT or train fewer epochs"
     text = str(e).strip().splitlines()
@@ -164,7 +166,16 @@ def _save_weights(model, sweep_id: str, trial_id: str, info: dict, recipe: dict,
     return final
 
 
-@app.task(name="cvfleet.train.trial", bind=True)
+class _TrialTask(app.Task):
+    """A trial killed at the hard time limit (its process is gone: this runs in the worker's main
+    process) or failing past its own handling is recorded failed, so its sweep ends."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        sweep_id, trial_id = args[:2]
+        sweeps.finish(sweep_id, trial_id, "failed", {"error": _reason(exc)}, task_id=task_id)
+
+
+@app.task(name="cvfleet.train.trial", bind=True, base=_TrialTask)
 def train_trial(self, sweep_id: str, trial_id: str) -> dict:
     """Train one grid point; its record in Redis is written once whatever happens to this task."""
     from nn.recipe import train_recipe

@@ -6,6 +6,7 @@ from the user's cache (fetched from the registries once, then reused).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -99,3 +100,42 @@ def restart_redis(cfg) -> None:
     proc = start_redis(Path(state["redis_binary"]), cfg.redis_port, cfg.fleet_dir / "redis", cfg.fleet_dir / "redis.log")
     state["pids"]["redis"] = proc.pid
     (cfg.fleet_dir / "fleet.json").write_text(json.dumps(state, indent=2))
+
+
+@contextlib.contextmanager
+def bare_workers(tmp_path: Path, extra_env: dict, names=("a",)):
+    """Its own Redis and one `cvfleet worker -c 1` process per name, with `extra_env` (a short
+    visibility timeout, a tiny time limit...): for faults the session fleet must not suffer.
+    Yields (env, redis client, {name: Popen}); worker logs go to tmp_path/worker-NAME.log."""
+    import redis
+    from workers.redis_server import find_redis_server, start_redis
+    env = {**fleet_environ(tmp_path), **extra_env}
+    port = int(env["CVFLEET_REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+    server = start_redis(find_redis_server(), port, tmp_path / "redis", tmp_path / "redis.log")
+    client = redis.Redis(port=port, decode_responses=True)
+    workers = {}
+    try:
+        wait_for(lambda: _answers(client), 20, what="Redis")
+        for name in names:
+            with open(tmp_path / f"worker-{name}.log", "wb") as log:
+                workers[name] = subprocess.Popen([*CVFLEET, "worker", "-c", "1", "-n", f"{name}@%h"], cwd=ROOT,
+                                                 env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                                                 start_new_session=True)
+        wait_for(lambda: client.keys("_kombu.binding.*") and all(pool_children(w.pid) for w in workers.values()),
+                 60, what="the workers")
+        yield env, client, workers
+    finally:
+        for proc in (*workers.values(), server):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(10)
+
+
+def _answers(client) -> bool:
+    import redis
+    try:
+        return client.ping()
+    except redis.ConnectionError:
+        return False

@@ -9,46 +9,18 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
-import redis
 
-from conftest import CVFLEET, ROOT, cvfleet, fleet_environ, pool_children, wait_for
+from conftest import bare_workers, cvfleet, wait_for
 from workers import assets
-from workers.redis_server import find_redis_server, start_redis
 
 
 @pytest.fixture
 def two_workers(tmp_path):
-    env = {**fleet_environ(tmp_path), "CVFLEET_VISIBILITY_TIMEOUT": "10"}
-    port = int(env["CVFLEET_REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
-    server = start_redis(find_redis_server(), port, tmp_path / "redis", tmp_path / "redis.log")
-    client = redis.Redis(port=port, decode_responses=True)
-    wait_for(lambda: _ping(client), 20, what="Redis")
-    workers = {}
-    for name in ("a", "b"):
-        log = open(tmp_path / f"worker-{name}.log", "wb")
-        workers[name] = subprocess.Popen([*CVFLEET, "worker", "-c", "1", "-n", f"{name}@%h"], cwd=ROOT,
-                                         env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-    wait_for(lambda: len(client.keys("_kombu.binding.*")) and all(pool_children(w.pid) for w in workers.values()),
-             60, what="two workers")
-    yield env, client, workers
-    for proc in (*workers.values(), server):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(10)
-
-
-def _ping(client) -> bool:
-    try:
-        return client.ping()
-    except redis.ConnectionError:
-        return False
+    with bare_workers(tmp_path, {"CVFLEET_VISIBILITY_TIMEOUT": "10"}, ("a", "b")) as fleet:
+        yield fleet
 
 
 def test_a_whole_worker_killed_mid_batch_is_replaced_by_the_other(two_workers, tmp_path):
