@@ -54,6 +54,15 @@ def _batch(batch_id: str) -> dict:
     return info
 
 
+def _recorded(batch_id: str) -> bool:
+    """Whether the batch has a record (read through `_batch`'s cache; a missing one is not cached)."""
+    try:
+        _batch(batch_id)
+    except VisionError:
+        return False
+    return True
+
+
 def _settings(batch_id: str) -> AnnotateSettings:
     return AnnotateSettings.from_json(_batch(batch_id)["settings"])
 
@@ -88,14 +97,14 @@ class _VideoTask(app.Task):
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         batch_id, index = args[1:3] if self.name == "cvfleet.video.label" else args[0:2]
-        if batches.batch(batch_id) is not None:
+        if _recorded(batch_id):
             batches.fail_video(batch_id, index, _reason(exc))
 
 
 @app.task(name="cvfleet.video.prepare", bind=True, ignore_result=True, base=_VideoTask)
 def prepare(self, batch_id: str, index: int) -> dict:
     """Extract (or reuse) the frames, check the model loads, and fan the tiles out."""
-    if batches.batch(batch_id) is None:
+    if not _recorded(batch_id):
         return {"state": "failed", "error": f"no batch {batch_id} in Redis"}
     if _gave_up(self, batch_id, index):
         return {"state": "failed"}
@@ -157,7 +166,7 @@ def detect(self, batch_id: str, index: int, chunk: int, video_dir: str, jobs: li
 @app.task(name="cvfleet.video.label", bind=True, ignore_result=True, base=_VideoTask)
 def label(self, results: list, batch_id: str, index: int) -> dict:
     """Chord callback: merge every frame's boxes, write the labels and finish the video."""
-    if batches.batch(batch_id) is None:
+    if not _recorded(batch_id):
         return {"state": "failed", "error": f"no batch {batch_id} in Redis"}
     if _gave_up(self, batch_id, index):
         return {"state": "failed"}

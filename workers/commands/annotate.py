@@ -90,6 +90,7 @@ def annotate(videos, out, every, fps, max_frames, jpeg_quality, tile, tile_h, ov
     """
     from tasks import annotate as annotate_tasks
     from vision.errors import VisionError
+    from vision.labels import read_classes
     from vision.settings import AnnotateSettings
     if static and not Path(static).is_file():
         raise click.BadParameter(f"{static} is not a file", param_hint="--static")
@@ -100,12 +101,13 @@ def annotate(videos, out, every, fps, max_frames, jpeg_quality, tile, tile_h, ov
             conf=conf, nms=nms, classes=tuple(c.strip() for c in classes.split(",") if c.strip()), merge=merge,
             metric=metric, merge_threshold=merge_threshold, class_agnostic=class_agnostic)
         if settings.classes:
-            known = set(Path(settings.model.names).read_text().split("\n"))
+            known = set(read_classes(settings.model.names))
             unknown = [c for c in settings.classes if c not in known]
             if unknown:
                 raise VisionError(f"unknown class {unknown[0]!r}: see {settings.model.names} for the model's names")
         fleet.require_redis(config.load())
-        batch_id = annotate_tasks.submit(expand_videos(videos), Path(out), settings,
+        files = expand_videos(videos)
+        batch_id = annotate_tasks.submit(files, Path(out), settings,
                                          Path(static) if static else None, preview, tiles_per_task)
     except (VisionError, fleet.FleetError, OSError) as e:
         raise click.ClickException(str(e).splitlines()[0])
@@ -113,7 +115,7 @@ def annotate(videos, out, every, fps, max_frames, jpeg_quality, tile, tile_h, ov
         click.echo(batch_id)
         return
     sys.exit(follow_until_interrupted(
-        batch_id, announce=f"batch {batch_id}: {len(expand_videos(videos))} video(s) -> {Path(out).resolve()}"))
+        batch_id, announce=f"batch {batch_id}: {len(files)} video(s) -> {Path(out).resolve()}"))
 
 
 def follow_until_interrupted(batch_id: str, once: bool = False, announce: str | None = None) -> int:
