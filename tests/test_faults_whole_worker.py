@@ -33,6 +33,9 @@ def test_a_whole_worker_killed_mid_batch_is_replaced_by_the_other(two_workers, t
     batch_id = sub.stdout.strip()
     chunks = f"cvfleet:batch:{batch_id}:video:0:chunks"
     wait_for(lambda: client.hlen(chunks) >= 4, 120, every=0.05, what="detection under way")
+    a_log = tmp_path / "worker-a.log"
+    wait_for(lambda: tasks_in(a_log, "received") - tasks_in(a_log, "succeeded"), 60, every=0.01,
+             what="worker a holding a task")  # kill it mid-task, not between two tasks
     os.killpg(workers["a"].pid, signal.SIGKILL)  # main process and its pool child at once
     workers["a"].wait(10)
     show = cvfleet("batch", "show", batch_id, env=env, timeout=240)
