@@ -77,6 +77,8 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="cvfleet-bench-load-"))
     os.environ.update(CVFLEET_DATA=str(root / "data"), CVFLEET_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
                       CVFLEET_FLOWER_PORT=str(free_port()))
+    from workers import config, fleet
+    fleet.redis_password(config.load())  # before workers.app reads the Redis URL
     from tasks import annotate, batches
     from tasks.redis_store import client
     from vision.settings import AnnotateSettings, ModelSpec

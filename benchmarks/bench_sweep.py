@@ -75,11 +75,12 @@ class Fleet:
         self.env = {"CVFLEET_DATA": str(self.root / "data"),
                     "CVFLEET_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "CVFLEET_FLOWER_PORT": str(free_port())}
         os.environ.update(self.env)
+        fleet.redis_password(config.load())
         self.cfg = config.load()
         default_env = fleet.worker_env
         # The fleet gives each process cores // concurrency threads; the 1-process, 1-thread baseline
         # (pure process scaling, DESIGN.md's "N processes x 1 thread") overrides that for its worker only.
-        fleet.worker_env = lambda c: {**default_env(c), **{v: str(blas_threads) for v in THREAD_VARS}}
+        fleet.worker_env = lambda c, *a: {**default_env(c, *a), **{v: str(blas_threads) for v in THREAD_VARS}}
         try:
             fleet.up(concurrency=concurrency, cfg=self.cfg)
         finally:
@@ -92,7 +93,7 @@ class Fleet:
         start = time.perf_counter()
         run = cvfleet(env, "sweep", str(grid), "--no-prune")
         wall = time.perf_counter() - start
-        r = redis.Redis.from_url(self.env["CVFLEET_REDIS_URL"], decode_responses=True)
+        r = redis.Redis.from_url(self.cfg.redis_url, decode_responses=True)
         sweep_id = r.zrange("cvfleet:sweeps", 0, -1)[0]
         trials = [r.hgetall(f"cvfleet:sweep:{sweep_id}:trial:{t}")
                   for t in r.zrange(f"cvfleet:sweep:{sweep_id}:trials", 0, -1)]

@@ -40,6 +40,16 @@ SESSION_ROOT = Path(tempfile.mkdtemp(prefix="cvfleet-test-"))
 os.environ.update(fleet_environ(SESSION_ROOT))
 
 
+def _lock_session_redis() -> None:
+    """The fleet's Redis password exists before anything in this process reads the Redis URL
+    (`cvfleet up` would create it later, after `workers.app` was imported without it)."""
+    from workers import config, fleet
+    fleet.redis_password(config.load())
+
+
+_lock_session_redis()
+
+
 def cvfleet(*args: str, env: dict | None = None, timeout: float = 300, check: bool = False,
             **kw) -> subprocess.CompletedProcess:
     """Run the real `cvfleet` command line in a child process."""
@@ -90,6 +100,7 @@ def pool_children(pid: int) -> list[int]:
 
 def restart_redis(cfg) -> None:
     """Stop the fleet's Redis gracefully (AOF flushed) and start it again on the same port and dir."""
+    from workers.fleet import redis_password
     from workers.redis_server import start_redis
     state = fleet_state(cfg)
     pid = state["pids"]["redis"]
@@ -97,7 +108,8 @@ def restart_redis(cfg) -> None:
     wait_for(lambda: not Path(f"/proc/{pid}").exists() or
              Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z", 30, what="Redis exit")
     time.sleep(2)  # Redis is gone for a while, as in a real restart
-    proc = start_redis(Path(state["redis_binary"]), cfg.redis_port, cfg.fleet_dir / "redis", cfg.fleet_dir / "redis.log")
+    proc = start_redis(Path(state["redis_binary"]), cfg.redis_port, cfg.fleet_dir / "redis", cfg.fleet_dir / "redis.log",
+                       redis_password(cfg))
     state["pids"]["redis"] = proc.pid
     (cfg.fleet_dir / "fleet.json").write_text(json.dumps(state, indent=2))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 
 def _path(var: str, default: Path) -> Path:
@@ -26,9 +26,12 @@ def _int(var: str, default: int) -> int:
         raise SystemExit(f"cvfleet: {var}={value!r} is not a whole number; set it to one or unset it") from None
 
 
+REDIS_PASSWORD_FILE = "redis.password"  # in the fleet dir, mode 0600, written by `cvfleet up`
+
+
 @dataclass(frozen=True)
 class Config:
-    redis_url: str
+    redis_url: str        # with the local fleet's password filled in when it has one (never print it)
     data: Path            # storage root: frames, labels, weights, fleet state
     cache: Path           # fetched assets (models, sample video, data sets)
     flower_port: int
@@ -40,6 +43,14 @@ class Config:
     def fleet_dir(self) -> Path:
         """State of the local fleet started by `cvfleet up`: pids, logs, Redis AOF, Flower password."""
         return self.data / "fleet"
+
+    @property
+    def redis_url_public(self) -> str:
+        """The Redis URL with any password masked, for output and logs."""
+        parsed = urlparse(self.redis_url)
+        if not parsed.password:
+            return self.redis_url
+        return self.redis_url.replace(f":{parsed.password}@", ":***@", 1)
 
     @property
     def redis_host(self) -> str:
@@ -59,12 +70,30 @@ def load() -> Config:
     data_default = Path(os.environ.get("XDG_DATA_HOME", home / ".local" / "share")) / "cvfleet"
     cache_default = Path(os.environ.get("XDG_CACHE_HOME", home / ".cache")) / "cvfleet"
     vt = _int("CVFLEET_VISIBILITY_TIMEOUT", 3600)
+    data = _path("CVFLEET_DATA", data_default)
     return Config(
-        redis_url=os.environ.get("CVFLEET_REDIS_URL", "redis://127.0.0.1:6399/0"),
-        data=_path("CVFLEET_DATA", data_default),
+        redis_url=local_redis_url(os.environ.get("CVFLEET_REDIS_URL", "redis://127.0.0.1:6399/0"), data),
+        data=data,
         cache=_path("CVFLEET_CACHE", cache_default),
         flower_port=_int("CVFLEET_FLOWER_PORT", 5555),
         flower_user=os.environ.get("CVFLEET_FLOWER_USER", "cvfleet"),
         visibility_timeout=vt,
         task_time_limit=_int("CVFLEET_TASK_TIME_LIMIT", vt - min(60, vt // 10)),  # always below vt
     )
+
+
+def local_redis_url(url: str, data: Path) -> str:
+    """A loopback URL without a password gets the local fleet's: CVFLEET_REDIS_PASSWORD (how `cvfleet up`
+    hands it to its workers) or the 0600 file `cvfleet up` wrote under the data root. A URL that names
+    its own password, or another host, is used as it is."""
+    parsed = urlparse(url)
+    if parsed.password or parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return url
+    password = os.environ.get("CVFLEET_REDIS_PASSWORD")
+    if not password:
+        try:
+            password = (data / "fleet" / REDIS_PASSWORD_FILE).read_text().strip()
+        except OSError:
+            return url
+    user = quote(parsed.username, safe="") if parsed.username else ""
+    return url.replace(f"{parsed.scheme}://", f"{parsed.scheme}://{user}:{quote(password, safe='')}@", 1)

