@@ -68,6 +68,7 @@ _APPEND = """
 if redis.call('HGET', KEYS[1], 'run') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'state') ~= 'running' then
   return 0
 end
+if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[4]) then return 1 end
 redis.call('RPUSH', KEYS[2], ARGV[2])
 redis.call('HSET', KEYS[1], 'epochs', redis.call('LLEN', KEYS[2]))
 redis.call('EXPIRE', KEYS[2], ARGV[3])
@@ -149,10 +150,13 @@ def claim(sweep_id: str, trial_id: str, task_id: str, run: str, worker: str) -> 
 
 
 def append_epoch(sweep_id: str, trial_id: str, run: str, metrics: dict) -> bool:
-    """Append one epoch's metrics; False if this execution no longer owns the trial."""
+    """Append one epoch's metrics; False if this execution no longer owns the trial.
+
+    Idempotent by epoch number: a client retry after a Redis restart (the script ran, its reply was
+    lost) finds the epoch already there and appends nothing."""
     return bool(_script("append", _APPEND)(
         keys=[trial_key(sweep_id, trial_id), trial_key(sweep_id, trial_id, "epochs")],
-        args=[run, json.dumps(metrics), RECORD_TTL]))
+        args=[run, json.dumps(metrics), RECORD_TTL, int(metrics["epoch"])]))
 
 
 def finish(sweep_id: str, trial_id: str, state: str, fields: dict, *, run: str | None = None,
