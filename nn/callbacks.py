@@ -1,14 +1,58 @@
 """Training callbacks and the History `fit` returns.
 
-A callback is any object with optional methods:
+A callback subclasses `Callback` and overrides the hooks it needs (as in Keras):
   on_train_begin(model)
-  on_epoch_end(epoch: int, metrics: dict) -> bool | None   (True stops training)
+  on_batch_end(step: int, loss: float)                       (step counts from 0 in each epoch)
+  on_epoch_end(epoch: int, metrics: dict) -> bool | None     (True stops training)
   on_train_end(model)
 `metrics` holds plain Python numbers: epoch (1-based), loss, accuracy, val_loss,
 val_accuracy (None without validation data) and seconds (that epoch's wall time).
+`fit` calls them through a `CallbackList`.
 """
 
 import math
+
+
+class Callback:
+    """Do-nothing hooks; a callback overrides the ones it needs."""
+
+    def on_train_begin(self, model) -> None:
+        pass
+
+    def on_batch_end(self, step: int, loss: float) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, metrics: dict) -> bool | None:
+        return None
+
+    def on_train_end(self, model) -> None:
+        pass
+
+
+class CallbackList(Callback):
+    """Several callbacks as one: every hook reaches each in order; training stops after an epoch
+    when any of them asked to (all of them still see that epoch)."""
+
+    def __init__(self, callbacks=()):
+        self.callbacks = list(callbacks)
+        bad = [c for c in self.callbacks if not isinstance(c, Callback)]
+        if bad:
+            raise TypeError(f"callbacks must subclass nn.callbacks.Callback, got {type(bad[0]).__name__}")
+
+    def on_train_begin(self, model):
+        for c in self.callbacks:
+            c.on_train_begin(model)
+
+    def on_batch_end(self, step, loss):
+        for c in self.callbacks:
+            c.on_batch_end(step, loss)
+
+    def on_epoch_end(self, epoch, metrics):
+        return any([bool(c.on_epoch_end(epoch, metrics)) for c in self.callbacks])
+
+    def on_train_end(self, model):
+        for c in self.callbacks:
+            c.on_train_end(model)
 
 
 class History:
@@ -25,7 +69,7 @@ class History:
         return len(self.epochs)
 
 
-class EarlyStopping:
+class EarlyStopping(Callback):
     """Stop when `monitor` has not improved by more than `min_delta` for `patience` epochs.
 
     With restore_best, the model ends with the weights of its best epoch.

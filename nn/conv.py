@@ -51,12 +51,10 @@ def weight_gradient(dy: np.ndarray, cols: np.ndarray, out: np.ndarray, cache_flo
         out += part
 
 
-class Conv2D(Layer):
-    """`filters` filters of `kernel_size` (int or (kh, kw)), one bias per filter.
-
-    Input (C, N, H, W), output (filters, N, OH, OW). Weights W have PyTorch's shape
-    (filters, C, kh, kw), He-normal initialised (std sqrt(2 / (C·kh·kw))).
-    """
+class ConvBase(Layer):
+    """What every 2-D convolution shares, as `_ConvNd` in PyTorch: argument checks, the output
+    geometry along both axes, and the parameters: W (filters, C, kh, kw), He-normal initialised
+    (std sqrt(2 / (C·kh·kw)), the fan-in of one output), and one bias per filter, zero."""
 
     def __init__(self, filters: int, kernel_size=3, stride: int = 1, padding: str = "valid"):
         super().__init__()
@@ -66,23 +64,35 @@ class Conv2D(Layer):
         self.stride = int(stride)
         self.padding = padding
         if self.stride < 1 or min(self.kernel_size) < 1 or self.filters < 1:
-            raise ValueError("Conv2D needs filters, kernel size and stride >= 1")
+            raise ValueError(f"{type(self).__name__} needs filters, kernel size and stride >= 1")
         conv_output_size(1, 1, 1, padding)  # validates `padding`
 
-    def build(self, input_shape, rng, dtype):
+    def _build_conv(self, input_shape, rng, dtype):
+        """Build the parameters; returns ((OH, top, bottom), (OW, left, right)): output size and
+        padding along each axis."""
         super().build(input_shape, rng, dtype)
         if len(input_shape) != 3:
-            raise ValueError(f"Conv2D expects (C, H, W) images, got shape {tuple(input_shape)}")
+            raise ValueError(f"{type(self).__name__} expects (C, H, W) images, got shape {tuple(input_shape)}")
         c, h, w = input_shape
         kh, kw = self.kernel_size
-        self.oh, self.pt, self.pb = conv_output_size(h, kh, self.stride, self.padding)
-        self.ow, self.pl, self.pr = conv_output_size(w, kw, self.stride, self.padding)
-        if self.oh < 1 or self.ow < 1:
-            raise ValueError(f"Conv2D kernel {self.kernel_size} does not fit a {h}x{w} input with {self.padding!r} padding")
         self.in_shape = (c, h, w)
-        fan_in = c * kh * kw
-        self._add_param("W", rng.standard_normal((self.filters, c, kh, kw)) * np.sqrt(2.0 / fan_in))
+        self._add_param("W", rng.standard_normal((self.filters, c, kh, kw)) * np.sqrt(2.0 / (c * kh * kw)))
         self._add_param("b", np.zeros(self.filters))
+        return conv_output_size(h, kh, self.stride, self.padding), conv_output_size(w, kw, self.stride, self.padding)
+
+
+class Conv2D(ConvBase):
+    """`filters` filters of `kernel_size` (int or (kh, kw)), one bias per filter.
+
+    Input (C, N, H, W), output (filters, N, OH, OW). Weights W have PyTorch's shape
+    (filters, C, kh, kw), He-normal initialised (see ConvBase).
+    """
+
+    def build(self, input_shape, rng, dtype):
+        (self.oh, self.pt, self.pb), (self.ow, self.pl, self.pr) = self._build_conv(input_shape, rng, dtype)
+        if self.oh < 1 or self.ow < 1:
+            c, h, w = input_shape
+            raise ValueError(f"Conv2D kernel {self.kernel_size} does not fit a {h}x{w} input with {self.padding!r} padding")
         return (self.filters, self.oh, self.ow)
 
     def _window(self, a, i, j):

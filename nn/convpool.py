@@ -18,11 +18,10 @@ channel, so each im2col copy and col2im add moves a few long runs.
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .conv import conv_output_size, weight_gradient
-from .layer import Layer
+from .conv import ConvBase, weight_gradient
 
 
-class ConvPool2D(Layer):
+class ConvPool2D(ConvBase):
     """Conv2D(filters, kernel_size, padding, stride 1) then MaxPool2D(2), in one layer;
     with activation='relu', then ReLU too (applied to the 4x smaller pooled output: max
     commutes with the monotone ReLU, so this equals Conv → ReLU → MaxPool).
@@ -33,34 +32,20 @@ class ConvPool2D(Layer):
     """
 
     def __init__(self, filters: int, kernel_size=3, padding: str = "valid", activation: str | None = None):
-        super().__init__()
+        super().__init__(filters, kernel_size, 1, padding)
         if activation not in (None, "relu"):
             raise ValueError(f"activation must be None or 'relu', not {activation!r}")
         self.activation = activation
-        self.filters = int(filters)
-        k = (kernel_size, kernel_size) if np.isscalar(kernel_size) else tuple(kernel_size)
-        self.kernel_size = (int(k[0]), int(k[1]))
-        self.padding = padding
-        if self.filters < 1 or min(self.kernel_size) < 1:
-            raise ValueError("ConvPool2D needs filters and kernel size >= 1")
-        conv_output_size(1, 1, 1, padding)
 
     def build(self, input_shape, rng, dtype):
-        super().build(input_shape, rng, dtype)
-        if len(input_shape) != 3:
-            raise ValueError(f"ConvPool2D expects (C, H, W) images, got shape {tuple(input_shape)}")
-        c, h, w = input_shape
+        (oh, self.pt, pb), (ow, self.pl, pr) = self._build_conv(input_shape, rng, dtype)
+        c, h, w = self.in_shape
         kh, kw = self.kernel_size
-        oh, self.pt, pb = conv_output_size(h, kh, 1, self.padding)
-        ow, self.pl, pr = conv_output_size(w, kw, 1, self.padding)
         self.ph, self.pw = oh // 2, ow // 2
         if self.ph < 1 or self.pw < 1:
             raise ValueError(f"ConvPool2D: a {h}x{w} input leaves no 2x2 window after a {kh}x{kw} {self.padding!r} conv")
-        self.in_shape = (c, h, w)
         self._views = {}
         self.hq, self.wq = -(-(h + self.pt + pb) // 2), -(-(w + self.pl + pr) // 2)  # parity plane size
-        self._add_param("W", rng.standard_normal((self.filters, c, kh, kw)) * np.sqrt(2.0 / (c * kh * kw)))
-        self._add_param("b", np.zeros(self.filters))
         return (self.filters, self.ph, self.pw)
 
     # -- parity planes ---------------------------------------------------------------------

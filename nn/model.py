@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from .callbacks import History
+from .callbacks import CallbackList, History
 from .layer import Layer
 from .losses import LOSSES, SoftmaxCrossEntropy
 from .optimizers import SGD
@@ -131,8 +131,8 @@ class Sequential:
         """
         self._ensure_built(x)
         history = History()
-        for cb in callbacks:
-            getattr(cb, "on_train_begin", lambda m: None)(self)
+        callbacks = CallbackList(callbacks)
+        callbacks.on_train_begin(self)
         n = len(x)
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
@@ -146,22 +146,16 @@ class Sequential:
                 loss, correct = self.train_step(xb, yb)
                 total_loss += loss * len(idx)
                 total_correct += correct
-                for cb in callbacks:
-                    getattr(cb, "on_batch_end", lambda s, l: None)(i // batch_size, loss)
+                callbacks.on_batch_end(i // batch_size, loss)
             metrics = {"epoch": epoch, "loss": total_loss / n, "accuracy": total_correct / n,
                        "val_loss": None, "val_accuracy": None}
             if validation_data is not None:
                 metrics["val_loss"], metrics["val_accuracy"] = self.evaluate(*validation_data)
             metrics["seconds"] = time.perf_counter() - start
             history.epochs.append(metrics)
-            stop = False
-            for cb in callbacks:
-                if getattr(cb, "on_epoch_end", lambda e, m: None)(epoch, metrics):
-                    stop = True
-            if stop:
+            if callbacks.on_epoch_end(epoch, metrics):
                 break
-        for cb in callbacks:
-            getattr(cb, "on_train_end", lambda m: None)(self)
+        callbacks.on_train_end(self)
         return history
 
     # -- persistence -----------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from nn import SGD, Dense, EarlyStopping, History, Sequential
+from nn import SGD, Callback, CallbackList, Dense, EarlyStopping, History, Sequential
 
 
 def tiny_model():
@@ -76,3 +76,48 @@ def test_fit_without_shuffle_is_repeatable_and_learns():
     assert np.array_equal(runs[0][0], runs[1][0]) and runs[0][1] == runs[1][1]
     assert runs[0][1][-1] < runs[0][1][0] / 2
     assert (runs[0][0].argmax(axis=1) == y).mean() > 0.9
+
+
+class Log(Callback):
+    def __init__(self, name, events, stop_at=None):
+        self.name, self.events, self.stop_at = name, events, stop_at
+
+    def on_train_begin(self, model):
+        self.events.append((self.name, "begin"))
+
+    def on_batch_end(self, step, loss):
+        self.events.append((self.name, "batch", step))
+
+    def on_epoch_end(self, epoch, metrics):
+        self.events.append((self.name, "epoch", epoch))
+        return epoch == self.stop_at
+
+    def on_train_end(self, model):
+        self.events.append((self.name, "end"))
+
+
+def test_fit_calls_every_hook_of_every_callback_and_stops_after_the_epoch_one_asked():
+    x = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32)
+    y = np.arange(8) % 3
+    model = tiny_model()
+    model.compile(SGD(0.1))
+    events = []
+    history = model.fit(x, y, epochs=5, batch_size=4, callbacks=[Log("a", events, stop_at=2), Log("b", events)])
+    assert len(history) == 2
+    per_epoch = [("a", "batch", 0), ("b", "batch", 0), ("a", "batch", 1), ("b", "batch", 1)]
+    assert events == [("a", "begin"), ("b", "begin"),
+                      *per_epoch, ("a", "epoch", 1), ("b", "epoch", 1),
+                      *per_epoch, ("a", "epoch", 2), ("b", "epoch", 2),
+                      ("a", "end"), ("b", "end")]
+
+
+def test_a_callback_list_takes_only_callbacks():
+    import pytest
+    with pytest.raises(TypeError, match="Callback"):
+        CallbackList([object()])
+
+
+def test_the_base_callback_does_nothing_and_never_stops():
+    cb = Callback()
+    assert cb.on_epoch_end(1, {}) is None
+    cb.on_train_begin(None), cb.on_batch_end(0, 0.0), cb.on_train_end(None)

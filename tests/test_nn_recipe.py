@@ -4,9 +4,10 @@ import json
 import math
 
 import numpy as np
+
 import pytest
 
-from nn import BatchNorm, Conv2D, ConvPool2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
+from nn import BatchNorm, Callback, Conv2D, ConvPool2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
 from nn.recipe import DEFAULTS, build_model, build_optimizer, train_recipe, validate_recipe
 
 
@@ -89,7 +90,7 @@ def small_data():
     return (rng.random((64, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 64))
 
 
-class Recorder:
+class Recorder(Callback):
     def __init__(self, stop_at=None):
         self.began, self.seen, self.stop_at = None, [], stop_at
 
