@@ -39,6 +39,8 @@ demo: setup
 	$(BIN)/python -m workers.demo
 
 test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
 
 bench: setup

@@ -40,15 +40,15 @@ def main() -> None:
     from workers import config, fleet
     fleet.redis_password(config.load())  # before workers.app reads the Redis URL
     import cv2
-    from tasks import annotate, batches
+    from tasks import annotate, batch_store
     from vision.detector import get_detector
     from vision.pipeline import annotate_video, plan_tiles, prepare_video, read_frame
     from vision.settings import AnnotateSettings, ModelSpec
-    from workers import assets, fleet
+    from workers import asset_cache, fleet
 
     video = root / "vtest.avi"
-    shutil.copy(assets.ensure("vtest.avi"), video)
-    settings = AnnotateSettings(every=args.every, max_frames=args.frames, model=ModelSpec(**assets.yolov3_tiny_files()))
+    shutil.copy(asset_cache.ensure("vtest.avi"), video)
+    settings = AnnotateSettings(every=args.every, max_frames=args.frames, model=ModelSpec(**asset_cache.yolov3_tiny_files()))
     print(f"machine: {os.cpu_count()} cores, OpenCV {cv2.__version__}; clip: vtest.avi, {args.frames} frames "
           f"every {args.every}, tile {settings.tile} overlap {settings.overlap}, yolov3-tiny {settings.model.input_size}")
 
@@ -81,7 +81,7 @@ def main() -> None:
         fleet.up(args.concurrency)
         t0 = time.perf_counter()
         batch_id = annotate.submit([video], root / "fleet", settings)
-        while not (info := batches.progress(batch_id))["finished"]:
+        while not (info := batch_store.progress(batch_id))["finished"]:
             time.sleep(0.05)
         fleet_s = time.perf_counter() - t0
     finally:

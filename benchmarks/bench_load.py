@@ -79,15 +79,15 @@ def main() -> None:
                       CVFLEET_FLOWER_PORT=str(free_port()))
     from workers import config, fleet
     fleet.redis_password(config.load())  # before workers.app reads the Redis URL
-    from tasks import annotate, batches
-    from tasks.redis_store import client
+    from tasks import annotate, batch_store
+    from tasks.store import client
     from vision.settings import AnnotateSettings, ModelSpec
-    from workers import assets, fleet
+    from workers import asset_cache, fleet
 
     video = root / "vtest.avi"
-    shutil.copy(assets.ensure("vtest.avi"), video)
+    shutil.copy(asset_cache.ensure("vtest.avi"), video)
     settings = AnnotateSettings(tile=160, overlap=0.2, max_frames=args.max_frames, model=ModelSpec(
-        **assets.yolov3_tiny_files(), input_size=128))
+        **asset_cache.yolov3_tiny_files(), input_size=128))
     try:
         fleet.up(args.concurrency)
         r = client()
@@ -96,7 +96,7 @@ def main() -> None:
         sampler.start()
         t0 = time.perf_counter()
         batch_id = annotate.submit([video], root / "out", settings, tiles_per_task=1)
-        while not (info := batches.progress(batch_id))["finished"]:
+        while not (info := batch_store.progress(batch_id))["finished"]:
             time.sleep(1)
         wall = time.perf_counter() - t0
         v = info["video_states"][0]
@@ -118,17 +118,17 @@ def main() -> None:
 
 
 def sweep_load(root: Path, r, sampler, concurrency: int) -> None:
-    from tasks import sweep
+    from tasks import sweep_submit
     grid = root / "grid64.toml"
     grid.write_text('data = "mnist5k"\ntrain_limit = 1000\nval_limit = 500\n\n[fixed]\nepochs = 2\n'
                     'conv = [4, 8]\ndense = 32\n\n[sweep]\nlr = [0.01, 0.02, 0.05, 0.1]\n'
                     'batch_size = [16, 32, 64, 128]\nmomentum = [0.0, 0.5, 0.9, 0.95]\n')
     sampler.peak = 0
-    g, trials, data = sweep.plan(grid)
+    g, trials, data = sweep_submit.plan(grid)
     t0 = time.perf_counter()
-    sweep_id, queued, _ = sweep.submit(g, trials, data, prune=False)
-    from tasks import sweeps
-    while not (info := sweeps.progress(sweep_id))["finished"]:
+    sweep_id, queued, _= sweep_submit.submit(g, trials, data, prune=False)
+    from tasks import sweep_store
+    while not (info := sweep_store.progress(sweep_id))["finished"]:
         time.sleep(1)
     wall = time.perf_counter() - t0
     print(f"sweep: {len(trials)} trials in {wall:.1f} s = {len(trials) / wall:.2f} trials/s; states {info['counts']}")

@@ -33,7 +33,7 @@ from nn.recipe import build_model, build_optimizer, validate_recipe  # noqa: E40
 
 
 def mnist5k_path() -> Path:
-    from workers.assets import ensure
+    from workers.asset_cache import ensure
     return ensure("mnist5k")
 
 

@@ -79,7 +79,7 @@ class Fleet:
         self.cfg = config.load()
         default_env = fleet.worker_env
         # The fleet gives each process cores // concurrency threads; the 1-process, 1-thread baseline
-        # (pure process scaling, DESIGN.md's "N processes x 1 thread") overrides that for its worker only.
+        # (pure process scaling, docs/design.md's "N processes x 1 thread") overrides that for its worker only.
         fleet.worker_env = lambda c, *a: {**default_env(c, *a), **{v: str(blas_threads) for v in THREAD_VARS}}
         try:
             fleet.up(concurrency=concurrency, cfg=self.cfg)

@@ -6,7 +6,7 @@ y is (N,) int64 class labels. A malformed file raises DataError, one line naming
 and the line (CSV) or item (IDX) where it goes wrong.
 
 Fetching named data sets into a cache is not done here (nn reads paths only); see
-workers.assets.
+workers.asset_cache.
 """
 
 import gzip
@@ -15,8 +15,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .errors import NNError
 
-class DataError(ValueError):
+
+class DataError(NNError):
     """A data file that cannot be read as an image data set."""
 
 

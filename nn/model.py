@@ -159,7 +159,8 @@ class Sequential:
         return history
 
     # -- persistence -----------------------------------------------------------------------
-    def save(self, path) -> None:
-        """Write `path`/model.json (architecture) and `path`/weights.npz (see nn.serialize)."""
+    def save(self, path, training: dict | None = None) -> None:
+        """Write `path`/model.json (architecture), `path`/weights.npz and, if given, the training
+        record `path`/training.json (see nn.serialize)."""
         from .serialize import save_model
-        save_model(self, path)
+        save_model(self, path, training)

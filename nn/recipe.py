@@ -28,6 +28,7 @@ from .conv import Conv2D
 from .convpool import ConvPool2D
 from .dense import Dense
 from .dropout import Dropout
+from .errors import NNError
 from .model import Sequential
 from .optimizers import OPTIMIZERS
 from .pooling import MaxPool2D
@@ -62,8 +63,12 @@ PRESETS: dict[str, dict] = {
 }
 
 
+class RecipeError(NNError):
+    """A recipe that cannot be trained: one line naming the key and what it must be."""
+
+
 def _fail(key, value, why):
-    raise ValueError(f"recipe key {key!r} = {value!r}: {why}")
+    raise RecipeError(f"recipe key {key!r} = {value!r}: {why}")
 
 
 def _int(key, value, low):
@@ -94,10 +99,10 @@ def validate_recipe(d: dict) -> dict:
     Raises ValueError (one line naming the key) on an unknown key or a bad value.
     """
     if not isinstance(d, dict):
-        raise ValueError(f"a recipe is a dict, not {type(d).__name__}")
+        raise RecipeError(f"a recipe is a dict, not {type(d).__name__}")
     unknown = sorted(set(d) - set(DEFAULTS))
     if unknown:
-        raise ValueError(f"unknown recipe key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(DEFAULTS)}")
+        raise RecipeError(f"unknown recipe key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(DEFAULTS)}")
     r = {**DEFAULTS, **d}
     conv = r["conv"]
     if not isinstance(conv, (list, tuple)):

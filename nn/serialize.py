@@ -54,14 +54,19 @@ def _files(path) -> tuple[Path, Path]:
     return p / "model.json", p / "weights.npz"
 
 
-def save_model(model: Sequential, path) -> Path:
-    """Write the model into directory `path` (created if needed); return the directory."""
+def save_model(model: Sequential, path, training: dict | None = None) -> Path:
+    """Write the model into directory `path` (created if needed); return the directory.
+
+    training: how the model was trained (data, recipe, per-epoch history...), kept beside it as
+    training.json so a saved model says where it came from."""
     if model.input_shape is None:
         raise ValueError("build the model (give input_shape or fit it) before saving")
     arch, weights = _files(path)
     arch.parent.mkdir(parents=True, exist_ok=True)
     arch.write_text(json.dumps(model_to_dict(model), indent=1))
     np.savez(weights, **model.get_weights())
+    if training is not None:
+        (arch.parent / "training.json").write_text(json.dumps(training, indent=1))
     return arch.parent
 
 

@@ -11,6 +11,7 @@ the video failed with that one-line reason while the batch's other videos go on.
 No task keeps a Celery result: the batch record in Redis is the result (a prepare result would
 list every detect task id, thousands per video, for a week).
 """
+
 from __future__ import annotations
 
 import functools
@@ -18,37 +19,24 @@ import os
 from pathlib import Path
 
 from celery import chord
-from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from celery.exceptions import SoftTimeLimitExceeded
 
-from tasks import batches
-from tasks.redis_store import count_attempt, forget_attempts
+from tasks import batch_store
+from tasks.base import ItemTask
 from tasks.roots import OutsideRoots, resolve_inside
 from vision import pipeline
 from vision.detector import get_detector
 from vision.errors import VisionError
 from vision.frames import read_video_meta
-from vision.preview import write_previews
-from vision.labels import read_classes
 from vision.settings import AnnotateSettings
 from vision.static import read_static_labels
 from workers.app import app
-
-EXPECTED = (VisionError, OutsideRoots, OSError, SoftTimeLimitExceeded)
-
-
-def _reason(e: Exception) -> str:
-    if isinstance(e, TimeLimitExceeded):
-        return "task was killed at its hard time limit; raise CVFLEET_TASK_TIME_LIMIT or use fewer tiles per task"
-    if isinstance(e, SoftTimeLimitExceeded):
-        return "task ran past its time limit; raise CVFLEET_TASK_TIME_LIMIT or use fewer tiles per task"
-    text = str(e).strip().splitlines()
-    return text[0] if text else e.__class__.__name__
 
 
 @functools.lru_cache(maxsize=64)
 def _batch(batch_id: str) -> dict:
     """The batch's submission, read once per process (it never changes)."""
-    info = batches.batch(batch_id)
+    info = batch_store.batch(batch_id)
     if info is None:
         raise VisionError(f"batch {batch_id} has no record in Redis (expired or deleted)")
     return info
@@ -68,12 +56,10 @@ def _settings(batch_id: str) -> AnnotateSettings:
 
 
 def _video(batch_id: str, index: int) -> tuple[Path, Path]:
-    from tasks.redis_store import client, key
-    v = client().hgetall(key("batch", batch_id, "video", index))
+    v = batch_store.video(batch_id, index)
     if not v:
         raise VisionError(f"batch {batch_id} has no video {index}")
-    roots = _batch(batch_id)["roots"]
-    return Path(v["video"]), resolve_inside(v["video_dir"], roots)
+    return Path(v["video"]), resolve_inside(v["video_dir"], _batch(batch_id)["roots"])
 
 
 def _static_rows(batch_id: str):
@@ -83,122 +69,121 @@ def _static_rows(batch_id: str):
     return read_static_labels(resolve_inside(info["static"], info["roots"]))
 
 
-def _gave_up(task, batch_id: str, index: int) -> bool:
-    if count_attempt(task.request.id):
-        return False
-    batches.fail_video(batch_id, index, "a worker died on this video's task 3 times; it is not retried again")
-    return True
+def _done(batch_id: str, index: int, video_dir: Path, settings: AnnotateSettings, summary: dict, **fields) -> dict:
+    if _batch(batch_id)["preview"]:
+        pipeline.write_video_previews(video_dir, settings)
+    batch_store.update_video(batch_id, index, state="done", summary=summary, **fields)
+    return {"state": "done", "boxes": summary["boxes"]}
 
 
-class _VideoTask(app.Task):
-    """A task of one video: if it fails past its own error handling (killed at the hard time limit,
-    an unexpected error), its video is marked failed, so the batch ends instead of waiting on a
-    chord that will never call back. For a hard time limit this runs in the worker's main process."""
+class VideoTask(ItemTask):
+    """A task of one video of a batch: its failures fail that video alone."""
 
-    def on_failure(self, exc, task_id, args, kwargs, einfo):
-        batch_id, index = args[1:3] if self.name == "cvfleet.video.label" else args[0:2]
-        if _recorded(batch_id):
-            batches.fail_video(batch_id, index, _reason(exc))
+    abstract = True
+    expected = (VisionError, OutsideRoots, OSError, SoftTimeLimitExceeded)
+    item = "video"
+    limit_hint = "use fewer tiles per task"
+
+    def item_exists(self, batch_id: str, **_) -> bool:
+        return _recorded(batch_id)
+
+    def fail_item(self, reason: str, task_id: str, batch_id: str, index: int, **_) -> None:
+        batch_store.fail_video(batch_id, index, reason)
 
 
-@app.task(name="cvfleet.video.prepare", bind=True, ignore_result=True, base=_VideoTask)
-def prepare(self, batch_id: str, index: int) -> dict:
+class ChunkTask(VideoTask):
+    """A detect chunk: its errors go back to the chord as {"error": reason}, and `label` fails the
+    video with the first one; only a chunk lost past that (the hard time limit) fails it here."""
+
+    abstract = True
+    item = "chunk"
+
+    def item_exists(self, **_) -> bool:
+        return True  # a chunk of a deleted batch reports that as its error
+
+    def on_expected(self, reason: str, **_) -> dict:
+        return {"error": reason}
+
+
+@app.task(name="cvfleet.video.prepare", bind=True, ignore_result=True, base=VideoTask)
+def prepare(self, *, batch_id: str, index: int) -> dict:
     """Extract (or reuse) the frames, check the model loads, and fan the tiles out."""
-    if not _recorded(batch_id):
-        return {"state": "failed", "error": f"no batch {batch_id} in Redis"}
-    if _gave_up(self, batch_id, index):
-        return {"state": "failed"}
-    try:
-        settings = _settings(batch_id)
-        roots = _batch(batch_id)["roots"]
-        video, video_dir = _video(batch_id, index)
-        video = resolve_inside(video, roots) if video.exists() else video
-        for path in (settings.model.cfg, settings.model.weights, settings.model.onnx, settings.model.names):
-            if path:
-                resolve_inside(path, roots)
-        static_rows = _static_rows(batch_id)
-        batches.update_video(batch_id, index, state="extracting")
-        meta = pipeline.prepare_video(video, video_dir, settings)
-        if meta.get("truncated"):
-            raise VisionError(f"truncated video: {meta['frames_decoded']} of {meta['frame_count']} frames decode; "
-                              "copy or re-encode it again")
-        summary = pipeline.reusable_summary(video_dir, meta, settings, static_rows)
-        tiles = pipeline.plan_tiles(meta, settings)
-        jobs = pipeline.tile_jobs(meta, tiles)
-        if summary is not None:
-            if _batch(batch_id)["preview"]:
-                write_previews(video_dir, read_classes(settings.model.names))
-            batches.update_video(batch_id, index, state="done", frames=len(meta["frames"]), tiles=len(jobs),
-                                 summary=summary)
-            return {"state": "done", "reused": True}
-        get_detector(settings.detector_spec())  # a model that does not load fails here, once
-        chunks = pipeline.chunk_jobs(jobs, _batch(batch_id)["tiles_per_task"] or len(tiles))
-    except EXPECTED as e:
-        batches.fail_video(batch_id, index, _reason(e))
-        return {"state": "failed"}
-    batches.update_video(batch_id, index, state="detecting", frames=len(meta["frames"]), tiles=len(jobs),
-                         chunks=len(chunks))
-    header = [detect.s(batch_id, index, i, str(video_dir), chunk) for i, chunk in enumerate(chunks)]
-    chord(header)(label.s(batch_id, index))
-    forget_attempts(self.request.id)
+    settings = _settings(batch_id)
+    roots = _batch(batch_id)["roots"]
+    video, video_dir = _video(batch_id, index)
+    video = resolve_inside(video, roots) if video.exists() else video
+    for path in (settings.model.cfg, settings.model.weights, settings.model.onnx, settings.model.names):
+        if path:
+            resolve_inside(path, roots)
+    static_rows = _static_rows(batch_id)
+    batch_store.update_video(batch_id, index, state="extracting")
+    meta = pipeline.prepare_video(video, video_dir, settings)
+    if meta.get("truncated"):
+        raise VisionError(
+            f"truncated video: {meta['frames_decoded']} of {meta['frame_count']} frames decode; copy or re-encode it again"
+        )
+    tiles = pipeline.plan_tiles(meta, settings)
+    jobs = pipeline.tile_jobs(meta, tiles)
+    summary = pipeline.reusable_summary(video_dir, meta, settings, static_rows)
+    if summary is not None:
+        return _done(batch_id, index, video_dir, settings, summary, frames=len(meta["frames"]), tiles=len(jobs))
+    get_detector(settings.detector_spec())  # a model that does not load fails here, once
+    chunks = pipeline.chunk_jobs(jobs, _batch(batch_id)["tiles_per_task"] or len(tiles))
+    batch_store.update_video(
+        batch_id, index, state="detecting", frames=len(meta["frames"]), tiles=len(jobs), chunks=len(chunks)
+    )
+    header = [
+        detect.s(batch_id=batch_id, index=index, chunk=i, video_dir=str(video_dir), jobs=chunk)
+        for i, chunk in enumerate(chunks)
+    ]
+    chord(header)(label.s(batch_id=batch_id, index=index))
     return {"state": "detecting", "frames": len(meta["frames"]), "tiles": len(jobs), "chunks": len(chunks)}
 
 
-@app.task(name="cvfleet.detect.tiles", bind=True, ignore_result=True, base=_VideoTask)
-def detect(self, batch_id: str, index: int, chunk: int, video_dir: str, jobs: list) -> dict:
+@app.task(name="cvfleet.detect.tiles", bind=True, ignore_result=True, base=ChunkTask)
+def detect(self, *, batch_id: str, index: int, chunk: int, video_dir: str, jobs: list) -> dict:
     """YOLO on a chunk of [frame name, [x, y, w, h]] jobs: {"boxes": {frame: [box, ...]}} or {"error": why}.
 
     ignore_result: the chord still gets the return value (Redis backend, on_chord_part_return),
     but no `celery-task-meta-*` key is kept per chunk, so Redis memory does not grow with tiles.
     """
-    if not count_attempt(self.request.id):
-        return {"error": "a worker died on this chunk 3 times; it is not retried again"}
-    try:
-        video_dir = resolve_inside(video_dir, _batch(batch_id)["roots"])
-        boxes = pipeline.detect_jobs(video_dir, jobs, get_detector(_settings(batch_id).detector_spec()))
-    except EXPECTED as e:
-        return {"error": _reason(e)}
-    batches.chunk_done(batch_id, index, chunk, len(jobs))
-    forget_attempts(self.request.id)
+    video_dir = resolve_inside(video_dir, _batch(batch_id)["roots"])
+    boxes = pipeline.detect_jobs(video_dir, jobs, get_detector(_settings(batch_id).detector_spec()))
+    batch_store.chunk_done(batch_id, index, chunk, len(jobs))
     return {"boxes": boxes}
 
 
-@app.task(name="cvfleet.video.label", bind=True, ignore_result=True, base=_VideoTask)
-def label(self, results: list, batch_id: str, index: int) -> dict:
+@app.task(name="cvfleet.video.label", bind=True, ignore_result=True, base=VideoTask)
+def label(self, results: list, *, batch_id: str, index: int) -> dict:
     """Chord callback: merge every frame's boxes, write the labels and finish the video."""
-    if not _recorded(batch_id):
-        return {"state": "failed", "error": f"no batch {batch_id} in Redis"}
-    if _gave_up(self, batch_id, index):
-        return {"state": "failed"}
     errors = [r["error"] for r in results if "error" in r]
     if errors:
-        batches.fail_video(batch_id, index, errors[0])
-        return {"state": "failed"}
-    try:
-        settings = _settings(batch_id)
-        _, video_dir = _video(batch_id, index)
-        batches.update_video(batch_id, index, state="labelling")
-        meta = read_video_meta(video_dir)
-        pipeline.label_frames(video_dir, meta, pipeline.gather_detections(r["boxes"] for r in results), settings)
-        summary = pipeline.finish_video(video_dir, meta, settings, _static_rows(batch_id))
-        if _batch(batch_id)["preview"]:
-            write_previews(video_dir, read_classes(settings.model.names))
-    except EXPECTED as e:
-        batches.fail_video(batch_id, index, _reason(e))
-        return {"state": "failed"}
-    batches.update_video(batch_id, index, state="done", summary=summary)
-    forget_attempts(self.request.id)
-    return {"state": "done", "boxes": summary["boxes"]}
+        return self.on_expected(errors[0], batch_id=batch_id, index=index)
+    settings = _settings(batch_id)
+    _, video_dir = _video(batch_id, index)
+    batch_store.update_video(batch_id, index, state="labelling")
+    meta = read_video_meta(video_dir)
+    pipeline.label_frames(video_dir, meta, pipeline.gather_detections(r["boxes"] for r in results), settings)
+    summary = pipeline.finish_video(video_dir, meta, settings, _static_rows(batch_id))
+    return _done(batch_id, index, video_dir, settings, summary)
 
 
-def submit(videos: list[Path], out: Path, settings: AnnotateSettings, static: Path | None = None,
-           preview: bool = False, tiles_per_task: int | None = None, extra_roots=()) -> str:
+def submit(
+    videos: list[Path],
+    out: Path,
+    settings: AnnotateSettings,
+    static: Path | None = None,
+    preview: bool = False,
+    tiles_per_task: int | None = None,
+    extra_roots=(),
+) -> str:
     """Record a batch in Redis and queue one `prepare` per video; returns the batch id.
 
     Settings and the static file are checked here, before anything is queued. Each video's
     own problems (missing, not a video, truncated) are found by its task and fail it alone.
     """
     from workers import config
+
     settings.validate()
     if static is not None:
         read_static_labels(static)
@@ -214,12 +199,27 @@ def submit(videos: list[Path], out: Path, settings: AnnotateSettings, static: Pa
         seen[d] = v
     cfg = config.load()
     model_files = [p for p in (settings.model.cfg, settings.model.weights, settings.model.onnx, settings.model.names) if p]
-    roots = sorted({str(cfg.data), str(cfg.cache), str(out), *(str(v.parent) for v in videos),
-                    *(str(Path(os.path.abspath(p)).parent) for p in model_files),
-                    *([str(Path(os.path.abspath(static)).parent)] if static else []), *map(str, extra_roots)})
-    batch_id = batches.create_batch([str(v) for v in videos], [str(d) for d in video_dirs], str(out),
-                                    settings.to_json(), str(Path(os.path.abspath(static))) if static else None,
-                                    preview, tiles_per_task, roots)
+    roots = sorted(
+        {
+            str(cfg.data),
+            str(cfg.cache),
+            str(out),
+            *(str(v.parent) for v in videos),
+            *(str(Path(os.path.abspath(p)).parent) for p in model_files),
+            *([str(Path(os.path.abspath(static)).parent)] if static else []),
+            *map(str, extra_roots),
+        }
+    )
+    batch_id = batch_store.create_batch(
+        [str(v) for v in videos],
+        [str(d) for d in video_dirs],
+        str(out),
+        settings.to_json(),
+        str(Path(os.path.abspath(static))) if static else None,
+        preview,
+        tiles_per_task,
+        roots,
+    )
     for i in range(len(videos)):
-        prepare.apply_async((batch_id, i))
+        prepare.apply_async(kwargs={"batch_id": batch_id, "index": i})
     return batch_id

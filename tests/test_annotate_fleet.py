@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import cvfleet
-from workers import assets
+from workers import asset_cache
 
 CLIP = ["--every", "25", "--max-frames", "5", "--tiles-per-task", "4"]  # 4 does not divide 6 tiles/frame
 
@@ -15,7 +15,7 @@ CLIP = ["--every", "25", "--max-frames", "5", "--tiles-per-task", "4"]  # 4 does
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("videos")
-    shutil.copy(assets.ensure("vtest.avi"), d / "vtest.avi")
+    shutil.copy(asset_cache.ensure("vtest.avi"), d / "vtest.avi")
     return d
 
 
@@ -37,7 +37,7 @@ def fleet_run(fleet, videos, static_file, tmp_path_factory):
 def single_process(videos, static_file, out):
     from vision.pipeline import annotate_video
     from vision.settings import AnnotateSettings, ModelSpec
-    settings = AnnotateSettings(every=25, max_frames=5, model=ModelSpec(**assets.yolov3_tiny_files()))
+    settings = AnnotateSettings(every=25, max_frames=5, model=ModelSpec(**asset_cache.yolov3_tiny_files()))
     return annotate_video(videos / "vtest.avi", out, settings, static=static_file)
 
 
@@ -115,7 +115,7 @@ def test_no_wait_prints_the_id_and_batch_show_follows_to_the_end(fleet, videos, 
 
 
 def test_invalid_settings_are_refused_before_anything_is_queued(fleet, videos, tmp_path):
-    from tasks.redis_store import client, key
+    from tasks.store import client, key
     before = client().zcard(key("batches"))
     run = cvfleet("annotate", str(videos / "vtest.avi"), "--out", str(tmp_path), "--overlap", "1.0")
     assert run.returncode != 0

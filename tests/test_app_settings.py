@@ -1,4 +1,4 @@
-"""The Celery settings that decide whether work is lost or let in (DESIGN.md)."""
+"""The Celery settings that decide whether work is lost or let in (docs/design.md)."""
 from __future__ import annotations
 
 from workers import config

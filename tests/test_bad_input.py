@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import cvfleet
-from workers import assets
+from workers import asset_cache
 
 # (case id, argv with {tmp}/{video}/{files} placeholders, substring the one line must contain)
 CASES = [
@@ -128,12 +128,12 @@ def files(tmp_path_factory) -> Path:
     (d / "batch-zero.toml").write_text(base + "[sweep]\nbatch_size = [0, 32]\n")
     (d / "unknown-data.toml").write_text(base.replace("mnist5k", "no-such-set") + "[sweep]\nlr = [0.1]\n")
     (d / "big.toml").write_text(base + "[sweep]\nlr = [0.01, 0.02]\nbatch_size = [16, 32]\n")
-    shutil.copy(assets.ensure("vtest.avi"), d / "vtest.avi")
+    shutil.copy(asset_cache.ensure("vtest.avi"), d / "vtest.avi")
     return d
 
 
 def redis_records():
-    from tasks.redis_store import client
+    from tasks.store import client
     r = client()
     return sorted(r.scan_iter("cvfleet:batch*", count=1000)) + sorted(r.scan_iter("cvfleet:sweep*", count=1000))
 

@@ -9,17 +9,17 @@ from conftest import cvfleet, fleet_environ, free_port, wait_for
 
 
 def record_batch(tmp_path, video: str, video_dir: str) -> str:
-    from tasks import batches
+    from tasks import batch_store
     from vision.settings import AnnotateSettings
-    from workers import assets
-    settings = AnnotateSettings(model=assets.yolov3_tiny_files())
-    return batches.create_batch([video], [video_dir], str(tmp_path), settings.to_json(), None, False, None,
-                                [str(tmp_path), str(assets.ensure("yolov3-tiny"))])
+    from workers import asset_cache
+    settings = AnnotateSettings(model=asset_cache.yolov3_tiny_files())
+    return batch_store.create_batch([video], [video_dir], str(tmp_path), settings.to_json(), None, False, None,
+                                [str(tmp_path), str(asset_cache.ensure("yolov3-tiny"))])
 
 
 def final_state(batch_id):
-    from tasks import batches
-    return wait_for(lambda: (v := batches.progress(batch_id)["video_states"][0])["state"] in ("done", "failed") and v,
+    from tasks import batch_store
+    return wait_for(lambda: (v := batch_store.progress(batch_id)["video_states"][0])["state"] in ("done", "failed") and v,
                     60, what="video end")
 
 
@@ -28,7 +28,7 @@ def test_a_task_asking_to_read_outside_its_roots_fails(fleet, tmp_path, video):
     from tasks.annotate import prepare
     (tmp_path / "link-to-etc").symlink_to("/etc")
     batch_id = record_batch(tmp_path, video.format(tmp=tmp_path), str(tmp_path / "out" / "passwd"))
-    prepare.delay(batch_id, 0)
+    prepare.delay(batch_id=batch_id, index=0)
     v = final_state(batch_id)
     assert v["state"] == "failed" and "outside the allowed roots" in v["error"]
     assert not (tmp_path / "out").exists()
@@ -36,10 +36,10 @@ def test_a_task_asking_to_read_outside_its_roots_fails(fleet, tmp_path, video):
 
 def test_a_task_asking_to_write_outside_its_roots_fails(fleet, tmp_path):
     from tasks.annotate import prepare
-    from workers import assets
+    from workers import asset_cache
     target = Path("/var/tmp") / f"cvfleet-door-{free_port()}"
-    batch_id = record_batch(tmp_path, str(assets.ensure("vtest.avi")), str(target))
-    prepare.delay(batch_id, 0)
+    batch_id = record_batch(tmp_path, str(asset_cache.ensure("vtest.avi")), str(target))
+    prepare.delay(batch_id=batch_id, index=0)
     v = final_state(batch_id)
     assert v["state"] == "failed" and "outside the allowed roots" in v["error"]
     assert not target.exists()
@@ -48,7 +48,8 @@ def test_a_task_asking_to_write_outside_its_roots_fails(fleet, tmp_path):
 def test_a_detect_task_pointed_outside_its_roots_returns_an_error(fleet, tmp_path):
     from tasks.annotate import detect
     batch_id = record_batch(tmp_path, str(tmp_path / "v.avi"), str(tmp_path / "out"))
-    result = detect.apply_async((batch_id, 0, 0, "/etc", [["passwd", [0, 0, 10, 10]]]),
+    result = detect.apply_async(kwargs={"batch_id": batch_id, "index": 0, "chunk": 0, "video_dir": "/etc",
+                                        "jobs": [["passwd", [0, 0, 10, 10]]]},
                                 ignore_result=False).get(timeout=60)  # in a chord the result goes to `label`
     assert "outside the allowed roots" in result["error"]
 

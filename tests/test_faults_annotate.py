@@ -12,13 +12,13 @@ import cv2
 import pytest
 
 from conftest import CVFLEET, ROOT, cvfleet, fleet_state, pool_children, restart_redis, wait_for
-from workers import assets
+from workers import asset_cache
 
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("fault-videos")
-    shutil.copy(assets.ensure("vtest.avi"), d / "vtest.avi")
+    shutil.copy(asset_cache.ensure("vtest.avi"), d / "vtest.avi")
     return d / "vtest.avi"
 
 
@@ -29,8 +29,8 @@ def submit(video, out, *options) -> str:
 
 
 def progress(batch_id):
-    from tasks import batches
-    return batches.progress(batch_id)
+    from tasks import batch_store
+    return batch_store.progress(batch_id)
 
 
 def assert_complete_labels(video_dir: Path, frames: int) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 
 from conftest import bare_workers, cvfleet
-from workers import assets
+from workers import asset_cache
 
 
 def test_a_detect_task_killed_at_the_hard_time_limit_fails_its_video(tmp_path):
     video = tmp_path / "vtest.avi"
-    shutil.copy(assets.ensure("vtest.avi"), video)
+    shutil.copy(asset_cache.ensure("vtest.avi"), video)
     # one 2560-px forward of yolov3-tiny takes 2-3 s in one C call: past a 1 s hard limit (which
     # leaves no soft limit to interrupt it first); extracting one frame takes 0.1 s
     with bare_workers(tmp_path, {"CVFLEET_TASK_TIME_LIMIT": "1", "CVFLEET_VISIBILITY_TIMEOUT": "60"}) as (env, _, _w):

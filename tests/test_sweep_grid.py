@@ -1,11 +1,11 @@
-"""Grid specs (nn.grid), pure: expansion, random sampling, stable ids, and every refusal."""
+"""Grid specs (tasks.sweep_grid), pure: expansion, random sampling, stable ids, and every refusal."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from nn.grid import GridError, parse_grid, read_grid, sample_indices, select, stable_id, trial_id
+from tasks.sweep_grid import GridError, parse_grid, read_grid, sample_indices, select, stable_id, trial_id
 from nn.recipe import validate_recipe
 
 

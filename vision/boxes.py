@@ -83,7 +83,3 @@ def overlap_with(corners: np.ndarray, others: np.ndarray, metric: str = "iou") -
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(denom > 0, inter / np.where(denom > 0, denom, 1), 0.0)
 
-
-def box_overlap(a, b, metric: str = "iou") -> float:
-    """Overlap of two boxes given as (x1, y1, x2, y2) sequences; see `overlap_with`."""
-    return float(overlap_with(np.asarray(a, dtype=np.float64), np.asarray([b], dtype=np.float64), metric)[0])

@@ -2,7 +2,7 @@
 
 One image per forward pass: measured on this kind of CPU, a batch blob of 6 tiles is not faster
 than 6 single forwards, and single forwards make each tile's result independent of what else
-was in the batch (deterministic). `detect_many` therefore simply loops.
+was in the batch (deterministic).
 
 The net is loaded once per process: `get_detector(spec)` caches by the spec's JSON. Threads are
 the caller's business (`cv2.setNumThreads` in the worker); `detect` leaves that setting alone.
@@ -141,10 +141,6 @@ class Detector:
                              float(min(max(x1, 0.0), w)), float(min(max(y1, 0.0), h)),
                              float(min(max(x2, 0.0), w)), float(min(max(y2, 0.0), h))))
         return sort_boxes(boxes)
-
-    def detect_many(self, images) -> list:
-        """`detect` on each image in turn (one forward each; see the module docstring)."""
-        return [self.detect(im) for im in images]
 
 
 def spec_key(spec: dict) -> str:

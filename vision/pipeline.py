@@ -214,6 +214,12 @@ def finish_video(video_dir, video_meta: dict, settings: AnnotateSettings, static
     return summary
 
 
+def write_video_previews(video_dir, settings: AnnotateSettings) -> None:
+    """previews/ (every frame with its boxes) and contact_sheet.png, with the model's class names."""
+    from .preview import write_previews
+    write_previews(video_dir, read_classes(settings.model.names))
+
+
 def annotate_video(video, out_dir, settings: AnnotateSettings, static=None, progress=None,
                    preview: bool = False) -> dict:
     """Annotate one video in this process; the reference for the distributed run.
@@ -225,7 +231,6 @@ def annotate_video(video, out_dir, settings: AnnotateSettings, static=None, prog
     Returns the summary of `finish_video` ('reused': True if nothing needed to be redone).
     """
     from .detector import get_detector
-    from .preview import write_previews
 
     settings.validate()
     static_rows = read_static_labels(static) if static is not None else None
@@ -246,5 +251,5 @@ def annotate_video(video, out_dir, settings: AnnotateSettings, static=None, prog
         label_frames(video_dir, meta, gather_detections(results), settings)
         summary = finish_video(video_dir, meta, settings, static_rows)
     if preview:
-        write_previews(video_dir, read_classes(settings.model.names))
+        write_video_previews(video_dir, settings)
     return summary

@@ -12,8 +12,14 @@ from dataclasses import dataclass, field
 
 from .errors import VisionError
 from .frames import sampling_settings
-from .merge import check_merge_args
+from .merge import MERGE_METHODS, MERGE_METRICS, check_merge_args
 from .tiling import tile_grid
+
+
+def _setting(default, help: str, type=None, choices=None):
+    """A settings field with what a command line needs to offer it: help text, the value type when
+    the default is None, the allowed values."""
+    return field(default=default, metadata={"help": help, "type": type, "choices": choices})
 
 
 @dataclass(frozen=True)
@@ -56,22 +62,23 @@ class AnnotateSettings:
     one inside it and inflates it, so it is the option for objects larger than the overlap.
     """
 
-    every: int = 1
-    fps: float = None
-    max_frames: int = None
-    jpeg_quality: int = 95
-    tile: int = 416
-    tile_h: int = None
-    overlap: float = 0.2
-    full_frame: bool = False
+    every: int = _setting(1, "Keep every N-th frame.")
+    fps: float = _setting(None, "Or keep frames at this rate instead.", float)
+    max_frames: int = _setting(None, "Stop after this many frames per video.", int)
+    jpeg_quality: int = _setting(95, "JPEG quality of the extracted frames, 1..100.")
+    tile: int = _setting(416, "Tile width in pixels.")
+    tile_h: int = _setting(None, "Tile height (default: the width).", int)
+    overlap: float = _setting(0.2, "Overlap of neighbouring tiles, 0 to <1.")
+    full_frame: bool = _setting(False, "Also run the whole frame, so large objects are not cut up.")
     model: ModelSpec = field(default_factory=ModelSpec)
-    conf: float = 0.25
-    nms: float = 0.45
-    classes: tuple = ()
-    merge: str = "nms"
-    metric: str = "ios"
-    merge_threshold: float = 0.5
-    class_agnostic: bool = False
+    conf: float = _setting(0.25, "Confidence threshold.")
+    nms: float = _setting(0.45, "IoU of the NMS within a tile.")
+    classes: tuple = _setting((), "Comma-separated class names to keep (default: all).")
+    merge: str = _setting("nms", "Across tile borders: keep the best box (nms) or join cut pieces (greedy).",
+                          choices=MERGE_METHODS)
+    metric: str = _setting("ios", "Overlap that matches boxes across tiles.", choices=MERGE_METRICS)
+    merge_threshold: float = _setting(0.5, "Overlap above which two boxes are one object.")
+    class_agnostic: bool = _setting(False, "Merge boxes of different classes too.")
 
     def __post_init__(self):
         if isinstance(self.model, dict):

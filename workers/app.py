@@ -1,6 +1,6 @@
 """The Celery app every worker and client shares.
 
-Settings that decide whether work is lost (see DESIGN.md): JSON only, late acks with
+Settings that decide whether work is lost (docs/design.md says why): JSON only, late acks with
 redelivery when a worker dies, one reserved task per process, a visibility timeout longer
 than the longest task, results that expire, and task events on so Flower sees every task.
 """
@@ -16,7 +16,7 @@ from kombu import Queue
 from workers import config
 
 QUEUES = ("video", "detect", "train")
-TASK_MODULES = ["tasks.smoke", "tasks.annotate", "tasks.sweep"]
+TASK_MODULES = ["tasks.smoke", "tasks.annotate", "tasks.trial"]
 
 
 def make_app(cfg: config.Config | None = None) -> Celery:
@@ -66,7 +66,7 @@ app = make_app()
 def _pin_threads(**_):
     """One OpenCV and one BLAS thread per pool process when the pool fills the cores.
 
-    DESIGN.md: N processes × 1 thread beat 1 process × N threads for both YOLO and the CNN,
+    docs/design.md: N processes × 1 thread beat 1 process × N threads for both YOLO and the CNN,
     and two trials that each spawn 2 BLAS threads on 2 cores ran 4× slower. threadpoolctl only
     reaches libraries already loaded, so NumPy is imported first.
     """

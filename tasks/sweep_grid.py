@@ -1,6 +1,6 @@
 """Hyperparameter grids: a TOML or JSON spec expanded into checked recipes with stable ids.
 
-Pure (standard library and nn.recipe): no files but the spec itself, no Redis. A spec:
+Pure (nn.recipe and the standard library): no files but the spec itself, no Redis. A spec:
 
     data = "mnist5k"        # a named set (mnist5k, fashion-mnist) or a path (CSV, IDX file, IDX
                             # directory); a relative path is relative to the grid file
@@ -34,9 +34,9 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .recipe import DEFAULTS, validate_recipe
-
-DATA_SETS = ("mnist5k", "fashion-mnist")  # named sets, fetched by workers.assets; anything else is a path
+from nn.recipe import DEFAULTS, validate_recipe
+from workers.asset_cache import DATA_SETS
+from workers.spec_file import read_table
 DATA_KEYS = {"data": None, "holdout": 0.2, "split_seed": 0, "label": "auto", "train_limit": None,
              "val_limit": None}
 TOP_KEYS = (*DATA_KEYS, "fixed", "sweep")
@@ -104,21 +104,8 @@ class Grid:
 
 def read_grid(path) -> dict:
     """The spec in a .toml or .json file, as a dict (relative data paths made absolute)."""
-    import tomllib
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise GridError(f"{path}: no such grid file") from None
-    except OSError as e:
-        raise GridError(f"{path}: cannot read it ({e.strerror})") from None
-    is_toml = path.suffix.lower() != ".json"
-    try:
-        spec = tomllib.loads(raw.decode()) if is_toml else json.loads(raw)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise GridError(f"{path}: not valid {'TOML' if is_toml else 'JSON'}: {str(e).splitlines()[0]}") from None
-    if not isinstance(spec, dict):
-        raise GridError(f"{path}: a grid is a table/object with data, [fixed] and [sweep]")
+    spec = read_table(path, "grid", "a grid is a table/object with data, [fixed] and [sweep]", GridError)
     data = spec.get("data")
     if isinstance(data, str) and data and data not in DATA_SETS:
         spec["data"] = str((path.parent / Path(data).expanduser()).resolve())

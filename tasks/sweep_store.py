@@ -1,21 +1,8 @@
 """Sweeps as Redis records: the grid, every trial's state and metrics, the leaderboard.
 
-    cvfleet:sweeps                            zset  sweep id -> last submit time
-    cvfleet:sweep:<id>                        hash  id, created, submitted, grid (JSON), prune, roots (JSON)
-    cvfleet:sweep:<id>:trials                 zset  trial id -> index in the grid's product
-    cvfleet:sweep:<id>:trial:<tid>            hash  id, index, point, recipe (JSON), state, task_id, run, queued,
-                                                    started, finished, worker, pid, epochs, val_accuracy,
-                                                    best_val_accuracy, best_epoch, val_loss, loss, accuracy,
-                                                    seconds, weights, blas_threads, pruned_at, median, error
-    cvfleet:sweep:<id>:trial:<tid>:epochs     list  one JSON object per finished epoch, appended as it ends
-    cvfleet:sweep:<id>:leaderboard            zset  trial id -> final validation accuracy (done trials)
-    cvfleet:sweep:<id>:epoch:<k>              zset  trial id -> validation accuracy after epoch k (done
-                                                    trials: the median-stopping rule reads these)
-    cvfleet:attempts:<id>-<tid>-<n>           str   runs of one task (tasks.redis_store.count_attempt)
-
-A trial moves queued -> running -> done | pruned | failed. Exactly one record per grid point:
-the record is keyed by the trial id, and every write a task makes is a Lua script that first
-checks the task still owns the trial (`run`, a token per execution) and that the record is not
+The keys and their fields are listed once, in `tasks.store`. A trial moves queued -> running ->
+done | pruned | failed. Exactly one record per grid point: the record is keyed by the trial id, and
+every write a task makes is a Lua script that first checks the task still owns the trial (`run`, a token per execution) and that the record is not
 final, so a redelivered, superseded or duplicated execution writes nothing twice.
 """
 from __future__ import annotations
@@ -25,10 +12,9 @@ import os
 import statistics
 import time
 
-from tasks.redis_store import RECORD_TTL, client, key
+from tasks.store import RECORD_TTL, client, key
 
 FINAL = ("done", "pruned", "failed")
-SKIPPED_ON_RESUBMIT = ("done", "pruned")  # failed trials run again when the grid is submitted again
 STATES = ("queued", "running", "done", "pruned", "failed")
 
 
@@ -58,7 +44,7 @@ if state == 'done' or state == 'pruned' or state == 'failed' then return 'final'
 if redis.call('HGET', KEYS[1], 'task_id') ~= ARGV[1] then return 'stale' end
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[1], 'state', 'running', 'run', ARGV[2], 'worker', ARGV[3], 'started', ARGV[4], 'epochs', 0,
-           'pid', ARGV[6])
+           'pid', ARGV[6], 'attempts', ARGV[7])
 redis.call('HDEL', KEYS[1], 'error', 'finished')
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 'ok'
@@ -142,11 +128,18 @@ def queue_trial(sweep_id: str, trial, task_id: str) -> bool:
 
 # -- trial execution (worker) ----------------------------------------------------------------
 
-def claim(sweep_id: str, trial_id: str, task_id: str, run: str, worker: str) -> str:
+def claim(sweep_id: str, trial_id: str, task_id: str, run: str, worker: str, attempt: int = 1) -> str:
     """'ok' when this execution now owns the trial (its old epochs cleared), else why not:
-    'gone' (no record: sweep deleted), 'final' (already done/pruned/failed), 'stale' (superseded)."""
+    'gone' (no record: sweep deleted), 'final' (already done/pruned/failed), 'stale' (superseded).
+    `attempt`: which run of its task this is (2 after a worker died on it), kept in the record."""
     return _script("claim", _CLAIM)(keys=[trial_key(sweep_id, trial_id), trial_key(sweep_id, trial_id, "epochs")],
-                                    args=[task_id, run, worker, time.time(), RECORD_TTL, os.getpid()])
+                                    args=[task_id, run, worker, time.time(), RECORD_TTL, os.getpid(), attempt])
+
+
+def trial_recipe(sweep_id: str, trial_id: str) -> dict | None:
+    """The checked recipe the trial trains, or None if its record is gone."""
+    raw = client().hget(trial_key(sweep_id, trial_id), "recipe")
+    return None if raw is None else json.loads(raw)
 
 
 def append_epoch(sweep_id: str, trial_id: str, run: str, metrics: dict) -> bool:
@@ -206,7 +199,7 @@ def sweep(sweep_id: str) -> dict | None:
 
 _FLOATS = ("val_accuracy", "best_val_accuracy", "val_loss", "loss", "accuracy", "seconds", "queued", "started",
            "finished", "median")
-_INTS = ("index", "epochs", "best_epoch", "blas_threads", "pruned_at", "pid")
+_INTS = ("index", "epochs", "best_epoch", "blas_threads", "pruned_at", "pid", "attempts")
 
 
 def _trial_record(raw: dict) -> dict:

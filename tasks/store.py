@@ -1,0 +1,89 @@
+"""The Redis connection tasks and clients share, and the one schema of every key cvfleet writes.
+
+All Redis access goes through the store modules: `tasks.batch_store` (annotation batches),
+`tasks.sweep_store` (sweeps) and this one (the connection, key names, attempt counters). Celery's own
+keys (queues, `celery-task-meta-*`, chord counters) keep their names; results expire after 7 days,
+cvfleet's records RECORD_TTL (30 days) after their last update.
+
+    cvfleet:batches                        zset  batch id -> submit time
+    cvfleet:batch:<id>                     hash  id, created, out, settings (JSON), static, preview,
+                                                 tiles_per_task, roots (JSON), videos (count)
+    cvfleet:batch:<id>:video:<i>           hash  index, video, video_dir, state, frames, tiles, chunks,
+                                                 error, summary (JSON), finished
+    cvfleet:batch:<id>:video:<i>:chunks    hash  detect chunk index -> tiles in it (progress; dropped when
+                                                 the video is done)
+
+    cvfleet:sweeps                         zset  sweep id -> last submit time
+    cvfleet:sweep:<id>                     hash  id, created, submitted, grid (JSON), prune, roots (JSON)
+    cvfleet:sweep:<id>:trials              zset  trial id -> index in the grid's product
+    cvfleet:sweep:<id>:trial:<tid>         hash  id, index, point, recipe (JSON), state, task_id, run, queued,
+                                                 started, finished, worker, pid, epochs, val_accuracy,
+                                                 best_val_accuracy, best_epoch, val_loss, loss, accuracy,
+                                                 seconds, weights, blas_threads, pruned_at, median, error,
+                                                 attempts (which run of its task trained it)
+    cvfleet:sweep:<id>:trial:<tid>:epochs  list  one JSON object per finished epoch, appended as it ends
+    cvfleet:sweep:<id>:leaderboard         zset  trial id -> final validation accuracy (done trials)
+    cvfleet:sweep:<id>:epoch:<k>           zset  trial id -> validation accuracy after epoch k (done trials:
+                                                 the median-stopping rule reads these)
+
+    cvfleet:attempts:<task id>             str   runs of one task (count_attempt); a trial's task id is
+                                                 <sweep id>-<trial id>-<random>, so `sweep delete` finds them
+
+A video moves queued -> extracting -> detecting -> labelling -> done | failed; a trial
+queued -> running -> done | pruned | failed.
+"""
+from __future__ import annotations
+
+import os
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+from redis.retry import Retry
+
+from workers.app import app
+
+PREFIX = "cvfleet:"
+RECORD_TTL = 30 * 24 * 3600  # seconds a batch or sweep record is kept after its last update
+
+_clients: dict[int, redis.Redis] = {}
+
+
+def client() -> redis.Redis:
+    """One client per process (created after a fork, never inherited).
+
+    Commands retry with backoff for about two minutes, so a Redis restart (AOF reload) delays
+    a task's bookkeeping instead of failing the task.
+    """
+    pid = os.getpid()
+    if pid not in _clients:
+        _clients.clear()
+        _clients[pid] = redis.Redis.from_url(app.conf.broker_url, decode_responses=True,
+                                             socket_timeout=30, health_check_interval=30,
+                                             retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), 70),
+                                             retry_on_error=[ConnectionError, TimeoutError, BusyLoadingError])
+    return _clients[pid]
+
+
+def key(*parts) -> str:
+    return PREFIX + ":".join(str(p) for p in parts)
+
+
+def count_attempt(task_id: str) -> int:
+    """Count one more run of this task id; returns which run this is (1 the first time).
+
+    Redis keeps no redelivery count, so a task that kills its worker every time (out of memory)
+    would loop forever under late acks; this counter lets it give up and be recorded as failed.
+    The counter outlives any redelivery (3 visibility timeouts) and no more.
+    """
+    k = key("attempts", task_id)
+    pipe = client().pipeline()
+    pipe.incr(k)
+    pipe.expire(k, 3 * app.conf.visibility_timeout)
+    n, _ = pipe.execute()
+    return n
+
+
+def forget_attempts(task_id: str) -> None:
+    """A task that ended needs no counter: drop it, so Redis does not hold one per finished task."""
+    client().delete(key("attempts", task_id))
