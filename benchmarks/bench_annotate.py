@@ -7,6 +7,7 @@ Prints tiles/s for both and ends with `ratio fleet/bare tiles/s: X` (goal >= 0.9
 
     python benchmarks/bench_annotate.py [--frames 150] [--every 2] [--concurrency N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,11 +36,16 @@ def main() -> None:
     args = ap.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="cvfleet-bench-annotate-"))
-    os.environ.update(CVFLEET_DATA=str(root / "data"), CVFLEET_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
-                      CVFLEET_FLOWER_PORT=str(free_port()))
+    os.environ.update(
+        CVFLEET_DATA=str(root / "data"),
+        CVFLEET_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+        CVFLEET_FLOWER_PORT=str(free_port()),
+    )
     from workers import config, fleet
+
     fleet.redis_password(config.load())  # before workers.app reads the Redis URL
     import cv2
+
     from tasks import annotate, batch_store
     from vision.detector import get_detector
     from vision.pipeline import annotate_video, plan_tiles, prepare_video, read_frame
@@ -48,15 +54,19 @@ def main() -> None:
 
     video = root / "vtest.avi"
     shutil.copy(asset_cache.ensure("vtest.avi"), video)
-    settings = AnnotateSettings(every=args.every, max_frames=args.frames, model=ModelSpec(**asset_cache.yolov3_tiny_files()))
-    print(f"machine: {os.cpu_count()} cores, OpenCV {cv2.__version__}; clip: vtest.avi, {args.frames} frames "
-          f"every {args.every}, tile {settings.tile} overlap {settings.overlap}, yolov3-tiny {settings.model.input_size}")
+    settings = AnnotateSettings(
+        every=args.every, max_frames=args.frames, model=ModelSpec(**asset_cache.yolov3_tiny_files())
+    )
+    print(
+        f"machine: {os.cpu_count()} cores, OpenCV {cv2.__version__}; clip: vtest.avi, {args.frames} frames "
+        f"every {args.every}, tile {settings.tile} overlap {settings.overlap}, yolov3-tiny {settings.model.input_size}"
+    )
 
     # OpenCV's best thread setting for the bare loop, measured on this clip's tiles.
     meta = prepare_video(video, root / "probe", settings)
     tiles = plan_tiles(meta, settings)
     image = read_frame(root / "probe" / "images" / "000001.jpg")
-    crops = [image[t.y:t.y + t.h, t.x:t.x + t.w] for t in tiles] * 3
+    crops = [image[t.y : t.y + t.h, t.x : t.x + t.w] for t in tiles] * 3
     detector = get_detector(settings.detector_spec())
     detector.detect(crops[0])
     per_tile = {}
@@ -89,10 +99,14 @@ def main() -> None:
     v = info["video_states"][0]
     assert v["state"] == "done", v
     fleet_rate = v["summary"]["tiles"] / fleet_s
-    print(f"fleet: {v['summary']['tiles']} tiles in {fleet_s:.1f} s = {fleet_rate:.1f} tiles/s  "
-          f"({args.concurrency} worker processes x 1 OpenCV thread, through Redis)")
-    same = all((root / "fleet" / "vtest" / "labels" / p.name).read_bytes() == p.read_bytes()
-               for p in (root / "bare" / "vtest" / "labels").glob("*.txt"))
+    print(
+        f"fleet: {v['summary']['tiles']} tiles in {fleet_s:.1f} s = {fleet_rate:.1f} tiles/s  "
+        f"({args.concurrency} worker processes x 1 OpenCV thread, through Redis)"
+    )
+    same = all(
+        (root / "fleet" / "vtest" / "labels" / p.name).read_bytes() == p.read_bytes()
+        for p in (root / "bare" / "vtest" / "labels").glob("*.txt")
+    )
     print(f"labels identical: {same}")
     shutil.rmtree(root, ignore_errors=True)
     print(f"ratio fleet/bare tiles/s: {fleet_rate / bare:.2f}")

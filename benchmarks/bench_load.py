@@ -7,6 +7,7 @@ left behind (results expire; chord bookkeeping must be cleaned up).
 To keep it a test of the fleet and not of YOLO, tiles are small (160 px, net input 128 px), one
 tile per task: vtest.avi's 795 frames x 30 tiles = 23,850 detect tasks.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,9 +53,15 @@ def key_census(client) -> dict:
     census = {}
     for k in client.scan_iter(count=1000):
         k = k if isinstance(k, str) else k.decode()
-        group = "celery-task-meta-*" if k.startswith("celery-task-meta-") else \
-            "chord bookkeeping" if k.startswith(("celery-taskset-meta-", "chord-unlock")) else \
-            k.split(":")[0] + ":" + k.split(":")[1] + ":*" if k.startswith("cvfleet:") and ":" in k[8:] else k
+        group = (
+            "celery-task-meta-*"
+            if k.startswith("celery-task-meta-")
+            else "chord bookkeeping"
+            if k.startswith(("celery-taskset-meta-", "chord-unlock"))
+            else k.split(":")[0] + ":" + k.split(":")[1] + ":*"
+            if k.startswith("cvfleet:") and ":" in k[8:]
+            else k
+        )
         census[group] = census.get(group, 0) + 1
     return census
 
@@ -64,8 +71,10 @@ def memory_breakdown(client) -> str:
     info = client.info("memory")
     sizes = sorted(((client.memory_usage(k) or 0, k) for k in client.scan_iter(count=1000)), reverse=True)[:3]
     largest = ", ".join(f"{k} {n / 1024:.0f} KiB" for n, k in sizes)
-    return (f"dataset {mib(int(info['used_memory_dataset']))}, overhead {mib(int(info['used_memory_overhead']))}, "
-            f"lua {mib(int(info.get('used_memory_lua', 0)))}; largest keys: {largest}")
+    return (
+        f"dataset {mib(int(info['used_memory_dataset']))}, overhead {mib(int(info['used_memory_overhead']))}, "
+        f"lua {mib(int(info.get('used_memory_lua', 0)))}; largest keys: {largest}"
+    )
 
 
 def main() -> None:
@@ -75,9 +84,13 @@ def main() -> None:
     ap.add_argument("--max-frames", type=int, default=None, help="fewer frames for a quick look (default: all 795)")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="cvfleet-bench-load-"))
-    os.environ.update(CVFLEET_DATA=str(root / "data"), CVFLEET_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
-                      CVFLEET_FLOWER_PORT=str(free_port()))
+    os.environ.update(
+        CVFLEET_DATA=str(root / "data"),
+        CVFLEET_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+        CVFLEET_FLOWER_PORT=str(free_port()),
+    )
     from workers import config, fleet
+
     fleet.redis_password(config.load())  # before workers.app reads the Redis URL
     from tasks import annotate, batch_store
     from tasks.store import client
@@ -86,8 +99,12 @@ def main() -> None:
 
     video = root / "vtest.avi"
     shutil.copy(asset_cache.ensure("vtest.avi"), video)
-    settings = AnnotateSettings(tile=160, overlap=0.2, max_frames=args.max_frames, model=ModelSpec(
-        **asset_cache.yolov3_tiny_files(), input_size=128))
+    settings = AnnotateSettings(
+        tile=160,
+        overlap=0.2,
+        max_frames=args.max_frames,
+        model=ModelSpec(**asset_cache.yolov3_tiny_files(), input_size=128),
+    )
     try:
         fleet.up(args.concurrency)
         r = client()
@@ -103,8 +120,11 @@ def main() -> None:
         assert v["state"] == "done", v
         time.sleep(1)
         after = int(r.info("memory")["used_memory"])
-        print(f"annotation: {v['tiles']} detect tasks (+{2} per video) in {wall:.1f} s = {v['tiles'] / wall:.0f} tasks/s, "
-              f"{args.concurrency} worker processes")
+        print(
+            f"annotation: {v['tiles']} detect tasks (+{2} per video) in {wall:.1f} s = "
+            f"{v['tiles'] / wall:.0f} tasks/s, "
+            f"{args.concurrency} worker processes"
+        )
         print(f"annotation: Redis used_memory base {mib(base)}, peak {mib(sampler.peak)}, after {mib(after)}")
         print(f"annotation: keys left: {key_census(r)}")
         print(f"annotation: after: {memory_breakdown(r)}")
@@ -119,15 +139,19 @@ def main() -> None:
 
 def sweep_load(root: Path, r, sampler, concurrency: int) -> None:
     from tasks import sweep_submit
+
     grid = root / "grid64.toml"
-    grid.write_text('data = "mnist5k"\ntrain_limit = 1000\nval_limit = 500\n\n[fixed]\nepochs = 2\n'
-                    'conv = [4, 8]\ndense = 32\n\n[sweep]\nlr = [0.01, 0.02, 0.05, 0.1]\n'
-                    'batch_size = [16, 32, 64, 128]\nmomentum = [0.0, 0.5, 0.9, 0.95]\n')
+    grid.write_text(
+        'data = "mnist5k"\ntrain_limit = 1000\nval_limit = 500\n\n[fixed]\nepochs = 2\n'
+        "conv = [4, 8]\ndense = 32\n\n[sweep]\nlr = [0.01, 0.02, 0.05, 0.1]\n"
+        "batch_size = [16, 32, 64, 128]\nmomentum = [0.0, 0.5, 0.9, 0.95]\n"
+    )
     sampler.peak = 0
     g, trials, data = sweep_submit.plan(grid)
     t0 = time.perf_counter()
-    sweep_id, queued, _= sweep_submit.submit(g, trials, data, prune=False)
+    sweep_id, queued, _ = sweep_submit.submit(g, trials, data, prune=False)
     from tasks import sweep_store
+
     while not (info := sweep_store.progress(sweep_id))["finished"]:
         time.sleep(1)
     wall = time.perf_counter() - t0

@@ -14,6 +14,7 @@ is the result, so load from other processes, which comes and goes, hits both ali
 Accuracy: both trained for the same epochs, then evaluated on the held-out 1,000.
 A benchmark prints numbers; it asserts nothing about speed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,6 +35,7 @@ from nn.recipe import build_model, build_optimizer, validate_recipe  # noqa: E40
 
 def mnist5k_path() -> Path:
     from workers.asset_cache import ensure
+
     return ensure("mnist5k")
 
 
@@ -41,8 +43,18 @@ def torch_twin(model, torch):
     """A PyTorch module with the nn model's exact initial weights (conv weights share
     PyTorch's layout; Dense stores W as (in, out), Linear as (out, in))."""
     tnn = torch.nn
-    net = tnn.Sequential(tnn.Conv2d(1, 8, 3), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Conv2d(8, 16, 3), tnn.ReLU(),
-                         tnn.MaxPool2d(2), tnn.Flatten(), tnn.Linear(400, 128), tnn.ReLU(), tnn.Linear(128, 10))
+    net = tnn.Sequential(
+        tnn.Conv2d(1, 8, 3),
+        tnn.ReLU(),
+        tnn.MaxPool2d(2),
+        tnn.Conv2d(8, 16, 3),
+        tnn.ReLU(),
+        tnn.MaxPool2d(2),
+        tnn.Flatten(),
+        tnn.Linear(400, 128),
+        tnn.ReLU(),
+        tnn.Linear(128, 10),
+    )
     conv1, conv2, dense1, dense2 = (l for l in model.layers if l.params)
     with torch.no_grad():
         net[0].weight.copy_(torch.from_numpy(conv1.params["W"]))
@@ -75,7 +87,7 @@ class TorchTrainer:
 
 def batches(n, batch_size, rng):
     order = rng.permutation(n)
-    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
 def main():
@@ -91,9 +103,16 @@ def main():
     threads = blas[0]["num_threads"] if blas else os.cpu_count()
     torch.set_num_threads(threads)
     for i in blas:
-        print(f"numpy BLAS: {i['internal_api']} {i['version']} kernel={i.get('architecture')} threads={i['num_threads']}")
-    print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')} OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE')}")
-    print(f"numpy {np.__version__}, torch {torch.__version__} with {torch.get_num_threads()} threads, cpus {os.cpu_count()}")
+        print(
+            f"numpy BLAS: {i['internal_api']} {i['version']} kernel={i.get('architecture')} threads={i['num_threads']}"
+        )
+    print(
+        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')} OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE')}"
+    )
+    print(
+        f"numpy {np.__version__}, torch {torch.__version__} with {torch.get_num_threads()} threads, "
+        f"cpus {os.cpu_count()}"
+    )
     print("load average (other processes share these cores): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
     recipe = validate_recipe({})
@@ -106,7 +125,7 @@ def main():
     plan = []
     while len(plan) < args.steps:
         plan += [b for b in batches(len(train.x), bs, rng) if len(b) == bs]
-    plan = plan[:args.steps]
+    plan = plan[: args.steps]
     nn_batches = [(train.x[b], train.y[b]) for b in plan]
     torch_batches = [(x_t[b], y_t[b]) for b in plan]
 
@@ -139,11 +158,15 @@ def main():
         rates = results[t] = measure(t)
         print(f"-- {t} thread(s) each, {args.rounds} rounds of {args.steps} steps of {bs}")
         for name, r in rates.items():
-            print(f"{name:5s} samples/s: median {statistics.median(r):7.0f}  best {max(r):7.0f}   "
-                  f"(rounds: {', '.join(f'{v:.0f}' for v in r)})")
+            print(
+                f"{name:5s} samples/s: median {statistics.median(r):7.0f}  best {max(r):7.0f}   "
+                f"(rounds: {', '.join(f'{v:.0f}' for v in r)})"
+            )
         pairs = [a / b for a, b in zip(rates["nn"], rates["torch"])]
-        print(f"ratio nn/torch with {t} thread(s): median of round pairs {statistics.median(pairs):.2f}, "
-              f"best rounds {max(rates['nn']) / max(rates['torch']):.2f}")
+        print(
+            f"ratio nn/torch with {t} thread(s): median of round pairs {statistics.median(pairs):.2f}, "
+            f"best rounds {max(rates['nn']) / max(rates['torch']):.2f}"
+        )
     torch.set_num_threads(threads)
 
     # -- accuracy: same init, same batches, same epochs -------------------------------------
@@ -157,8 +180,10 @@ def main():
             twin.step(x_t[b], y_t[b])
     acc_nn = model.evaluate(*held)[1]
     acc_torch = twin.accuracy(torch.from_numpy(held.x), torch.from_numpy(held.y))
-    print(f"held-out accuracy after {args.epochs} epochs: nn {acc_nn:.4f}  torch {acc_torch:.4f}  "
-          f"difference {100 * abs(acc_nn - acc_torch):.2f} pp")
+    print(
+        f"held-out accuracy after {args.epochs} epochs: nn {acc_nn:.4f}  torch {acc_torch:.4f}  "
+        f"difference {100 * abs(acc_nn - acc_torch):.2f} pp"
+    )
     print("load average at the end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     pairs = [a / b for a, b in zip(results[threads]["nn"], results[threads]["torch"])]
     print(f"ratio nn/torch samples/s: {statistics.median(pairs):.2f}")

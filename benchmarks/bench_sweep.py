@@ -14,6 +14,7 @@ The machine may be shared: the fleets are all started first and the rounds inter
 
     python benchmarks/bench_sweep.py [--epochs 6] [--train 4000] [--rounds 2] [--threaded-baseline]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,9 @@ def free_port() -> int:
 
 
 def cvfleet(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    run = subprocess.run([sys.executable, "-m", "workers.cli", *args], env=env, cwd=ROOT, capture_output=True,
-                         text=True, timeout=1800)
+    run = subprocess.run(
+        [sys.executable, "-m", "workers.cli", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=1800
+    )
     if check and run.returncode:
         sys.exit(f"cvfleet {' '.join(args)} failed ({run.returncode}): {(run.stderr or run.stdout).strip()}")
     return run
@@ -70,10 +72,14 @@ class Fleet:
 
     def __init__(self, label: str, concurrency: int, blas_threads: int):
         from workers import config, fleet
+
         self.label, self.concurrency = label, concurrency
         self.root = Path(tempfile.mkdtemp(prefix=f"cvfleet-bench-sweep-{concurrency}x{blas_threads}-"))
-        self.env = {"CVFLEET_DATA": str(self.root / "data"),
-                    "CVFLEET_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "CVFLEET_FLOWER_PORT": str(free_port())}
+        self.env = {
+            "CVFLEET_DATA": str(self.root / "data"),
+            "CVFLEET_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+            "CVFLEET_FLOWER_PORT": str(free_port()),
+        }
         os.environ.update(self.env)
         fleet.redis_password(config.load())
         self.cfg = config.load()
@@ -89,27 +95,35 @@ class Fleet:
     def sweep(self, grid: Path) -> dict:
         """Run the grid, read every trial's record, delete the sweep (so the next round runs it all)."""
         import redis
+
         env = {**os.environ, **self.env}
         start = time.perf_counter()
         run = cvfleet(env, "sweep", str(grid), "--no-prune")
         wall = time.perf_counter() - start
         r = redis.Redis.from_url(self.cfg.redis_url, decode_responses=True)
         sweep_id = r.zrange("cvfleet:sweeps", 0, -1)[0]
-        trials = [r.hgetall(f"cvfleet:sweep:{sweep_id}:trial:{t}")
-                  for t in r.zrange(f"cvfleet:sweep:{sweep_id}:trials", 0, -1)]
+        trials = [
+            r.hgetall(f"cvfleet:sweep:{sweep_id}:trial:{t}")
+            for t in r.zrange(f"cvfleet:sweep:{sweep_id}:trials", 0, -1)
+        ]
         r.close()
         cvfleet(env, "sweep", "delete", sweep_id)
         states = sorted({t["state"] for t in trials})
         if states != ["done"]:
             sys.exit(f"{self.label}: trials ended {states}, expected all done:\n{run.stdout}")
-        return {"wall": wall,
-                "span": max(float(t["finished"]) for t in trials) - min(float(t["started"]) for t in trials),
-                "trial_seconds": sum(float(t["seconds"]) for t in trials), "trials": len(trials),
-                "blas": sorted({int(t["blas_threads"]) for t in trials}),
-                "pids": len({t["pid"] for t in trials}), "leaderboard": run.stdout}
+        return {
+            "wall": wall,
+            "span": max(float(t["finished"]) for t in trials) - min(float(t["started"]) for t in trials),
+            "trial_seconds": sum(float(t["seconds"]) for t in trials),
+            "trials": len(trials),
+            "blas": sorted({int(t["blas_threads"]) for t in trials}),
+            "pids": len({t["pid"] for t in trials}),
+            "leaderboard": run.stdout,
+        }
 
     def down(self):
         from workers import fleet
+
         fleet.down(self.cfg)
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -119,17 +133,27 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--train", type=int, default=4000, help="training samples per trial (mnist5k has 4,000)")
     p.add_argument("--rounds", type=int, default=2, help="runs per fleet, interleaved; the fastest counts")
-    p.add_argument("--threaded-baseline", action="store_true",
-                   help="also time 1 process with a BLAS thread per core (minutes on a busy machine)")
+    p.add_argument(
+        "--threaded-baseline",
+        action="store_true",
+        help="also time 1 process with a BLAS thread per core (minutes on a busy machine)",
+    )
     args = p.parse_args()
-    from threadpoolctl import threadpool_info
     import numpy  # noqa: F401  (so threadpoolctl sees its BLAS)
+    from threadpoolctl import threadpool_info
+
     blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    print(f"cores {os.cpu_count()}, BLAS {blas[0]['internal_api']} {blas[0].get('version')} "
-          f"kernel {blas[0].get('architecture')}, OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '-')}, "
-          f"load average {os.getloadavg()[0]:.2f}" if blas else f"cores {os.cpu_count()}, no BLAS found")
-    print(f"8 trials: mnist5k, {args.train} train / 1000 validation digits, {args.epochs} epochs, conv [8,16], "
-          f"sgd|adam x lr 0.001|0.01 x dense 64|128, no pruning; {args.rounds} interleaved round(s), fastest kept")
+    print(
+        f"cores {os.cpu_count()}, BLAS {blas[0]['internal_api']} {blas[0].get('version')} "
+        f"kernel {blas[0].get('architecture')}, OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '-')}, "
+        f"load average {os.getloadavg()[0]:.2f}"
+        if blas
+        else f"cores {os.cpu_count()}, no BLAS found"
+    )
+    print(
+        f"8 trials: mnist5k, {args.train} train / 1000 validation digits, {args.epochs} epochs, conv [8,16], "
+        f"sgd|adam x lr 0.001|0.01 x dense 64|128, no pruning; {args.rounds} interleaved round(s), fastest kept"
+    )
     specs = [("1 worker process x 1 BLAS thread", 1, 1), ("2 worker processes x 1 BLAS thread", 2, 1)]
     if args.threaded_baseline:
         specs.append((f"1 worker process x {CORES} BLAS threads (`cvfleet up --concurrency 1`)", 1, CORES))
@@ -144,10 +168,13 @@ def main() -> None:
             for round_ in range(1, args.rounds + 1):
                 for f in fleets:
                     res = f.sweep(grid)
-                    print(f"round {round_}, {f.label}: wall {res['wall']:.1f} s (trials span {res['span']:.1f} s, "
-                          f"sum of trial epochs {res['trial_seconds']:.1f} s), {res['trials']} trials on "
-                          f"{res['pids']} process(es), BLAS threads seen in trials {res['blas']}, "
-                          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+                    print(
+                        f"round {round_}, {f.label}: wall {res['wall']:.1f} s (trials span {res['span']:.1f} s, "
+                        f"sum of trial epochs {res['trial_seconds']:.1f} s), {res['trials']} trials on "
+                        f"{res['pids']} process(es), BLAS threads seen in trials {res['blas']}, "
+                        f"load average {os.getloadavg()[0]:.2f}",
+                        flush=True,
+                    )
                     if f.label not in best or res["wall"] < best[f.label]["wall"]:
                         best[f.label] = res
     finally:
@@ -159,8 +186,10 @@ def main() -> None:
         print(f"{label}: wall {res['wall']:.1f} s")
     if args.threaded_baseline:
         print(f"ratio wall 2 workers/1 worker x {CORES} threads: {two['wall'] / best[specs[2][0]]['wall']:.2f}")
-    print(f"trial time with 2 processes / with 1 (1.00 = each process had a core to itself; more = the cores were "
-          f"shared with something else): {two['trial_seconds'] / one['trial_seconds']:.2f}")
+    print(
+        f"trial time with 2 processes / with 1 (1.00 = each process had a core to itself; more = the cores were "
+        f"shared with something else): {two['trial_seconds'] / one['trial_seconds']:.2f}"
+    )
     print(f"ratio span 2 workers/1 worker: {two['span'] / one['span']:.2f}")
     print(f"ratio wall 2 workers/1 worker: {two['wall'] / one['wall']:.2f}")
 

@@ -18,6 +18,32 @@ from .pooling import AvgPool2D, MaxPool2D
 from .reshape import Flatten
 from .serialize import load_model, save_model
 
-__all__ = ["Adam", "AvgPool2D", "BatchNorm", "Callback", "CallbackList", "Conv2D", "ConvPool2D", "Dense", "Dropout", "EarlyStopping", "Flatten", "History",
-           "Layer", "LeakyReLU", "MSE", "MaxPool2D", "RMSProp", "ReLU", "SGD", "Sequential", "Sigmoid", "Softmax",
-           "SoftmaxCrossEntropy", "Tanh", "load_model", "save_model", "softmax"]
+__all__ = [
+    "Adam",
+    "AvgPool2D",
+    "BatchNorm",
+    "Callback",
+    "CallbackList",
+    "Conv2D",
+    "ConvPool2D",
+    "Dense",
+    "Dropout",
+    "EarlyStopping",
+    "Flatten",
+    "History",
+    "Layer",
+    "LeakyReLU",
+    "MSE",
+    "MaxPool2D",
+    "RMSProp",
+    "ReLU",
+    "SGD",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "SoftmaxCrossEntropy",
+    "Tanh",
+    "load_model",
+    "save_model",
+    "softmax",
+]

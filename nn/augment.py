@@ -13,6 +13,7 @@ def rotate_shift(x: np.ndarray, degrees: np.ndarray, shifts: np.ndarray) -> np.n
     image leaves the frame; one vectorised scipy call for the whole batch (SciPy is imported
     here, not at module load: every `cvfleet` command imports nn, few augment)."""
     from scipy.ndimage import map_coordinates
+
     n, c, h, w = x.shape
     angle = np.deg2rad(np.asarray(degrees, np.float64))
     shifts = np.asarray(shifts, np.float64).reshape(n, 2)
@@ -31,7 +32,9 @@ def rotate_shift(x: np.ndarray, degrees: np.ndarray, shifts: np.ndarray) -> np.n
     return out.reshape(n, c, h, w).astype(x.dtype, copy=False)
 
 
-def shift_rotate(x: np.ndarray, rng: np.random.Generator, max_shift: float = 2.0, max_degrees: float = 10.0) -> np.ndarray:
+def shift_rotate(
+    x: np.ndarray, rng: np.random.Generator, max_shift: float = 2.0, max_degrees: float = 10.0
+) -> np.ndarray:
     """Each image rotated by a uniform draw in ±max_degrees and shifted by uniform draws in
     ±max_shift pixels along each axis."""
     n = len(x)
@@ -40,6 +43,8 @@ def shift_rotate(x: np.ndarray, rng: np.random.Generator, max_shift: float = 2.0
 
 def augmenter(strength: float = 1.0):
     """An f(batch, rng) for Sequential.fit: strength 1.0 = shifts ±2 px, rotations ±10°."""
+
     def augment(x, rng):
         return shift_rotate(x, rng, 2.0 * strength, 10.0 * strength)
+
     return augment

@@ -58,8 +58,11 @@ class BatchNorm(Layer):
         if not self.training:
             return dxhat * self.inv_std
         m = dy.size // len(self.params["gamma"])
-        return (self.inv_std / m) * (m * dxhat - dxhat.sum(axis=axes, keepdims=True)
-                                     - self.xhat * (dxhat * self.xhat).sum(axis=axes, keepdims=True))
+        return (self.inv_std / m) * (
+            m * dxhat
+            - dxhat.sum(axis=axes, keepdims=True)
+            - self.xhat * (dxhat * self.xhat).sum(axis=axes, keepdims=True)
+        )
 
     def config(self):
         return {"momentum": self.momentum, "eps": self.eps}

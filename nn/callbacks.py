@@ -48,7 +48,7 @@ class CallbackList(Callback):
             c.on_batch_end(step, loss)
 
     def on_epoch_end(self, epoch, metrics):
-        return any([bool(c.on_epoch_end(epoch, metrics)) for c in self.callbacks])
+        return any([bool(c.on_epoch_end(epoch, metrics)) for c in self.callbacks])  # noqa: C419 (every one runs)
 
     def on_train_end(self, model):
         for c in self.callbacks:

@@ -47,7 +47,7 @@ def weight_gradient(dy: np.ndarray, cols: np.ndarray, out: np.ndarray, cache_flo
     part = np.empty_like(out)
     np.matmul(dy[:, :block], cols[:, :block].T, out=out)
     for s in range(block, m, block):
-        np.matmul(dy[:, s:s + block], cols[:, s:s + block].T, out=part)
+        np.matmul(dy[:, s : s + block], cols[:, s : s + block].T, out=part)
         out += part
 
 
@@ -92,13 +92,15 @@ class Conv2D(ConvBase):
         (self.oh, self.pt, self.pb), (self.ow, self.pl, self.pr) = self._build_conv(input_shape, rng, dtype)
         if self.oh < 1 or self.ow < 1:
             c, h, w = input_shape
-            raise ValueError(f"Conv2D kernel {self.kernel_size} does not fit a {h}x{w} input with {self.padding!r} padding")
+            raise ValueError(
+                f"Conv2D kernel {self.kernel_size} does not fit a {h}x{w} input with {self.padding!r} padding"
+            )
         return (self.filters, self.oh, self.ow)
 
     def _window(self, a, i, j):
         """The (C, N, OH, OW) view of `a` under kernel offset (i, j): what meets W[:, :, i, j]."""
         s = self.stride
-        return a[:, :, i:i + s * (self.oh - 1) + 1:s, j:j + s * (self.ow - 1) + 1:s]
+        return a[:, :, i : i + s * (self.oh - 1) + 1 : s, j : j + s * (self.ow - 1) + 1 : s]
 
     def _row_window(self, flat, c, n, i, j):
         """Stride 1: the (C, N, OH·Wp) view of padded images stored flat (C·N·Hp·Wp + slack)
@@ -107,7 +109,7 @@ class Conv2D(ConvBase):
         runs of OH·Wp floats instead of OH runs of OW."""
         hp, wp = self.in_shape[1] + self.pt + self.pb, self.in_shape[2] + self.pl + self.pr
         s = flat.itemsize
-        return as_strided(flat[i * wp + j:], (c, n, self.oh * wp), (n * hp * wp * s, hp * wp * s, s), writeable=False)
+        return as_strided(flat[i * wp + j :], (c, n, self.oh * wp), (n * hp * wp * s, hp * wp * s, s), writeable=False)
 
     def forward(self, x):
         c, n, h, w = x.shape
@@ -115,11 +117,11 @@ class Conv2D(ConvBase):
         hp, wp = h + self.pt + self.pb, w + self.pl + self.pr
         if self.stride == 1:
             flat = self._scratch_array("flat", (c * n * hp * wp + kw - 1,))
-            flat[c * n * hp * wp:] = 0
-            xp = flat[:c * n * hp * wp].reshape(c, n, hp, wp)
+            flat[c * n * hp * wp :] = 0
+            xp = flat[: c * n * hp * wp].reshape(c, n, hp, wp)
             if hp != h or wp != w:
                 xp.fill(0)
-            xp[:, :, self.pt:self.pt + h, self.pl:self.pl + w] = x
+            xp[:, :, self.pt : self.pt + h, self.pl : self.pl + w] = x
             cols = self._scratch_array("cols", (c, kh, kw, n, self.oh * wp))
             for i in range(kh):
                 for j in range(kw):
@@ -129,7 +131,7 @@ class Conv2D(ConvBase):
             if hp != h or wp != w:
                 xp = self._scratch_array("xp", (c, n, hp, wp))
                 xp.fill(0)
-                xp[:, :, self.pt:self.pt + h, self.pl:self.pl + w] = x
+                xp[:, :, self.pt : self.pt + h, self.pl : self.pl + w] = x
             else:
                 xp = x
             cols = self._scratch_array("cols", (c, kh, kw, n, self.oh, self.ow))
@@ -142,7 +144,7 @@ class Conv2D(ConvBase):
         y = self._scratch_array("y", (self.filters, self.cols.shape[1]))
         np.matmul(self.params["W"].reshape(self.filters, -1), self.cols, out=y)
         y += self.params["b"][:, None]
-        return y.reshape(self.filters, n, self.oh, width)[:, :, :, :self.ow]
+        return y.reshape(self.filters, n, self.oh, width)[:, :, :, : self.ow]
 
     def backward(self, dy):
         n = dy.shape[1]
@@ -150,8 +152,8 @@ class Conv2D(ConvBase):
         kh, kw = self.kernel_size
         if self.width != self.ow:  # back to the full-width layout; the wrapped columns get 0
             full = self._scratch_array("dy_full", (self.filters, n, self.oh, self.width))
-            full[:, :, :, self.ow:] = 0
-            full[:, :, :, :self.ow] = dy
+            full[:, :, :, self.ow :] = 0
+            full[:, :, :, : self.ow] = dy
             dy = full
         dy = np.ascontiguousarray(dy).reshape(self.filters, -1)
         weight_gradient(dy, self.cols, self.grads["W"].reshape(self.filters, -1))
@@ -167,9 +169,11 @@ class Conv2D(ConvBase):
             dflat.fill(0)
             for i in range(kh):
                 for j in range(kw):
-                    win = as_strided(dflat[i * wp + j:], dcols[:, i, j].shape, self._row_window(dflat, c, n, i, j).strides)
+                    win = as_strided(
+                        dflat[i * wp + j :], dcols[:, i, j].shape, self._row_window(dflat, c, n, i, j).strides
+                    )
                     win += dcols[:, i, j]
-            dxp = dflat[:c * n * hp * wp].reshape(c, n, hp, wp)
+            dxp = dflat[: c * n * hp * wp].reshape(c, n, hp, wp)
         else:
             dcols = dcols.reshape(c, kh, kw, n, self.oh, self.ow)
             dxp = self._scratch_array("dxp", (c, n, hp, wp))
@@ -177,7 +181,12 @@ class Conv2D(ConvBase):
             for i in range(kh):
                 for j in range(kw):
                     self._window(dxp, i, j)[...] += dcols[:, i, j]
-        return dxp[:, :, self.pt:self.pt + h, self.pl:self.pl + w]
+        return dxp[:, :, self.pt : self.pt + h, self.pl : self.pl + w]
 
     def config(self):
-        return {"filters": self.filters, "kernel_size": list(self.kernel_size), "stride": self.stride, "padding": self.padding}
+        return {
+            "filters": self.filters,
+            "kernel_size": list(self.kernel_size),
+            "stride": self.stride,
+            "padding": self.padding,
+        }

@@ -43,7 +43,9 @@ class ConvPool2D(ConvBase):
         kh, kw = self.kernel_size
         self.ph, self.pw = oh // 2, ow // 2
         if self.ph < 1 or self.pw < 1:
-            raise ValueError(f"ConvPool2D: a {h}x{w} input leaves no 2x2 window after a {kh}x{kw} {self.padding!r} conv")
+            raise ValueError(
+                f"ConvPool2D: a {h}x{w} input leaves no 2x2 window after a {kh}x{kw} {self.padding!r} conv"
+            )
         self._views = {}
         self.hq, self.wq = -(-(h + self.pt + pb) // 2), -(-(w + self.pl + pr) // 2)  # parity plane size
         return (self.filters, self.ph, self.pw)
@@ -124,13 +126,13 @@ class ConvPool2D(ConvBase):
         if self.activation == "relu":
             self.positive = np.greater(top, 0, out=self._scratch_array("positive", (f, L), bool))
             np.maximum(top, 0, out=top)
-        return top.reshape(f, self.ph, n, self.wq)[:, :, :, :self.pw].transpose(0, 2, 1, 3)
+        return top.reshape(f, self.ph, n, self.wq)[:, :, :, : self.pw].transpose(0, 2, 1, 3)
 
     def backward(self, dy):
         n = dy.shape[1]
         f, L = self.filters, n * self.ph * self.wq
         full = self._scratch_array("dy_full", (f, self.ph, n, self.wq), zeros=True)
-        full[:, :, :, :self.pw] = dy.transpose(0, 2, 1, 3)  # the discarded columns stay 0
+        full[:, :, :, : self.pw] = dy.transpose(0, 2, 1, 3)  # the discarded columns stay 0
         d = full.reshape(f, L)
         if self.activation == "relu":
             d *= self.positive
@@ -165,5 +167,9 @@ class ConvPool2D(ConvBase):
         return dx
 
     def config(self):
-        return {"filters": self.filters, "kernel_size": list(self.kernel_size), "padding": self.padding,
-                "activation": self.activation}
+        return {
+            "filters": self.filters,
+            "kernel_size": list(self.kernel_size),
+            "padding": self.padding,
+            "activation": self.activation,
+        }

@@ -40,6 +40,7 @@ def _read(path: Path) -> bytes:
 
 # -- CSV -------------------------------------------------------------------------------------
 
+
 def _label_column(path, first: np.ndarray, last: np.ndarray) -> str:
     """Which end of the rows holds the label, for label='auto'.
 
@@ -50,9 +51,11 @@ def _label_column(path, first: np.ndarray, last: np.ndarray) -> str:
     error that follows points at that label). Otherwise more distinct 0..9 values wins;
     a tie (e.g. a one-row file) asks for an explicit label='first' or 'last'.
     """
+
     def describe(col):
         ok = (col == np.round(col)) & (col >= 0) & (col <= 9)
         return bool(ok.all()), len(np.unique(col[ok]))
+
     all_f, distinct_f = describe(first)
     all_l, distinct_l = describe(last)
     if all_f and not all_l and distinct_f >= distinct_l:
@@ -61,7 +64,9 @@ def _label_column(path, first: np.ndarray, last: np.ndarray) -> str:
         return "last"
     if (distinct_f, all_f) != (distinct_l, all_l):
         return "first" if (distinct_f, all_f) > (distinct_l, all_l) else "last"
-    raise DataError(f"{path}: line 1: cannot tell whether the label is the first or last column; pass label='first' or 'last'")
+    raise DataError(
+        f"{path}: line 1: cannot tell whether the label is the first or last column; pass label='first' or 'last'"
+    )
 
 
 def load_csv(path, label: str = "auto", image_shape=(28, 28), n_classes: int = 10) -> Dataset:
@@ -86,7 +91,9 @@ def load_csv(path, label: str = "auto", image_shape=(28, 28), n_classes: int = 1
     for i, row in enumerate(rows):
         n = row.count(",") + 1
         if n != width:
-            raise DataError(f"{path}: line {i + start + 1}: {n} values, expected {width} (a label and {width - 1} pixels)")
+            raise DataError(
+                f"{path}: line {i + start + 1}: {n} values, expected {width} (a label and {width - 1} pixels)"
+            )
     try:
         values = np.loadtxt(rows, delimiter=",", dtype=np.float32, ndmin=2)  # 0..255 exact
     except ValueError:
@@ -101,7 +108,9 @@ def load_csv(path, label: str = "auto", image_shape=(28, 28), n_classes: int = 1
     labels, pixels = (values[:, 0], values[:, 1:]) if label == "first" else (values[:, -1], values[:, :-1])
     bad = np.flatnonzero((labels != np.round(labels)) | (labels < 0) | (labels >= n_classes))
     if bad.size:
-        raise DataError(f"{path}: line {bad[0] + start + 1}: label {labels[bad[0]]:g} is not an integer in 0..{n_classes - 1}")
+        raise DataError(
+            f"{path}: line {bad[0] + start + 1}: label {labels[bad[0]]:g} is not an integer in 0..{n_classes - 1}"
+        )
     bad = np.flatnonzero(~((pixels >= 0) & (pixels <= 255)).all(axis=1))
     if bad.size:
         raise DataError(f"{path}: line {bad[0] + start + 1}: pixel values must be in 0..255")
@@ -110,6 +119,7 @@ def load_csv(path, label: str = "auto", image_shape=(28, 28), n_classes: int = 1
 
 
 # -- IDX -------------------------------------------------------------------------------------
+
 
 def read_idx(path) -> np.ndarray:
     """An IDX array of unsigned bytes (magic 0x0000 08 ndim, big-endian int32 dims, data)."""
@@ -126,7 +136,9 @@ def read_idx(path) -> np.ndarray:
     dims = tuple(int(d) for d in np.frombuffer(raw, ">i4", ndim, 4))
     expected = int(np.prod(dims)) if dims else 0
     if len(raw) - header != expected:
-        raise DataError(f"{path}: byte {header}: {len(raw) - header} data bytes, the header's dims {dims} need {expected}")
+        raise DataError(
+            f"{path}: byte {header}: {len(raw) - header} data bytes, the header's dims {dims} need {expected}"
+        )
     return np.frombuffer(raw, np.uint8, expected, header).reshape(dims)
 
 
@@ -138,7 +150,10 @@ def load_idx(images_path, labels_path, n_classes: int = 10) -> Dataset:
     if labels.ndim != 1:
         raise DataError(f"{labels_path}: byte 3: labels need 1 dim, the file has {labels.ndim}")
     if len(images) != len(labels):
-        raise DataError(f"{labels_path}: item {min(len(images), len(labels))}: {len(labels)} labels for {len(images)} images in {images_path}")
+        raise DataError(
+            f"{labels_path}: item {min(len(images), len(labels))}: {len(labels)} labels for {len(images)} images "
+            f"in {images_path}"
+        )
     bad = np.flatnonzero(labels >= n_classes)
     if bad.size:
         raise DataError(f"{labels_path}: item {bad[0]}: label {labels[bad[0]]} is not in 0..{n_classes - 1}")

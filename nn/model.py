@@ -113,7 +113,7 @@ class Sequential:
         """The last layer's outputs (class scores: argmax is the predicted class)."""
         self._ensure_built(x)
         # copies: a layer's output may live in a work array the next batch overwrites
-        return np.concatenate([np.array(self.forward(x[i:i + batch_size])) for i in range(0, len(x), batch_size)])
+        return np.concatenate([np.array(self.forward(x[i : i + batch_size])) for i in range(0, len(x), batch_size)])
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> tuple[float, float]:
         """(mean loss, accuracy) over the whole set, in inference mode."""
@@ -122,8 +122,17 @@ class Sequential:
         accuracy = float((out.argmax(axis=1) == y).mean()) if y.ndim == 1 else float("nan")
         return loss, accuracy
 
-    def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_data=None, shuffle: bool = True,
-            callbacks=(), augment=None) -> History:
+    def fit(
+        self,
+        x,
+        y,
+        epochs: int = 1,
+        batch_size: int = 32,
+        validation_data=None,
+        shuffle: bool = True,
+        callbacks=(),
+        augment=None,
+    ) -> History:
         """Train for `epochs` passes over (x, y) in mini-batches.
 
         augment: optional f(batch, rng) -> batch applied to every training batch.
@@ -139,7 +148,7 @@ class Sequential:
             order = self.rng.permutation(n) if shuffle else np.arange(n)
             total_loss, total_correct = 0.0, 0
             for i in range(0, n, batch_size):
-                idx = order[i:i + batch_size]
+                idx = order[i : i + batch_size]
                 xb, yb = x[idx], y[idx]
                 if augment is not None:
                     xb = augment(xb, self.rng)
@@ -147,8 +156,13 @@ class Sequential:
                 total_loss += loss * len(idx)
                 total_correct += correct
                 callbacks.on_batch_end(i // batch_size, loss)
-            metrics = {"epoch": epoch, "loss": total_loss / n, "accuracy": total_correct / n,
-                       "val_loss": None, "val_accuracy": None}
+            metrics = {
+                "epoch": epoch,
+                "loss": total_loss / n,
+                "accuracy": total_correct / n,
+                "val_loss": None,
+                "val_accuracy": None,
+            }
             if validation_data is not None:
                 metrics["val_loss"], metrics["val_accuracy"] = self.evaluate(*validation_data)
             metrics["seconds"] = time.perf_counter() - start
@@ -163,4 +177,5 @@ class Sequential:
         """Write `path`/model.json (architecture), `path`/weights.npz and, if given, the training
         record `path`/training.json (see nn.serialize)."""
         from .serialize import save_model
+
         save_model(self, path, training)

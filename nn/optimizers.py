@@ -88,7 +88,9 @@ class Adam(Optimizer):
     """Momentum (m) and RMSProp (v) with bias correction for their zero start:
     p -= lr_t · m̂ / (sqrt(v̂) + eps), m̂ = m / (1 - beta1^t), v̂ = v / (1 - beta2^t), t from 1."""
 
-    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, decay: float = 0.0):
+    def __init__(
+        self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, decay: float = 0.0
+    ):
         super().__init__(lr, decay)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
 
@@ -100,8 +102,8 @@ class Adam(Optimizer):
         m += (1.0 - self.beta1) * g
         v *= self.beta2
         v += (1.0 - self.beta2) * g * g
-        m_hat = m / (1.0 - self.beta1 ** t)
-        v_hat = v / (1.0 - self.beta2 ** t)
+        m_hat = m / (1.0 - self.beta1**t)
+        v_hat = v / (1.0 - self.beta2**t)
         p -= lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
     def config(self):

@@ -37,7 +37,7 @@ class _Pool2D(Layer):
     def _window(self, a, i, j):
         """The (C, N, OH, OW) view of the element at offset (i, j) of every window."""
         s = self.stride
-        return a[:, :, i:i + s * (self.oh - 1) + 1:s, j:j + s * (self.ow - 1) + 1:s]
+        return a[:, :, i : i + s * (self.oh - 1) + 1 : s, j : j + s * (self.ow - 1) + 1 : s]
 
     def _quads(self, a):
         """2×2/stride-2 windows of `a` as a (C·N, OH, 2, OW, 2) view (no copy). `a` may be a
@@ -53,8 +53,8 @@ class _Pool2D(Layer):
 
     def _zero_dropped_edges(self, dx):
         """Zero the rows/columns no window covers (the pairwise path writes only covered ones)."""
-        dx[:, :, 2 * self.oh:] = 0
-        dx[:, :, :, 2 * self.ow:] = 0
+        dx[:, :, 2 * self.oh :] = 0
+        dx[:, :, :, 2 * self.ow :] = 0
 
     def config(self):
         return {"pool_size": self.pool_size, "stride": self.stride}
@@ -121,13 +121,13 @@ class AvgPool2D(_Pool2D):
         y = np.zeros((x.shape[0], x.shape[1], self.oh, self.ow), x.dtype)
         for i, j in self._offsets():
             y += self._window(x, i, j)
-        y *= 1.0 / self.pool_size ** 2
+        y *= 1.0 / self.pool_size**2
         return y
 
     def backward(self, dy):
         c, h, w = self.in_shape
         dx = np.zeros((c, dy.shape[1], h, w), dy.dtype)
-        share = dy * (1.0 / self.pool_size ** 2)
+        share = dy * (1.0 / self.pool_size**2)
         for i, j in self._offsets():
             self._window(dx, i, j)[...] += share
         return dx

@@ -35,22 +35,22 @@ from .pooling import MaxPool2D
 from .reshape import Flatten
 
 DEFAULTS: dict = {
-    "conv": [8, 16],        # filters of each conv block
-    "kernel": 3,            # conv kernel size (square)
-    "padding": "valid",     # 'valid' | 'same'
-    "dense": 128,           # width of the hidden dense layer (0 = none)
-    "dropout": 0.0,         # dropout rate before the last layer, in [0, 1)
-    "batchnorm": False,     # BatchNorm after every conv and the hidden dense layer
-    "optimizer": "sgd",     # 'sgd' | 'rmsprop' | 'adam'
-    "lr": None,             # None = the optimizer's default: sgd 0.05, rmsprop/adam 0.001
-    "momentum": 0.9,        # sgd only
-    "nesterov": False,      # sgd only
-    "decay": 0.0,           # lr_t = lr / (1 + decay · step)
+    "conv": [8, 16],  # filters of each conv block
+    "kernel": 3,  # conv kernel size (square)
+    "padding": "valid",  # 'valid' | 'same'
+    "dense": 128,  # width of the hidden dense layer (0 = none)
+    "dropout": 0.0,  # dropout rate before the last layer, in [0, 1)
+    "batchnorm": False,  # BatchNorm after every conv and the hidden dense layer
+    "optimizer": "sgd",  # 'sgd' | 'rmsprop' | 'adam'
+    "lr": None,  # None = the optimizer's default: sgd 0.05, rmsprop/adam 0.001
+    "momentum": 0.9,  # sgd only
+    "nesterov": False,  # sgd only
+    "decay": 0.0,  # lr_t = lr / (1 + decay · step)
     "batch_size": 64,
     "epochs": 10,
-    "seed": 0,              # initial weights, shuffling, dropout, augmentation
-    "augment": False,       # False, True (= 1.0) or a strength: 1.0 = ±2 px shifts, ±10° rotations
-    "early_stopping": 0,    # patience in epochs on val_loss, 0 = off
+    "seed": 0,  # initial weights, shuffling, dropout, augmentation
+    "augment": False,  # False, True (= 1.0) or a strength: 1.0 = ±2 px shifts, ±10° rotations
+    "early_stopping": 0,  # patience in epochs on val_loss, 0 = off
 }
 
 DEFAULT_LR = {"sgd": 0.05, "rmsprop": 0.001, "adam": 0.001}
@@ -186,9 +186,15 @@ def train_recipe(recipe: dict, train, val, callbacks=()):
     if r["early_stopping"]:
         callbacks.append(EarlyStopping(patience=r["early_stopping"]))
     strength = 1.0 if r["augment"] is True else float(r["augment"])
-    history = model.fit(x, y, epochs=r["epochs"], batch_size=r["batch_size"],
-                        validation_data=tuple(val) if val is not None else None,
-                        callbacks=callbacks, augment=augmenter(strength) if strength else None)
+    history = model.fit(
+        x,
+        y,
+        epochs=r["epochs"],
+        batch_size=r["batch_size"],
+        validation_data=tuple(val) if val is not None else None,
+        callbacks=callbacks,
+        augment=augmenter(strength) if strength else None,
+    )
     return model, history
 
 

@@ -20,16 +20,37 @@ from .model import Sequential
 from .pooling import AvgPool2D, MaxPool2D
 from .reshape import Flatten
 
-LAYERS = {cls.__name__: cls for cls in (Dense, Conv2D, ConvPool2D, MaxPool2D, AvgPool2D, Flatten, Dropout, BatchNorm,
-                                         ReLU, LeakyReLU, Sigmoid, Tanh, Softmax)}
+LAYERS = {
+    cls.__name__: cls
+    for cls in (
+        Dense,
+        Conv2D,
+        ConvPool2D,
+        MaxPool2D,
+        AvgPool2D,
+        Flatten,
+        Dropout,
+        BatchNorm,
+        ReLU,
+        LeakyReLU,
+        Sigmoid,
+        Tanh,
+        Softmax,
+    )
+}
 FORMAT = "cvfleet-nn/1"
 
 
 def model_to_dict(model: Sequential) -> dict:
     loss_name = next((k for k, v in LOSSES.items() if isinstance(model.loss, v)), None)
-    return {"format": FORMAT, "input_shape": list(model.input_shape), "dtype": model.dtype.name,
-            "seed": model.seed, "loss": loss_name,
-            "layers": [{"class": type(l).__name__, "config": l.config()} for l in model.layers]}
+    return {
+        "format": FORMAT,
+        "input_shape": list(model.input_shape),
+        "dtype": model.dtype.name,
+        "seed": model.seed,
+        "loss": loss_name,
+        "layers": [{"class": type(l).__name__, "config": l.config()} for l in model.layers],
+    }
 
 
 def model_from_dict(spec: dict) -> Sequential:
@@ -41,7 +62,9 @@ def model_from_dict(spec: dict) -> Sequential:
         if cls is None:
             raise ValueError(f"unknown layer class {entry['class']!r}")
         layers.append(cls(**entry["config"]))
-    model = Sequential(layers, input_shape=spec["input_shape"], seed=spec.get("seed", 0), dtype=spec.get("dtype", "float32"))
+    model = Sequential(
+        layers, input_shape=spec["input_shape"], seed=spec.get("seed", 0), dtype=spec.get("dtype", "float32")
+    )
     if spec.get("loss"):
         model.compile(loss=spec["loss"])
     return model

@@ -120,7 +120,8 @@ def prepare(self, *, batch_id: str, index: int) -> dict:
     meta = pipeline.prepare_video(video, video_dir, settings)
     if meta.get("truncated"):
         raise VisionError(
-            f"truncated video: {meta['frames_decoded']} of {meta['frame_count']} frames decode; copy or re-encode it again"
+            f"truncated video: {meta['frames_decoded']} of {meta['frame_count']} frames decode; "
+            "copy or re-encode it again"
         )
     tiles = pipeline.plan_tiles(meta, settings)
     jobs = pipeline.tile_jobs(meta, tiles)
@@ -198,7 +199,9 @@ def submit(
             raise VisionError(f"{seen[d].name} and {v} would both write to {d}; rename one of them")
         seen[d] = v
     cfg = config.load()
-    model_files = [p for p in (settings.model.cfg, settings.model.weights, settings.model.onnx, settings.model.names) if p]
+    model_files = [
+        p for p in (settings.model.cfg, settings.model.weights, settings.model.onnx, settings.model.names) if p
+    ]
     roots = sorted(
         {
             str(cfg.data),

@@ -1,8 +1,10 @@
 """Annotation batches as Redis records: what was submitted, and where each video stands.
 
-The keys and their fields are listed once, in `tasks.store`. A video moves queued -> extracting -> detecting -> labelling -> done, or to failed with a
-one-line reason. Writes are idempotent (HSET), so a task that runs twice records once.
+The keys and their fields are listed once, in `tasks.store`. A video moves queued -> extracting ->
+detecting -> labelling -> done, or to failed with a one-line reason. Writes are idempotent (HSET), so
+a task that runs twice records once.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,14 +21,33 @@ def _touch(pipe, *keys) -> None:
         pipe.expire(k, RECORD_TTL)
 
 
-def create_batch(videos: list[str], video_dirs: list[str], out: str, settings: dict, static: str | None,
-                 preview: bool, tiles_per_task: int | None, roots: list[str]) -> str:
+def create_batch(
+    videos: list[str],
+    video_dirs: list[str],
+    out: str,
+    settings: dict,
+    static: str | None,
+    preview: bool,
+    tiles_per_task: int | None,
+    roots: list[str],
+) -> str:
     batch_id = uuid.uuid4().hex[:12]
     pipe = client().pipeline()
     bk = key("batch", batch_id)
-    pipe.hset(bk, mapping={"id": batch_id, "created": time.time(), "out": out, "settings": json.dumps(settings),
-                           "static": static or "", "preview": int(preview), "tiles_per_task": tiles_per_task or 0,
-                           "roots": json.dumps(roots), "videos": len(videos)})
+    pipe.hset(
+        bk,
+        mapping={
+            "id": batch_id,
+            "created": time.time(),
+            "out": out,
+            "settings": json.dumps(settings),
+            "static": static or "",
+            "preview": int(preview),
+            "tiles_per_task": tiles_per_task or 0,
+            "roots": json.dumps(roots),
+            "videos": len(videos),
+        },
+    )
     for i, (video, video_dir) in enumerate(zip(videos, video_dirs)):
         vk = key("batch", batch_id, "video", i)
         pipe.hset(vk, mapping={"index": i, "video": video, "video_dir": video_dir, "state": "queued"})

@@ -2,6 +2,7 @@
 and output roots recorded with each submission. A path that resolves (symlinks and `..`
 followed) outside all of them is refused before anything is opened.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,5 +20,7 @@ def resolve_inside(path, roots) -> Path:
         root = Path(os.path.realpath(root))
         if real == root or root in real.parents:
             return real
-    raise OutsideRoots(f"{path} is outside the allowed roots ({', '.join(str(r) for r in roots)}); "
-                       "put it under CVFLEET_DATA or submit it from its own directory")
+    raise OutsideRoots(
+        f"{path} is outside the allowed roots ({', '.join(str(r) for r in roots)}); "
+        "put it under CVFLEET_DATA or submit it from its own directory"
+    )

@@ -1,4 +1,5 @@
 """A smoke job: proves a task crosses the broker, runs on a worker and its JSON result returns."""
+
 from __future__ import annotations
 
 import os

@@ -32,6 +32,7 @@ cvfleet's records RECORD_TTL (30 days) after their last update.
 A video moves queued -> extracting -> detecting -> labelling -> done | failed; a trial
 queued -> running -> done | pruned | failed.
 """
+
 from __future__ import annotations
 
 import os
@@ -58,10 +59,14 @@ def client() -> redis.Redis:
     pid = os.getpid()
     if pid not in _clients:
         _clients.clear()
-        _clients[pid] = redis.Redis.from_url(app.conf.broker_url, decode_responses=True,
-                                             socket_timeout=30, health_check_interval=30,
-                                             retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), 70),
-                                             retry_on_error=[ConnectionError, TimeoutError, BusyLoadingError])
+        _clients[pid] = redis.Redis.from_url(
+            app.conf.broker_url,
+            decode_responses=True,
+            socket_timeout=30,
+            health_check_interval=30,
+            retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), 70),
+            retry_on_error=[ConnectionError, TimeoutError, BusyLoadingError],
+        )
     return _clients[pid]
 
 

@@ -25,6 +25,7 @@ fastest), each merged over [fixed] and the recipe defaults. A trial's id is a ha
 checked recipe, so the same settings always have the same id; a grid's id is a hash of its
 canonical content (data options, fixed, sweep), so submitting the same grid again finds it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,8 +38,8 @@ from pathlib import Path
 from nn.recipe import DEFAULTS, validate_recipe
 from workers.asset_cache import DATA_SETS
 from workers.spec_file import read_table
-DATA_KEYS = {"data": None, "holdout": 0.2, "split_seed": 0, "label": "auto", "train_limit": None,
-             "val_limit": None}
+
+DATA_KEYS = {"data": None, "holdout": 0.2, "split_seed": 0, "label": "auto", "train_limit": None, "val_limit": None}
 TOP_KEYS = (*DATA_KEYS, "fixed", "sweep")
 LIST_KEYS = tuple(k for k, v in DEFAULTS.items() if isinstance(v, list))  # swept as lists of lists
 MAX_TRIALS = 1000
@@ -65,16 +66,16 @@ def trial_id(recipe: dict) -> str:
 @dataclass(frozen=True)
 class Trial:
     id: str
-    index: int     # position in the full product
-    point: dict    # the swept values of this trial
-    recipe: dict   # complete, checked recipe
+    index: int  # position in the full product
+    point: dict  # the swept values of this trial
+    recipe: dict  # complete, checked recipe
 
 
 @dataclass(frozen=True)
 class Grid:
-    data: dict                       # the DATA_KEYS, defaults filled in
+    data: dict  # the DATA_KEYS, defaults filled in
     fixed: dict
-    sweep: dict                      # key -> list of values, keys sorted
+    sweep: dict  # key -> list of values, keys sorted
     id: str = field(init=False)
 
     def __post_init__(self):
@@ -147,8 +148,13 @@ def _check_data(data: dict) -> None:
     if not isinstance(d, str) or not d:
         raise GridError("data is required: a named set (mnist5k, fashion-mnist) or a path to a CSV/IDX file")
     h = data["holdout"]
-    if isinstance(h, bool) or not isinstance(h, (int, float)) or not math.isfinite(h) or h <= 0 \
-            or (h >= 1 and h != int(h)):
+    if (
+        isinstance(h, bool)
+        or not isinstance(h, (int, float))
+        or not math.isfinite(h)
+        or h <= 0
+        or (h >= 1 and h != int(h))
+    ):
         raise GridError(f"holdout = {h!r}: a fraction in (0, 1) or a whole count of held-out samples")
     if h >= 1:
         data["holdout"] = int(h)
@@ -167,8 +173,10 @@ def _check_values(key: str, values, fixed: dict) -> None:
     if not values:
         raise GridError(f"sweep.{key} is an empty list: give at least one value")
     if key in LIST_KEYS and not all(isinstance(v, list) for v in values):
-        raise GridError(f"sweep.{key} = {canonical(values)}: each value is a whole list, so sweep a list of lists "
-                        f"like [[8, 16], [16, 32]]; one {key} for every trial goes under [fixed]")
+        raise GridError(
+            f"sweep.{key} = {canonical(values)}: each value is a whole list, so sweep a list of lists "
+            f"like [[8, 16], [16, 32]]; one {key} for every trial goes under [fixed]"
+        )
     seen = set()
     for i, v in enumerate(values):
         try:
@@ -193,8 +201,10 @@ def select(grid: Grid, random_n: int | None = None, seed: int = 0, max_trials: i
     size = grid.size
     if random_n is None:
         if size > max_trials:
-            raise GridError(f"the grid has {size} trials, more than --max-trials {max_trials}: "
-                            "sample some with --random N or raise --max-trials")
+            raise GridError(
+                f"the grid has {size} trials, more than --max-trials {max_trials}: "
+                "sample some with --random N or raise --max-trials"
+            )
         indices = range(size)
     else:
         if random_n < 1:

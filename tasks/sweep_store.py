@@ -2,9 +2,11 @@
 
 The keys and their fields are listed once, in `tasks.store`. A trial moves queued -> running ->
 done | pruned | failed. Exactly one record per grid point: the record is keyed by the trial id, and
-every write a task makes is a Lua script that first checks the task still owns the trial (`run`, a token per execution) and that the record is not
-final, so a redelivered, superseded or duplicated execution writes nothing twice.
+every write a task makes is a Lua script that first checks the task still owns the trial (`run`, a
+token per execution) and that the record is not final, so a redelivered, superseded or duplicated
+execution writes nothing twice.
 """
+
 from __future__ import annotations
 
 import json
@@ -98,6 +100,7 @@ def _script(name: str, text: str):
 
 # -- submission (client) ---------------------------------------------------------------------
 
+
 def record_sweep(sweep_id: str, grid: dict, prune: bool, roots: list[str]) -> None:
     """Create the sweep's record, or refresh it on resubmission (prune and roots as given now)."""
     now = time.time()
@@ -105,8 +108,16 @@ def record_sweep(sweep_id: str, grid: dict, prune: bool, roots: list[str]) -> No
     sk = sweep_key(sweep_id)
     pipe = r.pipeline()
     pipe.hsetnx(sk, "created", now)
-    pipe.hset(sk, mapping={"id": sweep_id, "submitted": now, "grid": json.dumps(grid), "prune": int(prune),
-                           "roots": json.dumps(roots)})
+    pipe.hset(
+        sk,
+        mapping={
+            "id": sweep_id,
+            "submitted": now,
+            "grid": json.dumps(grid),
+            "prune": int(prune),
+            "roots": json.dumps(roots),
+        },
+    )
     pipe.expire(sk, RECORD_TTL)
     pipe.zadd(key("sweeps"), {sweep_id: now})
     pipe.execute()
@@ -120,20 +131,33 @@ def queue_trial(sweep_id: str, trial, task_id: str) -> bool:
     pipe.zadd(sweep_key(sweep_id, "trials"), {trial.id: trial.index})
     pipe.expire(sweep_key(sweep_id, "trials"), RECORD_TTL)
     pipe.execute()
-    return bool(_script("queue", _QUEUE)(
-        keys=[trial_key(sweep_id, trial.id)],
-        args=[trial.id, trial.index, json.dumps(trial.point), json.dumps(trial.recipe), task_id, time.time(),
-              RECORD_TTL]))
+    return bool(
+        _script("queue", _QUEUE)(
+            keys=[trial_key(sweep_id, trial.id)],
+            args=[
+                trial.id,
+                trial.index,
+                json.dumps(trial.point),
+                json.dumps(trial.recipe),
+                task_id,
+                time.time(),
+                RECORD_TTL,
+            ],
+        )
+    )
 
 
 # -- trial execution (worker) ----------------------------------------------------------------
+
 
 def claim(sweep_id: str, trial_id: str, task_id: str, run: str, worker: str, attempt: int = 1) -> str:
     """'ok' when this execution now owns the trial (its old epochs cleared), else why not:
     'gone' (no record: sweep deleted), 'final' (already done/pruned/failed), 'stale' (superseded).
     `attempt`: which run of its task this is (2 after a worker died on it), kept in the record."""
-    return _script("claim", _CLAIM)(keys=[trial_key(sweep_id, trial_id), trial_key(sweep_id, trial_id, "epochs")],
-                                    args=[task_id, run, worker, time.time(), RECORD_TTL, os.getpid(), attempt])
+    return _script("claim", _CLAIM)(
+        keys=[trial_key(sweep_id, trial_id), trial_key(sweep_id, trial_id, "epochs")],
+        args=[task_id, run, worker, time.time(), RECORD_TTL, os.getpid(), attempt],
+    )
 
 
 def trial_recipe(sweep_id: str, trial_id: str) -> dict | None:
@@ -147,23 +171,46 @@ def append_epoch(sweep_id: str, trial_id: str, run: str, metrics: dict) -> bool:
 
     Idempotent by epoch number: a client retry after a Redis restart (the script ran, its reply was
     lost) finds the epoch already there and appends nothing."""
-    return bool(_script("append", _APPEND)(
-        keys=[trial_key(sweep_id, trial_id), trial_key(sweep_id, trial_id, "epochs")],
-        args=[run, json.dumps(metrics), RECORD_TTL, int(metrics["epoch"])]))
+    return bool(
+        _script("append", _APPEND)(
+            keys=[trial_key(sweep_id, trial_id), trial_key(sweep_id, trial_id, "epochs")],
+            args=[run, json.dumps(metrics), RECORD_TTL, int(metrics["epoch"])],
+        )
+    )
 
 
-def finish(sweep_id: str, trial_id: str, state: str, fields: dict, *, run: str | None = None,
-           task_id: str | None = None, score: float | None = None, curve: list[float] = ()) -> bool:
+def finish(
+    sweep_id: str,
+    trial_id: str,
+    state: str,
+    fields: dict,
+    *,
+    run: str | None = None,
+    task_id: str | None = None,
+    score: float | None = None,
+    curve: list[float] = (),
+) -> bool:
     """Write the trial's final state once: guarded by its run token (or task id, for a task that
     gives up before it runs). `score` puts it on the leaderboard; `curve` (validation accuracy
     per epoch) makes it count in the median-stopping rule."""
     guard = ("run", run) if run is not None else ("task_id", task_id)
     fields = {**fields, "finished": time.time()}
     flat = [str(x) for kv in fields.items() for x in (kv[0], _text(kv[1]))]
-    keys = [trial_key(sweep_id, trial_id), sweep_key(sweep_id, "leaderboard"),
-            *(sweep_key(sweep_id, "epoch", k) for k in range(1, len(curve) + 1))]
-    args = [*guard, trial_id, state, "" if score is None else repr(float(score)), RECORD_TTL, len(fields), *flat,
-            *(repr(float(v)) for v in curve)]
+    keys = [
+        trial_key(sweep_id, trial_id),
+        sweep_key(sweep_id, "leaderboard"),
+        *(sweep_key(sweep_id, "epoch", k) for k in range(1, len(curve) + 1)),
+    ]
+    args = [
+        *guard,
+        trial_id,
+        state,
+        "" if score is None else repr(float(score)),
+        RECORD_TTL,
+        len(fields),
+        *flat,
+        *(repr(float(v)) for v in curve),
+    ]
     return bool(_script("finish", _FINISH)(keys=keys, args=args))
 
 
@@ -185,6 +232,7 @@ def median_at(sweep_id: str, epoch: int, min_finished: int) -> float | None:
 
 # -- reading (client) ------------------------------------------------------------------------
 
+
 def sweep(sweep_id: str) -> dict | None:
     data = client().hgetall(sweep_key(sweep_id))
     if not data:
@@ -197,8 +245,18 @@ def sweep(sweep_id: str) -> dict | None:
     return data
 
 
-_FLOATS = ("val_accuracy", "best_val_accuracy", "val_loss", "loss", "accuracy", "seconds", "queued", "started",
-           "finished", "median")
+_FLOATS = (
+    "val_accuracy",
+    "best_val_accuracy",
+    "val_loss",
+    "loss",
+    "accuracy",
+    "seconds",
+    "queued",
+    "started",
+    "finished",
+    "median",
+)
 _INTS = ("index", "epochs", "best_epoch", "blas_threads", "pruned_at", "pid", "attempts")
 
 
@@ -225,7 +283,7 @@ def trials(sweep_id: str, with_epochs: bool = False) -> list[dict]:
     replies = pipe.execute()
     step = 2 if with_epochs else 1
     out = []
-    for i, tid in enumerate(ids):
+    for i in range(len(ids)):
         raw = replies[i * step]
         if not raw:
             continue
@@ -247,12 +305,13 @@ def progress(sweep_id: str) -> dict | None:
     if info is None:
         return None
     ts = trials(sweep_id)
-    counts = {s: 0 for s in STATES}
+    counts = dict.fromkeys(STATES, 0)
     for t in ts:
         counts[t.get("state", "queued")] = counts.get(t.get("state", "queued"), 0) + 1
     board = client().zrevrange(sweep_key(sweep_id, "leaderboard"), 0, 0, withscores=True)
-    info.update(trials=ts, counts=counts, best=board[0] if board else None,
-                finished=all(t.get("state") in FINAL for t in ts))
+    info.update(
+        trials=ts, counts=counts, best=board[0] if board else None, finished=all(t.get("state") in FINAL for t in ts)
+    )
     return info
 
 

@@ -74,8 +74,18 @@ def _save_weights(model, sweep_id: str, trial_id: str, info: dict, recipe: dict,
     tmp = final.with_name(f".{trial_id}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     data = info["grid"]["data"]
-    model.save(tmp, training={"sweep": sweep_id, "trial": trial_id, "data": data["data"], "holdout": data["holdout"],
-                              "split_seed": data["split_seed"], "recipe": recipe, "history": history})
+    model.save(
+        tmp,
+        training={
+            "sweep": sweep_id,
+            "trial": trial_id,
+            "data": data["data"],
+            "holdout": data["holdout"],
+            "split_seed": data["split_seed"],
+            "recipe": recipe,
+            "history": history,
+        },
+    )
     shutil.rmtree(final, ignore_errors=True)
     tmp.replace(final)
     return final
@@ -127,15 +137,29 @@ def train_trial(self, *, sweep_id: str, trial_id: str) -> dict:
     epochs = history.epochs
     last = epochs[-1]
     best = max(epochs, key=lambda e: e["val_accuracy"])
-    result = {"epochs": len(epochs), "val_accuracy": last["val_accuracy"], "val_loss": last["val_loss"],
-              "loss": last["loss"], "accuracy": last["accuracy"], "best_val_accuracy": best["val_accuracy"],
-              "best_epoch": best["epoch"], "seconds": round(sum(e["seconds"] for e in epochs), 3),
-              "blas_threads": blas_threads()}
+    result = {
+        "epochs": len(epochs),
+        "val_accuracy": last["val_accuracy"],
+        "val_loss": last["val_loss"],
+        "loss": last["loss"],
+        "accuracy": last["accuracy"],
+        "best_val_accuracy": best["val_accuracy"],
+        "best_epoch": best["epoch"],
+        "seconds": round(sum(e["seconds"] for e in epochs), 3),
+        "blas_threads": blas_threads(),
+    }
     if recorder.pruned_at is not None:
         result.update(pruned_at=recorder.pruned_at, median=recorder.median)
         sweep_store.finish(sweep_id, trial_id, "pruned", result, run=run)
         return {"state": "pruned", "epochs": len(epochs)}
     result["weights"] = str(_save_weights(model, sweep_id, trial_id, info, recipe, epochs))
-    sweep_store.finish(sweep_id, trial_id, "done", result, run=run, score=last["val_accuracy"],
-                       curve=[e["val_accuracy"] for e in epochs])
+    sweep_store.finish(
+        sweep_id,
+        trial_id,
+        "done",
+        result,
+        run=run,
+        score=last["val_accuracy"],
+        curve=[e["val_accuracy"] for e in epochs],
+    )
     return {"state": "done", "val_accuracy": last["val_accuracy"]}

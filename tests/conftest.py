@@ -4,6 +4,7 @@ The environment is set here, before any test imports `workers.app`, so the test 
 `cvfleet` commands it runs and the workers they start all agree on ports and roots. Assets come
 from the user's cache (fetched from the registries once, then reused).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,10 +31,12 @@ def free_port() -> int:
 
 
 def fleet_environ(root: Path) -> dict:
-    return {"CVFLEET_DATA": str(root / "data"),
-            "CVFLEET_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
-            "CVFLEET_FLOWER_PORT": str(free_port()),
-            "CVFLEET_VISIBILITY_TIMEOUT": "120"}
+    return {
+        "CVFLEET_DATA": str(root / "data"),
+        "CVFLEET_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        "CVFLEET_FLOWER_PORT": str(free_port()),
+        "CVFLEET_VISIBILITY_TIMEOUT": "120",
+    }
 
 
 SESSION_ROOT = Path(tempfile.mkdtemp(prefix="cvfleet-test-"))
@@ -44,24 +47,28 @@ def _lock_session_redis() -> None:
     """The fleet's Redis password exists before anything in this process reads the Redis URL
     (`cvfleet up` would create it later, after `workers.app` was imported without it)."""
     from workers import config, fleet
+
     fleet.redis_password(config.load())
 
 
 _lock_session_redis()
 
 
-def cvfleet(*args: str, env: dict | None = None, timeout: float = 300, check: bool = False,
-            **kw) -> subprocess.CompletedProcess:
+def cvfleet(
+    *args: str, env: dict | None = None, timeout: float = 300, check: bool = False, **kw
+) -> subprocess.CompletedProcess:
     """Run the real `cvfleet` command line in a child process."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([*CVFLEET, *args], env=full_env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, check=check, **kw)
+    return subprocess.run(
+        [*CVFLEET, *args], env=full_env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=check, **kw
+    )
 
 
 @pytest.fixture(scope="session")
 def fleet():
     """The session's local fleet, started by `cvfleet up` and stopped by `cvfleet down`."""
     from workers import config
+
     up = cvfleet("up", "--concurrency", "2", timeout=180)
     assert up.returncode == 0, up.stderr + up.stdout
     cfg = config.load()
@@ -72,6 +79,7 @@ def fleet():
 @pytest.fixture(scope="session")
 def flower_auth(fleet):
     from workers.fleet import flower_password
+
     return (fleet.flower_user, flower_password(fleet))
 
 
@@ -102,14 +110,23 @@ def restart_redis(cfg) -> None:
     """Stop the fleet's Redis gracefully (AOF flushed) and start it again on the same port and dir."""
     from workers.fleet import redis_password
     from workers.redis_server import start_redis
+
     state = fleet_state(cfg)
     pid = state["pids"]["redis"]
     os.killpg(pid, signal.SIGTERM)
-    wait_for(lambda: not Path(f"/proc/{pid}").exists() or
-             Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z", 30, what="Redis exit")
+    wait_for(
+        lambda: not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z",
+        30,
+        what="Redis exit",
+    )
     time.sleep(2)  # Redis is gone for a while, as in a real restart
-    proc = start_redis(Path(state["redis_binary"]), cfg.redis_port, cfg.fleet_dir / "redis", cfg.fleet_dir / "redis.log",
-                       redis_password(cfg))
+    proc = start_redis(
+        Path(state["redis_binary"]),
+        cfg.redis_port,
+        cfg.fleet_dir / "redis",
+        cfg.fleet_dir / "redis.log",
+        redis_password(cfg),
+    )
     state["pids"]["redis"] = proc.pid
     (cfg.fleet_dir / "fleet.json").write_text(json.dumps(state, indent=2))
 
@@ -120,7 +137,9 @@ def bare_workers(tmp_path: Path, extra_env: dict, names=("a",)):
     visibility timeout, a tiny time limit...): for faults the session fleet must not suffer.
     Yields (env, redis client, {name: Popen}); worker logs go to tmp_path/worker-NAME.log."""
     import redis
+
     from workers.redis_server import find_redis_server, start_redis
+
     env = {**fleet_environ(tmp_path), **extra_env}
     port = int(env["CVFLEET_REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
     server = start_redis(find_redis_server(), port, tmp_path / "redis", tmp_path / "redis.log")
@@ -130,11 +149,19 @@ def bare_workers(tmp_path: Path, extra_env: dict, names=("a",)):
         wait_for(lambda: _answers(client), 20, what="Redis")
         for name in names:
             with open(tmp_path / f"worker-{name}.log", "wb") as log:
-                workers[name] = subprocess.Popen([*CVFLEET, "worker", "-c", "1", "-n", f"{name}@%h"], cwd=ROOT,
-                                                 env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-                                                 start_new_session=True)
-        wait_for(lambda: client.keys("_kombu.binding.*") and all(pool_children(w.pid) for w in workers.values()),
-                 60, what="the workers")
+                workers[name] = subprocess.Popen(
+                    [*CVFLEET, "worker", "-c", "1", "-n", f"{name}@%h"],
+                    cwd=ROOT,
+                    env={**os.environ, **env},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+        wait_for(
+            lambda: client.keys("_kombu.binding.*") and all(pool_children(w.pid) for w in workers.values()),
+            60,
+            what="the workers",
+        )
         yield env, client, workers
     finally:
         for proc in (*workers.values(), server):
@@ -147,6 +174,7 @@ def bare_workers(tmp_path: Path, extra_env: dict, names=("a",)):
 
 def _answers(client) -> bool:
     import redis
+
     try:
         return client.ping()
     except redis.ConnectionError:

@@ -1,12 +1,13 @@
 """Annotation through the real fleet: same bytes as one process, broken videos fail alone, reuse."""
+
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import cvfleet
+
 from workers import asset_cache
 
 CLIP = ["--every", "25", "--max-frames", "5", "--tiles-per-task", "4"]  # 4 does not divide 6 tiles/frame
@@ -37,6 +38,7 @@ def fleet_run(fleet, videos, static_file, tmp_path_factory):
 def single_process(videos, static_file, out):
     from vision.pipeline import annotate_video
     from vision.settings import AnnotateSettings, ModelSpec
+
     settings = AnnotateSettings(every=25, max_frames=5, model=ModelSpec(**asset_cache.yolov3_tiny_files()))
     return annotate_video(videos / "vtest.avi", out, settings, static=static_file)
 
@@ -91,8 +93,20 @@ def test_a_broken_video_fails_alone_and_the_batch_finishes(fleet, videos, tmp_pa
     empty.write_bytes(b"")
     cut = tmp_path / "cut.avi"
     cut.write_bytes(good.read_bytes()[:100_000])
-    run = cvfleet("annotate", str(good), str(noise), str(empty), str(cut), str(tmp_path / "missing.avi"),
-                  "--out", str(tmp_path / "out"), "--every", "50", "--max-frames", "2")
+    run = cvfleet(
+        "annotate",
+        str(good),
+        str(noise),
+        str(empty),
+        str(cut),
+        str(tmp_path / "missing.avi"),
+        "--out",
+        str(tmp_path / "out"),
+        "--every",
+        "50",
+        "--max-frames",
+        "2",
+    )
     assert run.returncode == 1, run.stderr
     lines = run.stdout.splitlines()
     assert any(l.strip().startswith("done   vtest.avi") for l in lines)
@@ -104,8 +118,17 @@ def test_a_broken_video_fails_alone_and_the_batch_finishes(fleet, videos, tmp_pa
 
 
 def test_no_wait_prints_the_id_and_batch_show_follows_to_the_end(fleet, videos, tmp_path):
-    sub = cvfleet("annotate", str(videos / "vtest.avi"), "--out", str(tmp_path), "--every", "100",
-                  "--max-frames", "2", "--no-wait")
+    sub = cvfleet(
+        "annotate",
+        str(videos / "vtest.avi"),
+        "--out",
+        str(tmp_path),
+        "--every",
+        "100",
+        "--max-frames",
+        "2",
+        "--no-wait",
+    )
     assert sub.returncode == 0, sub.stderr
     batch_id = sub.stdout.strip()
     assert len(batch_id) == 12
@@ -116,6 +139,7 @@ def test_no_wait_prints_the_id_and_batch_show_follows_to_the_end(fleet, videos, 
 
 def test_invalid_settings_are_refused_before_anything_is_queued(fleet, videos, tmp_path):
     from tasks.store import client, key
+
     before = client().zcard(key("batches"))
     run = cvfleet("annotate", str(videos / "vtest.avi"), "--out", str(tmp_path), "--overlap", "1.0")
     assert run.returncode != 0

@@ -1,4 +1,5 @@
 """The Celery settings that decide whether work is lost or let in (docs/design.md)."""
+
 from __future__ import annotations
 
 from workers import config
@@ -9,6 +10,7 @@ def test_time_limits_stay_below_the_visibility_timeout(monkeypatch):
     """A task that outlives the visibility timeout would be handed to a second worker while it runs."""
     from workers import config
     from workers.app import make_app
+
     for vt in (20, 120, 3600, 86400):
         monkeypatch.setenv("CVFLEET_VISIBILITY_TIMEOUT", str(vt))
         monkeypatch.delenv("CVFLEET_TASK_TIME_LIMIT", raising=False)

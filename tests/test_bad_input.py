@@ -4,6 +4,7 @@ Each case must end with a non-zero exit and exactly one line on stderr that name
 and must change nothing outside its own record: no new batch or sweep in Redis, no output
 directory created.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import cvfleet
+
 from workers import asset_cache
 
 # (case id, argv with {tmp}/{video}/{files} placeholders, substring the one line must contain)
@@ -42,17 +43,50 @@ CASES = [
     ("annotate-input-size-100", ["annotate", "{video}", "--out", "{tmp}/o", "--input-size", "100"], "multiple of 32"),
     ("annotate-unknown-class", ["annotate", "{video}", "--out", "{tmp}/o", "--classes", "person,unicorn"], "unicorn"),
     ("annotate-unknown-model", ["annotate", "{video}", "--out", "{tmp}/o", "--model", "yolov9000"], "yolov9000"),
-    ("annotate-cfg-missing", ["annotate", "{video}", "--out", "{tmp}/o", "--cfg", "{tmp}/no.cfg", "--weights",
-                              "{tmp}/no.weights", "--names", "{files}/names.txt"], "not a file"),
-    ("annotate-cfg-without-names", ["annotate", "{video}", "--out", "{tmp}/o", "--cfg", "{files}/names.txt",
-                                    "--weights", "{files}/names.txt"], "--names"),
+    (
+        "annotate-cfg-missing",
+        [
+            "annotate",
+            "{video}",
+            "--out",
+            "{tmp}/o",
+            "--cfg",
+            "{tmp}/no.cfg",
+            "--weights",
+            "{tmp}/no.weights",
+            "--names",
+            "{files}/names.txt",
+        ],
+        "not a file",
+    ),
+    (
+        "annotate-cfg-without-names",
+        ["annotate", "{video}", "--out", "{tmp}/o", "--cfg", "{files}/names.txt", "--weights", "{files}/names.txt"],
+        "--names",
+    ),
     ("annotate-merge-unknown", ["annotate", "{video}", "--out", "{tmp}/o", "--merge", "average"], "--merge"),
-    ("annotate-tiles-per-task-0", ["annotate", "{video}", "--out", "{tmp}/o", "--tiles-per-task", "0"], "tiles-per-task"),
+    (
+        "annotate-tiles-per-task-0",
+        ["annotate", "{video}", "--out", "{tmp}/o", "--tiles-per-task", "0"],
+        "tiles-per-task",
+    ),
     ("annotate-static-missing", ["annotate", "{video}", "--out", "{tmp}/o", "--static", "{tmp}/nope.txt"], "--static"),
     ("annotate-static-is-dir", ["annotate", "{video}", "--out", "{tmp}/o", "--static", "{tmp}/emptydir"], "--static"),
-    ("annotate-static-malformed", ["annotate", "{video}", "--out", "{tmp}/o", "--static", "{files}/static-bad.txt"], "static-bad.txt:2"),
-    ("annotate-static-out-of-range", ["annotate", "{video}", "--out", "{tmp}/o", "--static", "{files}/static-range.txt"], "static-range.txt:1"),
-    ("annotate-static-negative-class", ["annotate", "{video}", "--out", "{tmp}/o", "--static", "{files}/static-neg.txt"], "static-neg.txt:1"),
+    (
+        "annotate-static-malformed",
+        ["annotate", "{video}", "--out", "{tmp}/o", "--static", "{files}/static-bad.txt"],
+        "static-bad.txt:2",
+    ),
+    (
+        "annotate-static-out-of-range",
+        ["annotate", "{video}", "--out", "{tmp}/o", "--static", "{files}/static-range.txt"],
+        "static-range.txt:1",
+    ),
+    (
+        "annotate-static-negative-class",
+        ["annotate", "{video}", "--out", "{tmp}/o", "--static", "{files}/static-neg.txt"],
+        "static-neg.txt:1",
+    ),
     ("annotate-static-binary", ["annotate", "{video}", "--out", "{tmp}/o", "--static", "{files}/random.bin"], "static"),
     ("annotate-same-name-twice", ["annotate", "{video}", "{files}/vtest.avi", "--out", "{tmp}/o"], "rename one"),
     # batch
@@ -83,7 +117,11 @@ CASES = [
     ("train-data-missing", ["train", "--data", "{tmp}/nope.csv", "--epochs", "1"], "nope.csv"),
     ("train-data-random-bytes", ["train", "--data", "{files}/random.csv", "--epochs", "1"], "random.csv"),
     ("train-data-ragged", ["train", "--data", "{files}/ragged.csv", "--epochs", "1"], "line 2"),
-    ("train-data-bad-label", ["train", "--data", "{files}/bad-label.csv", "--epochs", "1", "--label", "first"], "line 1"),
+    (
+        "train-data-bad-label",
+        ["train", "--data", "{files}/bad-label.csv", "--epochs", "1", "--label", "first"],
+        "line 1",
+    ),
     ("train-epochs-0", ["train", "--data", "mnist5k", "--epochs", "0"], "epochs"),
     ("train-batch-size-0", ["train", "--data", "mnist5k", "--batch-size", "0"], "batch"),
     ("train-lr-negative", ["train", "--data", "mnist5k", "--lr", "-0.1"], "lr"),
@@ -134,6 +172,7 @@ def files(tmp_path_factory) -> Path:
 
 def redis_records():
     from tasks.store import client
+
     r = client()
     return sorted(r.scan_iter("cvfleet:batch*", count=1000)) + sorted(r.scan_iter("cvfleet:sweep*", count=1000))
 
@@ -154,5 +193,3 @@ def test_bad_input_gets_one_line_and_changes_nothing(fleet, files, tmp_path, cas
     assert needle in lines[0], lines[0]
     assert redis_records() == before
     assert not (tmp_path / "o").exists() and not (tmp_path / "o.csv").exists() and not (tmp_path / "o.png").exists()
-
-

@@ -1,4 +1,5 @@
 """docker-compose.yml is valid, keeps Redis private and behind a password, and runs real CLI commands."""
+
 from __future__ import annotations
 
 import shutil
@@ -7,8 +8,8 @@ import subprocess
 import click
 import pytest
 import yaml
-
 from conftest import ROOT
+
 from workers.cli import cli
 
 ENV = {"REDIS_PASSWORD": "test-redis-secret", "FLOWER_PASSWORD": "test-flower-secret", "PATH": "/usr/bin:/bin"}
@@ -17,8 +18,13 @@ ENV = {"REDIS_PASSWORD": "test-redis-secret", "FLOWER_PASSWORD": "test-flower-se
 @pytest.fixture(scope="module")
 def config() -> dict:
     assert shutil.which("docker-compose"), "docker-compose is missing: `make test` installs it with apt-get"
-    out = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config"], env=ENV,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     return yaml.safe_load(out.stdout)
 
@@ -37,8 +43,13 @@ def test_redis_publishes_no_host_port_and_requires_the_password(config):
 
 
 def test_missing_passwords_are_refused():
-    out = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config"],
-                         env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config"],
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode != 0 and "REDIS_PASSWORD" in out.stderr
 
 

@@ -1,10 +1,10 @@
 """The fleet's doors: tasks stay inside their roots, secrets stay out of logs and output."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
 from conftest import cvfleet, fleet_environ, free_port, wait_for
 
 
@@ -12,20 +12,34 @@ def record_batch(tmp_path, video: str, video_dir: str) -> str:
     from tasks import batch_store
     from vision.settings import AnnotateSettings
     from workers import asset_cache
+
     settings = AnnotateSettings(model=asset_cache.yolov3_tiny_files())
-    return batch_store.create_batch([video], [video_dir], str(tmp_path), settings.to_json(), None, False, None,
-                                [str(tmp_path), str(asset_cache.ensure("yolov3-tiny"))])
+    return batch_store.create_batch(
+        [video],
+        [video_dir],
+        str(tmp_path),
+        settings.to_json(),
+        None,
+        False,
+        None,
+        [str(tmp_path), str(asset_cache.ensure("yolov3-tiny"))],
+    )
 
 
 def final_state(batch_id):
     from tasks import batch_store
-    return wait_for(lambda: (v := batch_store.progress(batch_id)["video_states"][0])["state"] in ("done", "failed") and v,
-                    60, what="video end")
+
+    return wait_for(
+        lambda: (v := batch_store.progress(batch_id)["video_states"][0])["state"] in ("done", "failed") and v,
+        60,
+        what="video end",
+    )
 
 
 @pytest.mark.parametrize("video", ["/etc/passwd", "{tmp}/../../../../etc/passwd", "{tmp}/link-to-etc/passwd"])
 def test_a_task_asking_to_read_outside_its_roots_fails(fleet, tmp_path, video):
     from tasks.annotate import prepare
+
     (tmp_path / "link-to-etc").symlink_to("/etc")
     batch_id = record_batch(tmp_path, video.format(tmp=tmp_path), str(tmp_path / "out" / "passwd"))
     prepare.delay(batch_id=batch_id, index=0)
@@ -37,6 +51,7 @@ def test_a_task_asking_to_read_outside_its_roots_fails(fleet, tmp_path, video):
 def test_a_task_asking_to_write_outside_its_roots_fails(fleet, tmp_path):
     from tasks.annotate import prepare
     from workers import asset_cache
+
     target = Path("/var/tmp") / f"cvfleet-door-{free_port()}"
     batch_id = record_batch(tmp_path, str(asset_cache.ensure("vtest.avi")), str(target))
     prepare.delay(batch_id=batch_id, index=0)
@@ -47,10 +62,18 @@ def test_a_task_asking_to_write_outside_its_roots_fails(fleet, tmp_path):
 
 def test_a_detect_task_pointed_outside_its_roots_returns_an_error(fleet, tmp_path):
     from tasks.annotate import detect
+
     batch_id = record_batch(tmp_path, str(tmp_path / "v.avi"), str(tmp_path / "out"))
-    result = detect.apply_async(kwargs={"batch_id": batch_id, "index": 0, "chunk": 0, "video_dir": "/etc",
-                                        "jobs": [["passwd", [0, 0, 10, 10]]]},
-                                ignore_result=False).get(timeout=60)  # in a chord the result goes to `label`
+    result = detect.apply_async(
+        kwargs={
+            "batch_id": batch_id,
+            "index": 0,
+            "chunk": 0,
+            "video_dir": "/etc",
+            "jobs": [["passwd", [0, 0, 10, 10]]],
+        },
+        ignore_result=False,
+    ).get(timeout=60)  # in a chord the result goes to `label`
     assert "outside the allowed roots" in result["error"]
 
 

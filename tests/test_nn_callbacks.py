@@ -105,14 +105,23 @@ def test_fit_calls_every_hook_of_every_callback_and_stops_after_the_epoch_one_as
     history = model.fit(x, y, epochs=5, batch_size=4, callbacks=[Log("a", events, stop_at=2), Log("b", events)])
     assert len(history) == 2
     per_epoch = [("a", "batch", 0), ("b", "batch", 0), ("a", "batch", 1), ("b", "batch", 1)]
-    assert events == [("a", "begin"), ("b", "begin"),
-                      *per_epoch, ("a", "epoch", 1), ("b", "epoch", 1),
-                      *per_epoch, ("a", "epoch", 2), ("b", "epoch", 2),
-                      ("a", "end"), ("b", "end")]
+    assert events == [
+        ("a", "begin"),
+        ("b", "begin"),
+        *per_epoch,
+        ("a", "epoch", 1),
+        ("b", "epoch", 1),
+        *per_epoch,
+        ("a", "epoch", 2),
+        ("b", "epoch", 2),
+        ("a", "end"),
+        ("b", "end"),
+    ]
 
 
 def test_a_callback_list_takes_only_callbacks():
     import pytest
+
     with pytest.raises(TypeError, match="Callback"):
         CallbackList([object()])
 

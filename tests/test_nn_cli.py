@@ -17,7 +17,7 @@ def csv_data(tmp_path):
     pixels = rng.integers(0, 30, (120, 28, 28))
     for k, y in enumerate(labels):
         r, c = 2 + 2 * (y // 5) * 5, 2 + 5 * (y % 5)
-        pixels[k, r:r + 4, c:c + 4] = 255
+        pixels[k, r : r + 4, c : c + 4] = 255
     path = tmp_path / "digits.csv"
     np.savetxt(path, np.column_stack([labels, pixels.reshape(120, -1)]), fmt="%d", delimiter=",")
     return path
@@ -28,8 +28,10 @@ SMALL = ["--set", "conv=[4]", "--set", "dense=16", "--batch-size", "16"]
 
 def test_train_prints_each_epoch_saves_and_evaluate_agrees(csv_data, tmp_path):
     out = tmp_path / "model"
-    result = CliRunner().invoke(train, ["--data", str(csv_data), "--epochs", "3", "--save", str(out),
-                                        "--plots", str(tmp_path / "plots"), *SMALL])
+    result = CliRunner().invoke(
+        train,
+        ["--data", str(csv_data), "--epochs", "3", "--save", str(out), "--plots", str(tmp_path / "plots"), *SMALL],
+    )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert sum(line.startswith("epoch ") for line in lines) == 3
@@ -60,14 +62,17 @@ def test_spec_file_and_preset(csv_data, tmp_path):
     assert '"conv": []' in result.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--data", "/nonexistent/x.csv"], "no such file"),
-    (["--set", "lr=-1"], "recipe key 'lr'"),
-    (["--set", "colour=blue"], "unknown recipe key"),
-    (["--set", "lr"], "expected key=value"),
-    (["--preset", "huge"], "unknown preset"),
-    (["--spec", "SPEC"], "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "/nonexistent/x.csv"], "no such file"),
+        (["--set", "lr=-1"], "recipe key 'lr'"),
+        (["--set", "colour=blue"], "unknown recipe key"),
+        (["--set", "lr"], "expected key=value"),
+        (["--preset", "huge"], "unknown preset"),
+        (["--spec", "SPEC"], "not valid JSON"),
+    ],
+)
 def test_bad_input_is_a_one_line_error(csv_data, tmp_path, args, message):
     bad_spec = tmp_path / "bad.json"
     bad_spec.write_text("{conv: [8,")

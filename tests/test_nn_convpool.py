@@ -7,8 +7,15 @@ import pytest
 from nn import Conv2D, ConvPool2D, MaxPool2D, ReLU
 from nn.gradcheck import check_layer
 
-CASES = [((1, 28, 28), 3, "valid"), ((8, 13, 13), 3, "valid"), ((2, 7, 9), 3, "same"), ((2, 9, 6), (2, 3), "valid"),
-         ((3, 6, 7), (3, 2), "same"), ((2, 5, 5), 5, "same"), ((1, 4, 4), 1, "valid")]
+CASES = [
+    ((1, 28, 28), 3, "valid"),
+    ((8, 13, 13), 3, "valid"),
+    ((2, 7, 9), 3, "same"),
+    ((2, 9, 6), (2, 3), "valid"),
+    ((3, 6, 7), (3, 2), "same"),
+    ((2, 5, 5), 5, "same"),
+    ((1, 4, 4), 1, "valid"),
+]
 
 
 @pytest.mark.parametrize("shape, kernel, padding", CASES)

@@ -20,12 +20,12 @@ def test_same_seed_same_weights_and_metrics():
     (m1, h1), (m2, h2) = run(5), run(5)
     w1, w2 = m1.get_weights(), m2.get_weights()
     assert all(np.array_equal(w1[k], w2[k]) for k in w1)
-    assert [{k: v for k, v in e.items() if k != "seconds"} for e in h1.epochs] == \
-           [{k: v for k, v in e.items() if k != "seconds"} for e in h2.epochs]
+    assert [{k: v for k, v in e.items() if k != "seconds"} for e in h1.epochs] == [
+        {k: v for k, v in e.items() if k != "seconds"} for e in h2.epochs
+    ]
 
 
 def test_different_seed_different_weights():
     m1, _ = run(5)
     m2, _ = run(6)
     assert not np.array_equal(m1.get_weights()["0.W"], m2.get_weights()["0.W"])
-

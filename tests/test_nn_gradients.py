@@ -3,8 +3,23 @@
 import numpy as np
 import pytest
 
-from nn import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, MSE, ReLU, Sequential,
-                Sigmoid, Softmax, SoftmaxCrossEntropy, Tanh)
+from nn import (
+    MSE,
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    SoftmaxCrossEntropy,
+    Tanh,
+)
 from nn.gradcheck import check_layer, numerical_gradient, relative_error
 
 TOL = 1e-5
@@ -67,10 +82,13 @@ def test_dropout_gradient_with_its_mask_held_fixed():
     assert 0 < (layer.mask == 0).sum() < 40  # some units dropped, not all
 
 
-@pytest.mark.parametrize("loss, target", [
-    (SoftmaxCrossEntropy(), np.array([0, 3, 1, 4])),
-    (MSE(), np.random.default_rng(3).standard_normal((4, 5))),
-])
+@pytest.mark.parametrize(
+    "loss, target",
+    [
+        (SoftmaxCrossEntropy(), np.array([0, 3, 1, 4])),
+        (MSE(), np.random.default_rng(3).standard_normal((4, 5))),
+    ],
+)
 def test_loss_gradients_match_numerical(loss, target):
     z = np.random.default_rng(2).standard_normal((4, 5)) * 3
 
@@ -90,8 +108,23 @@ def test_softmax_cross_entropy_is_stable_for_huge_logits():
 
 
 def test_whole_cnn_parameter_gradients_match_numerical():
-    model = Sequential([Conv2D(2, 3, padding="same"), MaxPool2D(2), ReLU(), Conv2D(3, (2, 3), stride=2),
-                        Tanh(), BatchNorm(), Flatten(), Dense(5), LeakyReLU(), Dense(3)], input_shape=(1, 8, 8), seed=0, dtype=np.float64)
+    model = Sequential(
+        [
+            Conv2D(2, 3, padding="same"),
+            MaxPool2D(2),
+            ReLU(),
+            Conv2D(3, (2, 3), stride=2),
+            Tanh(),
+            BatchNorm(),
+            Flatten(),
+            Dense(5),
+            LeakyReLU(),
+            Dense(3),
+        ],
+        input_shape=(1, 8, 8),
+        seed=0,
+        dtype=np.float64,
+    )
     rng = np.random.default_rng(0)
     x, y = rng.random((3, 1, 8, 8)), np.array([0, 2, 1])
 

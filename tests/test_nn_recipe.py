@@ -4,7 +4,6 @@ import json
 import math
 
 import numpy as np
-
 import pytest
 
 from nn import BatchNorm, Callback, Conv2D, ConvPool2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
@@ -20,25 +19,28 @@ def test_defaults_fill_in_and_lr_resolves_per_optimizer():
     assert validate_recipe({"optimizer": "rmsprop", "lr": 0.01})["lr"] == 0.01
 
 
-@pytest.mark.parametrize("bad, words", [
-    ({"lerning_rate": 0.1}, "unknown"),
-    ({"lr": 0}, "lr"),
-    ({"lr": -1.0}, "lr"),
-    ({"lr": math.nan}, "finite"),
-    ({"lr": math.inf}, "finite"),
-    ({"lr": "fast"}, "number"),
-    ({"batch_size": 0}, "batch_size"),
-    ({"batch_size": 32.0}, "integer"),
-    ({"epochs": True}, "integer"),
-    ({"dropout": 1.0}, "dropout"),
-    ({"dropout": -0.1}, "dropout"),
-    ({"optimizer": "momentum"}, "optimizer"),
-    ({"conv": 8}, "conv"),
-    ({"conv": [8, 0]}, "conv"),
-    ({"batchnorm": 1}, "batchnorm"),
-    ({"padding": "full"}, "padding"),
-    ({"augment": -1}, "augment"),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ({"lerning_rate": 0.1}, "unknown"),
+        ({"lr": 0}, "lr"),
+        ({"lr": -1.0}, "lr"),
+        ({"lr": math.nan}, "finite"),
+        ({"lr": math.inf}, "finite"),
+        ({"lr": "fast"}, "number"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": 32.0}, "integer"),
+        ({"epochs": True}, "integer"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"dropout": -0.1}, "dropout"),
+        ({"optimizer": "momentum"}, "optimizer"),
+        ({"conv": 8}, "conv"),
+        ({"conv": [8, 0]}, "conv"),
+        ({"batchnorm": 1}, "batchnorm"),
+        ({"padding": "full"}, "padding"),
+        ({"augment": -1}, "augment"),
+    ],
+)
 def test_bad_recipes_raise_one_line_value_errors(bad, words):
     with pytest.raises(ValueError, match=words) as e:
         validate_recipe(bad)
@@ -47,7 +49,10 @@ def test_bad_recipes_raise_one_line_value_errors(bad, words):
 
 def test_numpy_scalars_are_accepted_and_become_plain_python_values():
     import numpy as np
-    r = validate_recipe({"epochs": np.int64(3), "lr": np.float32(0.5), "batchnorm": np.bool_(True), "conv": [np.int32(4)]})
+
+    r = validate_recipe(
+        {"epochs": np.int64(3), "lr": np.float32(0.5), "batchnorm": np.bool_(True), "conv": [np.int32(4)]}
+    )
     assert (r["epochs"], r["lr"], r["batchnorm"], r["conv"]) == (3, 0.5, True, [4])
     assert type(r["epochs"]) is int and type(r["lr"]) is float and type(r["batchnorm"]) is bool
     json.dumps(r)
@@ -132,8 +137,9 @@ def test_a_callback_returning_true_stops_training():
 def test_early_stopping_stops_when_val_loss_stalls_and_restores_the_best_weights():
     x, y = small_data()
     xv, yv = small_data()[0][::-1].copy(), (small_data()[1] + 1) % 10  # unlearnable validation set
-    model, history = train_recipe({"epochs": 30, "early_stopping": 2, "conv": [2], "dense": 8, "lr": 0.1},
-                                  (x, y), (xv, yv))
+    model, history = train_recipe(
+        {"epochs": 30, "early_stopping": 2, "conv": [2], "dense": 8, "lr": 0.1}, (x, y), (xv, yv)
+    )
     losses = [e["val_loss"] for e in history.epochs]
     best = int(np.argmin(losses))
     assert len(losses) == best + 3  # two epochs without improvement after the best

@@ -10,8 +10,23 @@ from nn import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sequ
 
 
 def trained_model():
-    model = Sequential([Conv2D(4, 3, padding="same"), BatchNorm(), MaxPool2D(2), ReLU(), Conv2D(6, (3, 2), stride=2),
-                        ReLU(), Flatten(), Dense(16), ReLU(), Dropout(0.2), Dense(10)], input_shape=(1, 12, 12), seed=3)
+    model = Sequential(
+        [
+            Conv2D(4, 3, padding="same"),
+            BatchNorm(),
+            MaxPool2D(2),
+            ReLU(),
+            Conv2D(6, (3, 2), stride=2),
+            ReLU(),
+            Flatten(),
+            Dense(16),
+            ReLU(),
+            Dropout(0.2),
+            Dense(10),
+        ],
+        input_shape=(1, 12, 12),
+        seed=3,
+    )
     rng = np.random.default_rng(0)
     x, y = rng.random((40, 1, 12, 12), dtype=np.float32), rng.integers(0, 10, 40)
     model.compile(optimizer=nn.Adam(0.01))
@@ -32,7 +47,10 @@ def test_files_are_json_and_npz_without_pickles(tmp_path):
     model.save(tmp_path / "m")
     spec = json.loads((tmp_path / "m" / "model.json").read_text())
     assert spec["input_shape"] == [1, 12, 12]
-    assert spec["layers"][0] == {"class": "Conv2D", "config": {"filters": 4, "kernel_size": [3, 3], "stride": 1, "padding": "same"}}
+    assert spec["layers"][0] == {
+        "class": "Conv2D",
+        "config": {"filters": 4, "kernel_size": [3, 3], "stride": 1, "padding": "same"},
+    }
     with np.load(tmp_path / "m" / "weights.npz", allow_pickle=False) as w:
         assert w["0.W"].shape == (4, 1, 3, 3)
         assert "1.running_mean" in w.files  # BatchNorm's running statistics travel too

@@ -7,8 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-from nn import (AvgPool2D, BatchNorm, Conv2D, ConvPool2D, Dense, MaxPool2D, MSE, Sequential,  # noqa: E402
-                SoftmaxCrossEntropy)
+from nn import MSE, AvgPool2D, BatchNorm, Conv2D, ConvPool2D, Dense, MaxPool2D, Sequential, SoftmaxCrossEntropy  # noqa: E402
 from nn.recipe import build_model  # noqa: E402
 
 
@@ -28,10 +27,19 @@ def run(layer, x_nchw, build_shape):
     return y.transpose(1, 0, 2, 3), dx.transpose(1, 0, 2, 3), g.transpose(1, 0, 2, 3)
 
 
-@pytest.mark.parametrize("kernel, stride, padding", [
-    (3, 1, "valid"), (3, 1, "same"), (3, 2, "valid"), ((2, 3), 1, "valid"), ((3, 2), 2, "valid"), (5, 3, "valid"),
-    (3, 2, "same"), ((3, 5), 1, "same"),
-])
+@pytest.mark.parametrize(
+    "kernel, stride, padding",
+    [
+        (3, 1, "valid"),
+        (3, 1, "same"),
+        (3, 2, "valid"),
+        ((2, 3), 1, "valid"),
+        ((3, 2), 2, "valid"),
+        (5, 3, "valid"),
+        (3, 2, "same"),
+        ((3, 5), 1, "same"),
+    ],
+)
 def test_conv2d_matches_torch(kernel, stride, padding):
     x = np.random.default_rng(2).standard_normal((3, 2, 9, 8))
     layer = Conv2D(4, kernel, stride=stride, padding=padding)
@@ -69,12 +77,15 @@ def test_convpool_relu_matches_torch_including_ties():
     assert np.allclose(layer.grads["b"], b.grad.numpy(), atol=1e-10)
 
 
-@pytest.mark.parametrize("make, reference", [
-    (lambda: MaxPool2D(2), lambda t: F.max_pool2d(t, 2)),
-    (lambda: MaxPool2D(3, 2), lambda t: F.max_pool2d(t, 3, 2)),
-    (lambda: AvgPool2D(2), lambda t: F.avg_pool2d(t, 2)),
-    (lambda: AvgPool2D(3, 2), lambda t: F.avg_pool2d(t, 3, 2)),
-])
+@pytest.mark.parametrize(
+    "make, reference",
+    [
+        (lambda: MaxPool2D(2), lambda t: F.max_pool2d(t, 2)),
+        (lambda: MaxPool2D(3, 2), lambda t: F.max_pool2d(t, 3, 2)),
+        (lambda: AvgPool2D(2), lambda t: F.avg_pool2d(t, 2)),
+        (lambda: AvgPool2D(3, 2), lambda t: F.avg_pool2d(t, 3, 2)),
+    ],
+)
 def test_pooling_matches_torch(make, reference):
     x = np.random.default_rng(4).standard_normal((3, 2, 9, 7))
     y, dx, g = run(make(), x, (2, 9, 7))
@@ -95,8 +106,10 @@ def test_dense_batchnorm_and_losses_match_torch():
     model.backward(loss.backward())
     d1, bn, d2 = model.layers
     xt = torch.tensor(x)
-    params = [torch.tensor(p, requires_grad=True) for p in (d1.params["W"], d1.params["b"], bn.params["gamma"],
-                                                             bn.params["beta"], d2.params["W"], d2.params["b"])]
+    params = [
+        torch.tensor(p, requires_grad=True)
+        for p in (d1.params["W"], d1.params["b"], bn.params["gamma"], bn.params["beta"], d2.params["W"], d2.params["b"])
+    ]
     w1, b1, gamma, beta, w2, b2 = params
     h = F.batch_norm(xt @ w1 + b1, None, None, gamma, beta, training=True, eps=bn.eps)
     vt = F.cross_entropy(h @ w2 + b2, torch.tensor(labels))
@@ -123,8 +136,19 @@ def test_reference_cnn_matches_torch_twin():
     loss.forward(out, labels)
     model.backward(loss.backward())
     c1, c2, _, d1, _, d2 = model.layers
-    ps = [torch.tensor(p, requires_grad=True) for p in (c1.params["W"], c1.params["b"], c2.params["W"], c2.params["b"],
-                                                         d1.params["W"], d1.params["b"], d2.params["W"], d2.params["b"])]
+    ps = [
+        torch.tensor(p, requires_grad=True)
+        for p in (
+            c1.params["W"],
+            c1.params["b"],
+            c2.params["W"],
+            c2.params["b"],
+            d1.params["W"],
+            d1.params["b"],
+            d2.params["W"],
+            d2.params["b"],
+        )
+    ]
     h = F.max_pool2d(F.relu(F.conv2d(torch.tensor(x), ps[0], ps[1])), 2)
     h = F.max_pool2d(F.relu(F.conv2d(h, ps[2], ps[3])), 2).flatten(1)
     logits = F.relu(h @ ps[4] + ps[5]) @ ps[6] + ps[7]

@@ -1,12 +1,13 @@
 """The launcher finds a real server binary with or without a system Redis, and it serves."""
+
 from __future__ import annotations
 
 import shutil
 import time
 
 import redis
-
 from conftest import free_port
+
 from workers.redis_server import find_redis_server, start_redis
 
 
@@ -37,4 +38,3 @@ def test_with_the_system_path_the_system_binary_wins_and_serves(tmp_path):
     system = shutil.which("redis-server") or shutil.which("valkey-server")
     assert str(binary) == (system or str(find_redis_server(path="/nonexistent")))
     assert serve_and_ping(binary, tmp_path)
-

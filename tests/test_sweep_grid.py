@@ -1,12 +1,13 @@
 """Grid specs (tasks.sweep_grid), pure: expansion, random sampling, stable ids, and every refusal."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from tasks.sweep_grid import GridError, parse_grid, read_grid, sample_indices, select, stable_id, trial_id
 from nn.recipe import validate_recipe
+from tasks.sweep_grid import GridError, parse_grid, read_grid, sample_indices, select, stable_id, trial_id
 
 
 def grid(sweep, fixed=None, **data):
@@ -59,8 +60,9 @@ def test_random_n_at_least_the_grid_size_is_the_whole_grid_in_order():
 
 
 def test_random_sampling_of_a_huge_grid_only_checks_the_sampled_points():
-    g = grid({"lr": [0.001 * (i + 1) for i in range(100)], "dense": list(range(1, 101)),
-              "batch_size": list(range(1, 101))})
+    g = grid(
+        {"lr": [0.001 * (i + 1) for i in range(100)], "dense": list(range(1, 101)), "batch_size": list(range(1, 101))}
+    )
     assert g.size == 1_000_000
     assert len(select(g, random_n=20, max_trials=20)) == 20
 
@@ -76,8 +78,10 @@ def test_a_trial_id_is_a_hash_of_the_whole_checked_recipe():
 
 def test_trial_ids_do_not_depend_on_the_grid_they_come_from():
     small = {t.point["lr"]: t.id for t in select(grid({"lr": [0.01, 0.1]}, fixed={"epochs": 2}))}
-    big = {(t.point["lr"], t.point["dense"]): t.id
-           for t in select(grid({"lr": [0.1, 0.01], "dense": [128, 64]}, fixed={"epochs": 2}))}
+    big = {
+        (t.point["lr"], t.point["dense"]): t.id
+        for t in select(grid({"lr": [0.1, 0.01], "dense": [128, 64]}, fixed={"epochs": 2}))
+    }
     assert small[0.01] == big[(0.01, 128)] and small[0.1] == big[(0.1, 128)]
 
 
@@ -91,15 +95,21 @@ def test_the_grid_id_is_stable_under_key_order_and_changes_with_content():
     b = parse_grid({"fixed": {"epochs": 2}, "sweep": {"dense": [8], "lr": [0.1]}, "data": "mnist5k"})
     assert a.id == b.id
     assert a.id != parse_grid({"data": "mnist5k", "sweep": {"lr": [0.1], "dense": [8]}, "fixed": {"epochs": 3}}).id
-    assert a.id != parse_grid({"data": "mnist5k", "train_limit": 9, "sweep": {"lr": [0.1], "dense": [8]},
-                               "fixed": {"epochs": 2}}).id
+    assert (
+        a.id
+        != parse_grid(
+            {"data": "mnist5k", "train_limit": 9, "sweep": {"lr": [0.1], "dense": [8]}, "fixed": {"epochs": 2}}
+        ).id
+    )
 
 
 def test_toml_and_json_files_read_the_same(tmp_path):
-    (tmp_path / "g.toml").write_text('data = "mnist5k"\n[fixed]\nepochs = 2\n[sweep]\nlr = [0.01, 0.1]\n'
-                                     'conv = [[8], [8, 16]]\n')
-    (tmp_path / "g.json").write_text(json.dumps({"data": "mnist5k", "fixed": {"epochs": 2},
-                                                 "sweep": {"conv": [[8], [8, 16]], "lr": [0.01, 0.1]}}))
+    (tmp_path / "g.toml").write_text(
+        'data = "mnist5k"\n[fixed]\nepochs = 2\n[sweep]\nlr = [0.01, 0.1]\nconv = [[8], [8, 16]]\n'
+    )
+    (tmp_path / "g.json").write_text(
+        json.dumps({"data": "mnist5k", "fixed": {"epochs": 2}, "sweep": {"conv": [[8], [8, 16]], "lr": [0.01, 0.1]}})
+    )
     assert parse_grid(read_grid(tmp_path / "g.toml")).id == parse_grid(read_grid(tmp_path / "g.json")).id
 
 
@@ -110,24 +120,27 @@ def test_a_relative_data_path_is_relative_to_the_grid_file(tmp_path):
     assert read_grid(tmp_path / "n.toml")["data"] == "mnist5k"
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"data": "mnist5k", "sweep": {"lrr": [0.1]}}, "unknown recipe key sweep.lrr"),
-    ({"data": "mnist5k", "fixed": {"epoch": 2}}, "unknown recipe key fixed.epoch"),
-    ({"data": "mnist5k", "epochs": 2}, "unknown grid key 'epochs' (recipe keys go under [fixed] or [sweep])"),
-    ({"data": "mnist5k", "sweep": {"lr": []}}, "sweep.lr is an empty list"),
-    ({"data": "mnist5k", "sweep": {"lr": [0.1, 0]}}, "sweep.lr[1]: recipe key 'lr' = 0.0: must be > 0"),
-    ({"data": "mnist5k", "sweep": {"lr": [-0.1]}}, "sweep.lr[0]: recipe key 'lr' = -0.1: must be > 0"),
-    ({"data": "mnist5k", "sweep": {"lr": [float("nan")]}}, "sweep.lr[0]: recipe key 'lr' = nan: must be finite"),
-    ({"data": "mnist5k", "sweep": {"lr": [float("inf")]}}, "sweep.lr[0]: recipe key 'lr' = inf: must be finite"),
-    ({"data": "mnist5k", "fixed": {"lr": 0}}, "fixed: recipe key 'lr' = 0.0: must be > 0"),
-    ({"data": "mnist5k", "sweep": {"lr": 0.1}}, "sweep.lr = 0.1: a list of values to try"),
-    ({"data": "mnist5k", "sweep": {"conv": [8, 16]}}, "sweep.conv = [8,16]: each value is a whole list"),
-    ({"data": "mnist5k", "fixed": {"lr": 0.1}, "sweep": {"lr": [0.2]}}, "'lr' is both fixed and swept"),
-    ({"data": "mnist5k", "sweep": {"lr": [0.1, 0.1]}}, "sweep.lr lists 0.1 twice"),
-    ({"sweep": {"lr": [0.1]}}, "data is required"),
-    ({"data": "mnist5k", "holdout": 0}, "holdout = 0: a fraction in (0, 1) or a whole count"),
-    ({"data": "mnist5k", "train_limit": 0}, "train_limit = 0: a whole number >= 1"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"data": "mnist5k", "sweep": {"lrr": [0.1]}}, "unknown recipe key sweep.lrr"),
+        ({"data": "mnist5k", "fixed": {"epoch": 2}}, "unknown recipe key fixed.epoch"),
+        ({"data": "mnist5k", "epochs": 2}, "unknown grid key 'epochs' (recipe keys go under [fixed] or [sweep])"),
+        ({"data": "mnist5k", "sweep": {"lr": []}}, "sweep.lr is an empty list"),
+        ({"data": "mnist5k", "sweep": {"lr": [0.1, 0]}}, "sweep.lr[1]: recipe key 'lr' = 0.0: must be > 0"),
+        ({"data": "mnist5k", "sweep": {"lr": [-0.1]}}, "sweep.lr[0]: recipe key 'lr' = -0.1: must be > 0"),
+        ({"data": "mnist5k", "sweep": {"lr": [float("nan")]}}, "sweep.lr[0]: recipe key 'lr' = nan: must be finite"),
+        ({"data": "mnist5k", "sweep": {"lr": [float("inf")]}}, "sweep.lr[0]: recipe key 'lr' = inf: must be finite"),
+        ({"data": "mnist5k", "fixed": {"lr": 0}}, "fixed: recipe key 'lr' = 0.0: must be > 0"),
+        ({"data": "mnist5k", "sweep": {"lr": 0.1}}, "sweep.lr = 0.1: a list of values to try"),
+        ({"data": "mnist5k", "sweep": {"conv": [8, 16]}}, "sweep.conv = [8,16]: each value is a whole list"),
+        ({"data": "mnist5k", "fixed": {"lr": 0.1}, "sweep": {"lr": [0.2]}}, "'lr' is both fixed and swept"),
+        ({"data": "mnist5k", "sweep": {"lr": [0.1, 0.1]}}, "sweep.lr lists 0.1 twice"),
+        ({"sweep": {"lr": [0.1]}}, "data is required"),
+        ({"data": "mnist5k", "holdout": 0}, "holdout = 0: a fraction in (0, 1) or a whole count"),
+        ({"data": "mnist5k", "train_limit": 0}, "train_limit = 0: a whole number >= 1"),
+    ],
+)
 def test_an_invalid_spec_is_refused_in_one_line_naming_the_key(spec, message):
     with pytest.raises(GridError) as e:
         parse_grid(spec)

@@ -3,6 +3,7 @@
 import cv2
 import numpy as np
 import pytest
+from vision_fixtures import first_frame, model_fields, vtest  # noqa: F401  (fixtures)
 
 from vision.boxes import Box
 from vision.detector import Detector, get_detector
@@ -10,7 +11,6 @@ from vision.errors import VisionError
 from vision.merge import merge_boxes, to_frame
 from vision.tiling import tile_grid
 from vision.yolo_outputs import decode_darknet, decode_onnx, onnx_layout
-from vision_fixtures import first_frame, model_fields, vtest  # noqa: F401  (fixtures)
 
 PERSON = 0
 
@@ -24,7 +24,7 @@ def test_finds_people_in_the_first_frame_of_vtest(detector, first_frame):
     boxes = detector.detect(first_frame)
     people = [b for b in boxes if b.cls == PERSON]
     assert len(people) >= 3
-    assert all(b.height > b.width for b in people)          # walking people are upright
+    assert all(b.height > b.width for b in people)  # walking people are upright
     assert all(0 <= b.x1 < b.x2 <= 768 and 0 <= b.y1 < b.y2 <= 576 for b in boxes)
     assert all(b.conf >= 0.25 for b in boxes)
 
@@ -32,7 +32,7 @@ def test_finds_people_in_the_first_frame_of_vtest(detector, first_frame):
 def test_tiles_find_at_least_the_people_of_the_whole_frame(detector, first_frame):
     boxes = []
     for t in tile_grid(768, 576, 416, overlap=0.2):
-        boxes += to_frame(detector.detect(first_frame[t.y:t.y + t.h, t.x:t.x + t.w]), t)
+        boxes += to_frame(detector.detect(first_frame[t.y : t.y + t.h, t.x : t.x + t.w]), t)
     merged = merge_boxes(boxes, "nms", "ios", 0.5)
     whole = [b for b in detector.detect(first_frame) if b.cls == PERSON]
     assert sum(b.cls == PERSON for b in merged) >= len(whole)
@@ -61,7 +61,10 @@ def test_unknown_class_name_lists_the_valid_names(model_fields):
 
 def test_detection_is_repeatable(detector, first_frame):
     crop = first_frame[160:576, 352:768]
-    assert [detector.detect(first_frame), detector.detect(crop)] == [detector.detect(first_frame), detector.detect(crop)]
+    assert [detector.detect(first_frame), detector.detect(crop)] == [
+        detector.detect(first_frame),
+        detector.detect(crop),
+    ]
 
 
 def test_detect_leaves_the_thread_setting_alone_and_threads_do_not_change_results(detector, first_frame):
@@ -122,10 +125,11 @@ def test_detect_refuses_a_non_image(detector):
 
 # --- raw output decoding, no model needed -------------------------------------------------
 
+
 def test_darknet_rows_decode_to_image_pixels():
     row = np.zeros((1, 85), dtype=np.float32)
     row[0, :5] = [0.5, 0.25, 0.1, 0.2, 0.9]
-    row[0, 5 + 2] = 0.8                             # OpenCV already multiplied by objectness
+    row[0, 5 + 2] = 0.8  # OpenCV already multiplied by objectness
     cand = decode_darknet([row, np.zeros((3, 85), dtype=np.float32)], 0.25, 400, 200)
     assert cand.class_ids.tolist() == [2]
     assert cand.scores.tolist() == pytest.approx([0.8])
@@ -142,8 +146,12 @@ def yolov5_output(rows):
 
 
 def test_yolov5_layout_multiplies_objectness_and_scales_from_the_input_size():
-    out = yolov5_output([(320, 320, 64, 128, 0.9, 0, 0.8),       # 0.72: kept
-                         (100, 100, 10, 10, 0.5, 3, 0.4)])        # 0.20: below 0.25
+    out = yolov5_output(
+        [
+            (320, 320, 64, 128, 0.9, 0, 0.8),  # 0.72: kept
+            (100, 100, 10, 10, 0.5, 3, 0.4),
+        ]
+    )  # 0.20: below 0.25
     assert onnx_layout(out.shape) == "yolov5"
     cand = decode_onnx(out, 0.25, 640, 640, 1280, 960, num_classes=80)
     assert cand.class_ids.tolist() == [0]

@@ -6,10 +6,10 @@ import os
 
 import cv2
 import pytest
+from vision_fixtures import clip12, vtest  # noqa: F401  (fixtures)
 
 from vision.errors import VisionError
 from vision.frames import extract_frames, keeps_frame
-from vision_fixtures import clip12, vtest  # noqa: F401  (fixtures)
 
 
 def images(out):
@@ -57,7 +57,7 @@ def test_max_frames_caps_the_written_frames(clip12, tmp_path):
 
 
 def test_target_fps_keeps_the_first_frame_of_each_slot(clip12, tmp_path):
-    meta = extract_frames(clip12, tmp_path, fps=4)    # source 10 fps
+    meta = extract_frames(clip12, tmp_path, fps=4)  # source 10 fps
     assert meta["source_frames"] == [0, 3, 5, 8, 10]
 
 
@@ -70,8 +70,7 @@ def test_second_call_reuses_the_frames_without_writing(clip12, tmp_path):
     stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "images").iterdir()}
     second = extract_frames(clip12, tmp_path, every=3)
     assert first["reused"] is False and second["reused"] is True
-    assert {k: v for k, v in second.items() if k != "reused"} == \
-        {k: v for k, v in first.items() if k != "reused"}
+    assert {k: v for k, v in second.items() if k != "reused"} == {k: v for k, v in first.items() if k != "reused"}
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "images").iterdir()} == stamps
 
 
@@ -138,20 +137,23 @@ def test_video_cut_after_its_header_raises_vision_error(clip12, tmp_path):
 
 def test_truncated_video_writes_the_frames_that_decode(clip12, tmp_path):
     half = tmp_path / "half.avi"
-    half.write_bytes(clip12.read_bytes()[:clip12.stat().st_size // 2])
+    half.write_bytes(clip12.read_bytes()[: clip12.stat().st_size // 2])
     meta = extract_frames(half, tmp_path / "out")
     assert meta["truncated"] is True and meta["frame_count"] == 12
     assert 0 < meta["frames_written"] == meta["frames_decoded"] < 12
     assert len(images(tmp_path / "out")) == meta["frames_written"]
 
 
-@pytest.mark.parametrize("kwargs,word", [
-    (dict(every=0), "'every'"),
-    (dict(fps=-1.0), "fps"),
-    (dict(every=2, fps=5.0), "not both"),
-    (dict(max_frames=0), "max_frames"),
-    (dict(jpeg_quality=101), "jpeg_quality"),
-])
+@pytest.mark.parametrize(
+    "kwargs,word",
+    [
+        (dict(every=0), "'every'"),
+        (dict(fps=-1.0), "fps"),
+        (dict(every=2, fps=5.0), "not both"),
+        (dict(max_frames=0), "max_frames"),
+        (dict(jpeg_quality=101), "jpeg_quality"),
+    ],
+)
 def test_bad_sampling_raises_vision_error(clip12, tmp_path, kwargs, word):
     with pytest.raises(VisionError, match=word):
         extract_frames(clip12, tmp_path, **kwargs)

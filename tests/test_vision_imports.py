@@ -26,8 +26,9 @@ def test_vision_modules_import_only_numpy_opencv_and_the_stdlib():
 
 def test_importing_every_vision_module_loads_no_celery_or_redis():
     modules = ", ".join(f"vision.{p.stem}" for p in sorted(VISION.glob("*.py")) if p.stem != "__init__")
-    code = (f"import sys, {modules}\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('celery', 'redis', 'kombu')))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=VISION.parent, capture_output=True, text=True,
-                         check=True)
+    code = (
+        f"import sys, {modules}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('celery', 'redis', 'kombu')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=VISION.parent, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

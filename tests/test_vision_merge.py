@@ -3,9 +3,8 @@
 import json
 import random
 
-import pytest
-
 import numpy as np
+import pytest
 
 from vision.boxes import Box, overlap_with
 from vision.errors import VisionError
@@ -17,13 +16,15 @@ LEFT, RIGHT = Tile(0, 0, 416, 416), Tile(352, 0, 416, 416)
 
 
 def test_to_frame_moves_boxes_by_the_tile_offset():
-    assert to_frame([Box(0, 0.9, 10.0, 20.0, 50.0, 120.0)], Tile(176, 160, 416, 416)) == \
-        [Box(0, 0.9, 186.0, 180.0, 226.0, 280.0)]
+    assert to_frame([Box(0, 0.9, 10.0, 20.0, 50.0, 120.0)], Tile(176, 160, 416, 416)) == [
+        Box(0, 0.9, 186.0, 180.0, 226.0, 280.0)
+    ]
 
 
 def test_to_frame_clips_to_the_tile():
-    assert to_frame([Box(2, 0.5, -5.0, 400.0, 30.0, 430.0)], Tile(352, 160, 416, 416)) == \
-        [Box(2, 0.5, 352.0, 560.0, 382.0, 576.0)]
+    assert to_frame([Box(2, 0.5, -5.0, 400.0, 30.0, 430.0)], Tile(352, 160, 416, 416)) == [
+        Box(2, 0.5, 352.0, 560.0, 382.0, 576.0)
+    ]
 
 
 def test_overlap_metrics():
@@ -36,8 +37,8 @@ def test_overlap_metrics():
 def split_person():
     """A person at x 380..420 crosses the left tile's right border (x=416): the left tile sees
     only the part up to 416, the right tile sees the whole person."""
-    in_left = to_frame([Box(0, 0.6, 380.0, 100.0, 430.0, 200.0)], LEFT)     # clipped at 416
-    in_right = to_frame([Box(0, 0.9, 28.0, 100.0, 68.0, 200.0)], RIGHT)     # 380..420
+    in_left = to_frame([Box(0, 0.6, 380.0, 100.0, 430.0, 200.0)], LEFT)  # clipped at 416
+    in_right = to_frame([Box(0, 0.9, 28.0, 100.0, 68.0, 200.0)], RIGHT)  # 380..420
     return in_left + in_right
 
 
@@ -76,8 +77,12 @@ def test_separate_objects_are_kept():
 
 
 def test_result_is_sorted_by_confidence_then_class_and_corners():
-    boxes = [Box(1, 0.5, 0.0, 0.0, 1.0, 1.0), Box(0, 0.5, 5.0, 0.0, 6.0, 1.0),
-             Box(0, 0.9, 9.0, 0.0, 10.0, 1.0), Box(0, 0.5, 2.0, 0.0, 3.0, 1.0)]
+    boxes = [
+        Box(1, 0.5, 0.0, 0.0, 1.0, 1.0),
+        Box(0, 0.5, 5.0, 0.0, 6.0, 1.0),
+        Box(0, 0.9, 9.0, 0.0, 10.0, 1.0),
+        Box(0, 0.5, 2.0, 0.0, 3.0, 1.0),
+    ]
     assert merge_boxes(boxes) == [boxes[2], boxes[3], boxes[1], boxes[0]]
 
 
@@ -88,8 +93,9 @@ def test_result_does_not_depend_on_input_order(method, metric):
     boxes = []
     for _ in range(60):
         x, y = rng.uniform(0, 700), rng.uniform(0, 500)
-        boxes.append(Box(rng.randrange(3), round(rng.random(), 3), x, y,
-                         x + rng.uniform(5, 80), y + rng.uniform(5, 80)))
+        boxes.append(
+            Box(rng.randrange(3), round(rng.random(), 3), x, y, x + rng.uniform(5, 80), y + rng.uniform(5, 80))
+        )
     expected = merge_boxes(boxes, method, metric, 0.4)
     for _ in range(5):
         rng.shuffle(boxes)
@@ -100,11 +106,14 @@ def test_no_boxes_merge_to_no_boxes():
     assert merge_boxes([], "greedy", "ios") == []
 
 
-@pytest.mark.parametrize("kwargs,word", [
-    (dict(method="wbf"), "merge method"),
-    (dict(metric="giou"), "merge metric"),
-    (dict(threshold=1.5), "threshold"),
-])
+@pytest.mark.parametrize(
+    "kwargs,word",
+    [
+        (dict(method="wbf"), "merge method"),
+        (dict(metric="giou"), "merge metric"),
+        (dict(threshold=1.5), "threshold"),
+    ],
+)
 def test_bad_merge_arguments_raise_vision_error(kwargs, word):
     with pytest.raises(VisionError, match=word):
         merge_boxes([], **kwargs)
@@ -112,6 +121,12 @@ def test_bad_merge_arguments_raise_vision_error(kwargs, word):
 
 def test_box_json_round_trip_is_exact():
     b = Box(0, 0.7442241907119751, 380.3904829621315, 208.9650855064392, 399.7087487578392, 247.76192331314087)
-    assert b.to_json() == [0, 0.7442241907119751, 380.3904829621315, 208.9650855064392,
-                           399.7087487578392, 247.76192331314087]
+    assert b.to_json() == [
+        0,
+        0.7442241907119751,
+        380.3904829621315,
+        208.9650855064392,
+        399.7087487578392,
+        247.76192331314087,
+    ]
     assert Box.from_json(json.loads(json.dumps(b.to_json()))) == b

@@ -4,21 +4,32 @@ import json
 import random
 
 import pytest
+from vision_fixtures import clip12, model_fields  # noqa: F401  (fixtures)
 
+from vision.detector import get_detector
 from vision.errors import VisionError
 from vision.labels import read_classes, read_yolo_labels
-from vision.pipeline import (annotate_video, chunk_jobs, count_classes, detect_jobs, finish_video,
-                             format_counts, gather_detections, label_frames, plan_tiles, prepare_video,
-                             tile_jobs, video_out_dir)
-from vision.detector import get_detector
+from vision.pipeline import (
+    annotate_video,
+    chunk_jobs,
+    count_classes,
+    detect_jobs,
+    finish_video,
+    format_counts,
+    gather_detections,
+    label_frames,
+    plan_tiles,
+    prepare_video,
+    tile_jobs,
+    video_out_dir,
+)
 from vision.settings import AnnotateSettings, ModelSpec
 from vision.static import read_static_labels
-from vision_fixtures import clip12, model_fields  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="module")
 def settings(model_fields):
-    return AnnotateSettings(every=4, model=ModelSpec(**model_fields))   # frames 0, 4, 8
+    return AnnotateSettings(every=4, model=ModelSpec(**model_fields))  # frames 0, 4, 8
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +47,19 @@ def label_bytes(video_dir):
 def test_writes_the_dataset_layout(reference):
     video_dir, _ = reference
     assert sorted(p.relative_to(video_dir).as_posix() for p in video_dir.rglob("*")) == [
-        "annotation.json", "classes.txt",
-        "images", "images/000001.jpg", "images/000002.jpg", "images/000003.jpg",
-        "labels", "labels/000001.txt", "labels/000002.txt", "labels/000003.txt",
-        "static_suggestions.txt", "video.json"]
+        "annotation.json",
+        "classes.txt",
+        "images",
+        "images/000001.jpg",
+        "images/000002.jpg",
+        "images/000003.jpg",
+        "labels",
+        "labels/000001.txt",
+        "labels/000002.txt",
+        "labels/000003.txt",
+        "static_suggestions.txt",
+        "video.json",
+    ]
     assert len(read_classes(video_dir / "classes.txt")) == 80
 
 
@@ -66,21 +86,22 @@ def test_two_runs_write_byte_identical_labels(reference, clip12, settings, tmp_p
 
 
 @pytest.mark.parametrize("tiles_per_task", [1, 4, 7])
-def test_any_chunking_through_json_gives_the_same_labels(reference, clip12, settings, tmp_path,
-                                                           tiles_per_task):
+def test_any_chunking_through_json_gives_the_same_labels(reference, clip12, settings, tmp_path, tiles_per_task):
     """What the Celery canvas does: plan, detect chunks anywhere, gather in any order, label."""
     video_dir = video_out_dir(tmp_path, clip12)
     meta = prepare_video(clip12, video_dir, settings)
     jobs = json.loads(json.dumps(tile_jobs(meta, plan_tiles(meta, settings))))
     detector = get_detector(settings.detector_spec())
-    results = [json.loads(json.dumps(detect_jobs(video_dir, chunk, detector)))
-               for chunk in chunk_jobs(jobs, tiles_per_task)]
+    results = [
+        json.loads(json.dumps(detect_jobs(video_dir, chunk, detector))) for chunk in chunk_jobs(jobs, tiles_per_task)
+    ]
     random.Random(tiles_per_task).shuffle(results)
     label_frames(video_dir, meta, gather_detections(results), settings)
     finish_video(video_dir, meta, settings)
     assert label_bytes(video_dir) == label_bytes(reference[0])
-    assert (video_dir / "annotation.json").read_bytes() == (reference[0] / "annotation.json").read_bytes() \
-        .replace(str(reference[0]).encode(), str(video_dir).encode())
+    assert (video_dir / "annotation.json").read_bytes() == (reference[0] / "annotation.json").read_bytes().replace(
+        str(reference[0]).encode(), str(video_dir).encode()
+    )
 
 
 def test_resubmission_reuses_frames_and_labels(clip12, settings, tmp_path):

@@ -3,13 +3,13 @@
 import cv2
 import numpy as np
 import pytest
+from vision_fixtures import clip12, first_frame, vtest  # noqa: F401  (fixtures)
 
 from vision.boxes import Box
 from vision.errors import VisionError
 from vision.frames import extract_frames
 from vision.labels import write_yolo_labels
 from vision.preview import class_color, contact_sheet, draw_boxes, evenly_spaced, write_previews
-from vision_fixtures import clip12, first_frame, vtest  # noqa: F401  (fixtures)
 
 NAMES = ["person", "bicycle", "car"]
 

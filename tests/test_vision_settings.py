@@ -17,25 +17,48 @@ def test_default_merge_is_nms_over_intersection_over_smaller():
 
 
 def test_json_round_trip():
-    s = AnnotateSettings(every=3, max_frames=20, tile=512, tile_h=384, overlap=0.25, full_frame=True,
-                         model=MODEL, conf=0.3, classes=("person", "car"), merge="greedy", metric="iou")
+    s = AnnotateSettings(
+        every=3,
+        max_frames=20,
+        tile=512,
+        tile_h=384,
+        overlap=0.25,
+        full_frame=True,
+        model=MODEL,
+        conf=0.3,
+        classes=("person", "car"),
+        merge="greedy",
+        metric="iou",
+    )
     data = json.loads(json.dumps(s.to_json()))
     assert data["model"]["cfg"] == "m/yolov3-tiny.cfg" and data["classes"] == ["person", "car"]
     assert AnnotateSettings.from_json(data) == s
 
 
 def test_fingerprint_is_stable_and_ignores_int_versus_float():
-    assert AnnotateSettings(model=MODEL, fps=5).fingerprint() == \
-        AnnotateSettings(model=MODEL, fps=5.0).fingerprint()
+    assert AnnotateSettings(model=MODEL, fps=5).fingerprint() == AnnotateSettings(model=MODEL, fps=5.0).fingerprint()
     assert len(AnnotateSettings(model=MODEL).fingerprint()) == 64
 
 
-@pytest.mark.parametrize("change", [
-    dict(every=2), dict(max_frames=10), dict(jpeg_quality=90), dict(tile=608), dict(overlap=0.3),
-    dict(full_frame=True), dict(conf=0.4), dict(nms=0.5), dict(classes=("person",)), dict(merge="greedy"),
-    dict(metric="iou"), dict(merge_threshold=0.6), dict(class_agnostic=True),
-    dict(model=dataclasses.replace(MODEL, input_size=608)),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(every=2),
+        dict(max_frames=10),
+        dict(jpeg_quality=90),
+        dict(tile=608),
+        dict(overlap=0.3),
+        dict(full_frame=True),
+        dict(conf=0.4),
+        dict(nms=0.5),
+        dict(classes=("person",)),
+        dict(merge="greedy"),
+        dict(metric="iou"),
+        dict(merge_threshold=0.6),
+        dict(class_agnostic=True),
+        dict(model=dataclasses.replace(MODEL, input_size=608)),
+    ],
+)
 def test_fingerprint_changes_with_every_option(change):
     base = AnnotateSettings(model=MODEL)
     assert dataclasses.replace(base, **change).fingerprint() != base.fingerprint()
@@ -43,14 +66,24 @@ def test_fingerprint_changes_with_every_option(change):
 
 def test_detector_spec_holds_model_thresholds_and_classes():
     s = AnnotateSettings(model=MODEL, conf=0.3, nms=0.4, classes=["person"])
-    assert s.detector_spec() == {"cfg": "m/yolov3-tiny.cfg", "weights": "m/yolov3-tiny.weights",
-                                 "names": "m/coco.names", "input_size": 416, "conf": 0.3, "nms": 0.4,
-                                 "classes": ["person"]}
+    assert s.detector_spec() == {
+        "cfg": "m/yolov3-tiny.cfg",
+        "weights": "m/yolov3-tiny.weights",
+        "names": "m/coco.names",
+        "input_size": 416,
+        "conf": 0.3,
+        "nms": 0.4,
+        "classes": ["person"],
+    }
 
 
 def test_sampling_is_the_extract_frames_arguments():
-    assert AnnotateSettings(model=MODEL, fps=2, max_frames=5).sampling() == \
-        {"every": 1, "fps": 2.0, "max_frames": 5, "jpeg_quality": 95}
+    assert AnnotateSettings(model=MODEL, fps=2, max_frames=5).sampling() == {
+        "every": 1,
+        "fps": 2.0,
+        "max_frames": 5,
+        "jpeg_quality": 95,
+    }
 
 
 def test_valid_settings_validate_to_themselves():
@@ -58,21 +91,24 @@ def test_valid_settings_validate_to_themselves():
     assert s.validate() is s
 
 
-@pytest.mark.parametrize("change,word", [
-    (dict(every=0), "'every'"),
-    (dict(jpeg_quality=0), "jpeg_quality"),
-    (dict(tile=0), "tile width"),
-    (dict(overlap=1.0), "overlap"),
-    (dict(conf=1.5), "conf threshold"),
-    (dict(nms=-0.1), "nms threshold"),
-    (dict(classes=("",)), "classes"),
-    (dict(merge="wbf"), "merge method"),
-    (dict(metric="giou"), "merge metric"),
-    (dict(model=ModelSpec(names="coco.names")), "no model"),
-    (dict(model=dataclasses.replace(MODEL, onnx="y.onnx")), "not both"),
-    (dict(model=dataclasses.replace(MODEL, names=None)), "class names"),
-    (dict(model=dataclasses.replace(MODEL, input_size=420)), "multiple of 32"),
-])
+@pytest.mark.parametrize(
+    "change,word",
+    [
+        (dict(every=0), "'every'"),
+        (dict(jpeg_quality=0), "jpeg_quality"),
+        (dict(tile=0), "tile width"),
+        (dict(overlap=1.0), "overlap"),
+        (dict(conf=1.5), "conf threshold"),
+        (dict(nms=-0.1), "nms threshold"),
+        (dict(classes=("",)), "classes"),
+        (dict(merge="wbf"), "merge method"),
+        (dict(metric="giou"), "merge metric"),
+        (dict(model=ModelSpec(names="coco.names")), "no model"),
+        (dict(model=dataclasses.replace(MODEL, onnx="y.onnx")), "not both"),
+        (dict(model=dataclasses.replace(MODEL, names=None)), "class names"),
+        (dict(model=dataclasses.replace(MODEL, input_size=420)), "multiple of 32"),
+    ],
+)
 def test_invalid_settings_raise_one_line_vision_error(change, word):
     with pytest.raises(VisionError, match=word) as err:
         AnnotateSettings(**{"model": MODEL, **change}).validate()

@@ -8,7 +8,7 @@ from vision.errors import VisionError
 from vision.labels import LabelRow, format_labels, read_yolo_labels
 from vision.static import find_static_rows, propagate_static, read_static_labels, suggest_static
 
-SIGN = LabelRow(11, 0.9, 0.1, 0.05, 0.08)          # a stop sign, top right
+SIGN = LabelRow(11, 0.9, 0.1, 0.05, 0.08)  # a stop sign, top right
 BENCH = LabelRow(13, 0.2, 0.8, 0.2, 0.1)
 
 
@@ -43,7 +43,7 @@ def test_second_propagation_changes_no_byte(tmp_path):
 
 
 def test_a_static_box_already_detected_is_not_added_again(tmp_path):
-    detected_sign = LabelRow(11, 0.905, 0.1, 0.05, 0.08)         # IoU with SIGN ≈ 0.82
+    detected_sign = LabelRow(11, 0.905, 0.1, 0.05, 0.08)  # IoU with SIGN ≈ 0.82
     labels = make_labels(tmp_path, [[detected_sign]])
     assert propagate_static(labels, [SIGN]) == 0
     assert read_yolo_labels(labels / "000001.txt") == [detected_sign]
@@ -57,7 +57,7 @@ def test_a_same_place_box_of_another_class_does_not_block_the_static_box(tmp_pat
 
 
 def test_a_same_class_box_overlapping_half_or_less_does_not_block(tmp_path):
-    nearby = LabelRow(11, 0.95, 0.1, 0.05, 0.08)                  # shares half the width: IoU 1/3
+    nearby = LabelRow(11, 0.95, 0.1, 0.05, 0.08)  # shares half the width: IoU 1/3
     labels = make_labels(tmp_path, [[nearby]])
     assert propagate_static(labels, [SIGN]) == 1
 
@@ -134,5 +134,4 @@ def test_suggestions_are_written_to_the_given_file(tmp_path):
     labels = make_labels(tmp_path, [[walking_person(i), BENCH, SIGN] for i in range(10)])
     out = tmp_path / "static_suggestions.txt"
     assert suggest_static(labels, out_path=out) == [BENCH, SIGN]
-    assert out.read_text() == ("13 0.200000 0.800000 0.200000 0.100000\n"
-                               "11 0.900000 0.100000 0.050000 0.080000\n")
+    assert out.read_text() == ("13 0.200000 0.800000 0.200000 0.100000\n11 0.900000 0.100000 0.050000 0.080000\n")

@@ -19,7 +19,7 @@ CASES = [  # width, height, tile_w, tile_h, overlap
 def test_tiles_cover_every_pixel(width, height, tile_w, tile_h, overlap):
     covered = np.zeros((height, width), dtype=bool)
     for t in tile_grid(width, height, tile_w, tile_h, overlap):
-        covered[t.y:t.y + t.h, t.x:t.x + t.w] = True
+        covered[t.y : t.y + t.h, t.x : t.x + t.w] = True
     assert covered.all()
 
 
@@ -52,8 +52,13 @@ def test_edge_tiles_are_aligned_to_the_border(width, height, tile_w, tile_h, ove
 
 def test_grid_of_the_sample_video_is_three_by_two():
     assert tile_grid(768, 576, 416, overlap=0.2) == [
-        Tile(0, 0, 416, 416), Tile(176, 0, 416, 416), Tile(352, 0, 416, 416),
-        Tile(0, 160, 416, 416), Tile(176, 160, 416, 416), Tile(352, 160, 416, 416)]
+        Tile(0, 0, 416, 416),
+        Tile(176, 0, 416, 416),
+        Tile(352, 0, 416, 416),
+        Tile(0, 160, 416, 416),
+        Tile(176, 160, 416, 416),
+        Tile(352, 160, 416, 416),
+    ]
 
 
 def test_order_is_row_by_row_left_to_right_and_repeatable():
@@ -92,14 +97,17 @@ def test_tile_json_round_trip():
     assert Tile.from_json(t.to_json()) == t
 
 
-@pytest.mark.parametrize("kwargs,word", [
-    (dict(tile_w=0), "tile width"),
-    (dict(tile_w=-416), "tile width"),
-    (dict(tile_w=416, tile_h=0), "tile height"),
-    (dict(tile_w=416.5), "tile width"),
-    (dict(tile_w=416, overlap=1.0), "overlap"),
-    (dict(tile_w=416, overlap=-0.1), "overlap"),
-])
+@pytest.mark.parametrize(
+    "kwargs,word",
+    [
+        (dict(tile_w=0), "tile width"),
+        (dict(tile_w=-416), "tile width"),
+        (dict(tile_w=416, tile_h=0), "tile height"),
+        (dict(tile_w=416.5), "tile width"),
+        (dict(tile_w=416, overlap=1.0), "overlap"),
+        (dict(tile_w=416, overlap=-0.1), "overlap"),
+    ],
+)
 def test_bad_arguments_raise_vision_error(kwargs, word):
     with pytest.raises(VisionError, match=word):
         tile_grid(768, 576, **kwargs)

@@ -1,6 +1,7 @@
 """Shared data of the vision tests: the real model, the real sample video, short real clips.
 
-`asset(name)` is the one place that finds assets (`workers.asset_cache.ensure`). Import the fixtures into a test module with `from vision_fixtures import ...`.
+`asset(name)` is the one place that finds assets (`workers.asset_cache.ensure`). Import the fixtures
+into a test module with `from vision_fixtures import ...`.
 """
 
 from pathlib import Path

@@ -35,8 +35,7 @@ class Box:
 
     def to_json(self) -> list:
         """[cls, conf, x1, y1, x2, y2] as plain Python numbers."""
-        return [int(self.cls), float(self.conf), float(self.x1), float(self.y1),
-                float(self.x2), float(self.y2)]
+        return [int(self.cls), float(self.conf), float(self.x1), float(self.y1), float(self.x2), float(self.y2)]
 
     @classmethod
     def from_json(cls, data) -> "Box":
@@ -82,4 +81,3 @@ def overlap_with(corners: np.ndarray, others: np.ndarray, metric: str = "iou") -
         raise ValueError(f"unknown overlap metric {metric!r}; use 'iou' or 'ios'")
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(denom > 0, inter / np.where(denom > 0, denom, 1), 0.0)
-

@@ -45,14 +45,20 @@ def check_darknet_weights(net, cfg, weights) -> None:
     OpenCV loads a truncated .weights file without complaint and leaves the missing weights
     as garbage, so the size is checked here: a header plus 4 bytes per conv/batch-norm parameter.
     """
-    params = sum(blob.size for i in range(1, len(net.getLayerNames()) + 1)
-                 for layer in [net.getLayer(i)] if layer.type in ("Convolution", "BatchNorm")
-                 for blob in layer.blobs)
+    params = sum(
+        blob.size
+        for i in range(1, len(net.getLayerNames()) + 1)
+        for layer in [net.getLayer(i)]
+        if layer.type in ("Convolution", "BatchNorm")
+        for blob in layer.blobs
+    )
     size = Path(weights).stat().st_size
     if size - 4 * params not in DARKNET_HEADER_BYTES:
-        raise VisionError(f"model does not load: {weights} has {size} bytes but {cfg} needs "
-                          f"{4 * params + DARKNET_HEADER_BYTES[1]}: the weights are truncated or "
-                          "belong to another cfg")
+        raise VisionError(
+            f"model does not load: {weights} has {size} bytes but {cfg} needs "
+            f"{4 * params + DARKNET_HEADER_BYTES[1]}: the weights are truncated or "
+            "belong to another cfg"
+        )
 
 
 class Detector:
@@ -64,8 +70,17 @@ class Detector:
     the class-wise NMS within one image, default 0.45); 'classes' (class names to keep, default all).
     """
 
-    def __init__(self, cfg=None, weights=None, onnx=None, names=None, input_size: int = 416,
-                 conf: float = 0.25, nms: float = 0.45, classes=None):
+    def __init__(
+        self,
+        cfg=None,
+        weights=None,
+        onnx=None,
+        names=None,
+        input_size: int = 416,
+        conf: float = 0.25,
+        nms: float = 0.45,
+        classes=None,
+    ):
         if not isinstance(input_size, int) or input_size <= 0 or input_size % 32:
             raise VisionError(f"model input size must be a positive multiple of 32, got {input_size!r}")
         if not 0.0 <= conf <= 1.0 or not 0.0 <= nms <= 1.0:
@@ -82,8 +97,9 @@ class Detector:
             if onnx:
                 self.net = cv2.dnn.readNetFromONNX(_existing(onnx, "ONNX"))
             else:
-                self.net = cv2.dnn.readNetFromDarknet(_existing(cfg, "Darknet cfg"),
-                                                      _existing(weights, "Darknet weights"))
+                self.net = cv2.dnn.readNetFromDarknet(
+                    _existing(cfg, "Darknet cfg"), _existing(weights, "Darknet weights")
+                )
         except cv2.error as e:
             model = onnx or f"{cfg} + {weights}"
             raise VisionError(f"model does not load: {model}: {_cv2_reason(e)}") from None
@@ -107,39 +123,48 @@ class Detector:
 
     def forward(self, image: np.ndarray):
         """Raw net outputs for one BGR image (resized, not letterboxed, to the input size)."""
-        blob = cv2.dnn.blobFromImage(image, 1 / 255.0, (self.input_size, self.input_size),
-                                     swapRB=True, crop=False)
+        blob = cv2.dnn.blobFromImage(image, 1 / 255.0, (self.input_size, self.input_size), swapRB=True, crop=False)
         self.net.setInput(blob)
         try:
             return self.net.forward(self.output_names)
         except cv2.error as e:
-            raise VisionError(f"model forward failed at input size {self.input_size}: {_cv2_reason(e)}; "
-                              "check that the input size matches the model (an ONNX export's fixed size)") from None
+            raise VisionError(
+                f"model forward failed at input size {self.input_size}: {_cv2_reason(e)}; "
+                "check that the input size matches the model (an ONNX export's fixed size)"
+            ) from None
 
     def detect(self, image: np.ndarray) -> list:
         """Boxes in `image` pixels after the confidence threshold, class filter and class-wise NMS,
         clipped to the image, in canonical order (confidence desc, then class and corners)."""
         if image is None or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
-            raise VisionError(f"detect needs a BGR image of shape (h, w, 3), got "
-                              f"{None if image is None else image.shape}")
+            raise VisionError(
+                f"detect needs a BGR image of shape (h, w, 3), got {None if image is None else image.shape}"
+            )
         h, w = image.shape[:2]
         outputs = self.forward(image)
         if self.kind == "darknet":
             cand = decode_darknet(outputs, self.conf, w, h, self.class_ids)
         else:
-            cand = decode_onnx(outputs[0], self.conf, self.input_size, self.input_size, w, h,
-                               self.class_ids, len(self.names))
+            cand = decode_onnx(
+                outputs[0], self.conf, self.input_size, self.input_size, w, h, self.class_ids, len(self.names)
+            )
         if not len(cand):
             return []
         xywh = [[float(x1), float(y1), float(x2 - x1), float(y2 - y1)] for x1, y1, x2, y2 in cand.corners]
-        keep = cv2.dnn.NMSBoxesBatched(xywh, cand.scores.tolist(), cand.class_ids.tolist(),
-                                       self.conf, self.nms)
+        keep = cv2.dnn.NMSBoxesBatched(xywh, cand.scores.tolist(), cand.class_ids.tolist(), self.conf, self.nms)
         boxes = []
         for i in np.asarray(keep, dtype=np.int64).reshape(-1):
             x1, y1, x2, y2 = cand.corners[i]
-            boxes.append(Box(int(cand.class_ids[i]), float(cand.scores[i]),
-                             float(min(max(x1, 0.0), w)), float(min(max(y1, 0.0), h)),
-                             float(min(max(x2, 0.0), w)), float(min(max(y2, 0.0), h))))
+            boxes.append(
+                Box(
+                    int(cand.class_ids[i]),
+                    float(cand.scores[i]),
+                    float(min(max(x1, 0.0), w)),
+                    float(min(max(y1, 0.0), h)),
+                    float(min(max(x2, 0.0), w)),
+                    float(min(max(y2, 0.0), h)),
+                )
+            )
         return sort_boxes(boxes)
 
 

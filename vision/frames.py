@@ -36,8 +36,7 @@ def file_sha256(path) -> str:
     return h.hexdigest()
 
 
-def sampling_settings(every: int = 1, fps: float = None, max_frames: int = None,
-                      jpeg_quality: int = 95) -> dict:
+def sampling_settings(every: int = 1, fps: float = None, max_frames: int = None, jpeg_quality: int = 95) -> dict:
     """The sampling settings as recorded in video.json; VisionError if one is out of range."""
     if not isinstance(every, int) or isinstance(every, bool) or every < 1:
         raise VisionError(f"'every' must be an integer >= 1 (keep every N-th frame), got {every!r}")
@@ -49,8 +48,12 @@ def sampling_settings(every: int = 1, fps: float = None, max_frames: int = None,
         raise VisionError(f"max_frames must be an integer >= 1, got {max_frames!r}")
     if not isinstance(jpeg_quality, int) or not 1 <= jpeg_quality <= 100:
         raise VisionError(f"jpeg_quality must be an integer in 1..100, got {jpeg_quality!r}")
-    return {"every": every, "fps": None if fps is None else float(fps),
-            "max_frames": max_frames, "jpeg_quality": jpeg_quality}
+    return {
+        "every": every,
+        "fps": None if fps is None else float(fps),
+        "max_frames": max_frames,
+        "jpeg_quality": jpeg_quality,
+    }
 
 
 def keeps_frame(index: int, source_fps: float, every: int, fps: float) -> bool:
@@ -82,8 +85,12 @@ def frame_paths(out_dir, meta: dict) -> list:
 
 
 def _reusable(out_dir, meta, sha256: str, sampling: dict) -> bool:
-    return (meta is not None and meta.get("sha256") == sha256 and meta.get("sampling") == sampling
-            and all(p.is_file() for p in frame_paths(out_dir, meta)))
+    return (
+        meta is not None
+        and meta.get("sha256") == sha256
+        and meta.get("sampling") == sampling
+        and all(p.is_file() for p in frame_paths(out_dir, meta))
+    )
 
 
 def _open_video(path: Path):
@@ -94,8 +101,9 @@ def _open_video(path: Path):
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         cap.release()
-        raise VisionError(f"not a readable video: {path}; OpenCV/FFmpeg cannot open it "
-                          "(give a video file such as .mp4 or .avi)")
+        raise VisionError(
+            f"not a readable video: {path}; OpenCV/FFmpeg cannot open it (give a video file such as .mp4 or .avi)"
+        )
     return cap
 
 
@@ -105,8 +113,9 @@ def _remove_stale_images(images: Path, keep: set) -> None:
             p.unlink()
 
 
-def extract_frames(video_path, out_dir, every: int = 1, fps: float = None, max_frames: int = None,
-                   jpeg_quality: int = 95) -> dict:
+def extract_frames(
+    video_path, out_dir, every: int = 1, fps: float = None, max_frames: int = None, jpeg_quality: int = 95
+) -> dict:
     """Write sampled frames to `out_dir/images/000001.jpg ...` and describe them in video.json.
 
     every: keep every N-th source frame; fps: keep frames at about this rate instead (give one of
@@ -158,8 +167,10 @@ def extract_frames(video_path, out_dir, every: int = 1, fps: float = None, max_f
     if not names and header_count <= 0:
         raise VisionError(f"video has zero frames: {video_path}; nothing to annotate, give a video with frames")
     if not names:
-        raise VisionError(f"no frame of {video_path} decodes (its header announces {header_count}): "
-                          "the file is truncated or corrupt; re-encode or replace it")
+        raise VisionError(
+            f"no frame of {video_path} decodes (its header announces {header_count}): "
+            "the file is truncated or corrupt; re-encode or replace it"
+        )
     _remove_stale_images(images, {f"{n}.jpg" for n in names})
     meta = {
         "source": str(video_path.resolve()),

@@ -29,7 +29,7 @@ class LabelRow(NamedTuple):
 
 
 def _clip01(v: float) -> float:
-    return min(max(v, 0.0), 1.0) + 0.0   # + 0.0 turns -0.0 into 0.0 (no '-0.000000' in files)
+    return min(max(v, 0.0), 1.0) + 0.0  # + 0.0 turns -0.0 into 0.0 (no '-0.000000' in files)
 
 
 def _six(v: float) -> float:
@@ -84,8 +84,9 @@ def parse_label_line(line: str, where: str) -> LabelRow:
 
 def parse_labels(text: str, source: str) -> list:
     """Rows of a label file's text; blank lines are skipped; `source` names the file in errors."""
-    return [parse_label_line(line, f"{source}:{n}")
-            for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    return [
+        parse_label_line(line, f"{source}:{n}") for n, line in enumerate(text.splitlines(), start=1) if line.strip()
+    ]
 
 
 def read_yolo_labels(path) -> list:

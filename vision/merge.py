@@ -47,8 +47,9 @@ def check_merge_args(method: str, metric: str, threshold: float) -> None:
         raise VisionError(f"merge threshold must be in [0, 1], got {threshold!r}")
 
 
-def merge_boxes(boxes, method: str = "nms", metric: str = "iou", threshold: float = 0.5,
-                class_agnostic: bool = False) -> list:
+def merge_boxes(
+    boxes, method: str = "nms", metric: str = "iou", threshold: float = 0.5, class_agnostic: bool = False
+) -> list:
     """One box per object from overlapping detections, in canonical order.
 
     Two boxes match when they have the same class (any class if `class_agnostic`) and their
@@ -77,7 +78,13 @@ def merge_boxes(boxes, method: str = "nms", metric: str = "iou", threshold: floa
         free[matched] = False
         if method == "greedy" and len(matched):
             group = corners[np.concatenate(([i], matched))]
-            seed = Box(seed.cls, seed.conf, float(group[:, 0].min()), float(group[:, 1].min()),
-                       float(group[:, 2].max()), float(group[:, 3].max()))
+            seed = Box(
+                seed.cls,
+                seed.conf,
+                float(group[:, 0].min()),
+                float(group[:, 1].min()),
+                float(group[:, 2].max()),
+                float(group[:, 3].max()),
+            )
         kept.append(seed)
     return sort_boxes(kept)

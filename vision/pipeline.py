@@ -48,8 +48,9 @@ def prepare_video(video, video_dir, settings: AnnotateSettings) -> dict:
 
 def plan_tiles(video_meta: dict, settings: AnnotateSettings) -> list:
     """The tiles of every frame of this video (all frames have the video's size)."""
-    return tile_grid(video_meta["width"], video_meta["height"], settings.tile, settings.tile_h,
-                     settings.overlap, settings.full_frame)
+    return tile_grid(
+        video_meta["width"], video_meta["height"], settings.tile, settings.tile_h, settings.overlap, settings.full_frame
+    )
 
 
 def tile_jobs(video_meta: dict, tiles) -> list:
@@ -61,7 +62,7 @@ def chunk_jobs(jobs, tiles_per_task: int) -> list:
     """Jobs cut into consecutive chunks of at most `tiles_per_task` (one task each)."""
     if not isinstance(tiles_per_task, int) or tiles_per_task < 1:
         raise VisionError(f"tiles per task must be an integer >= 1, got {tiles_per_task!r}")
-    return [jobs[i:i + tiles_per_task] for i in range(0, len(jobs), tiles_per_task)]
+    return [jobs[i : i + tiles_per_task] for i in range(0, len(jobs), tiles_per_task)]
 
 
 def read_frame(frame_path) -> "cv2.Mat":
@@ -81,7 +82,7 @@ def detect_tiles(frame_path, tiles, detector) -> list:
     boxes = []
     for tile in tiles:
         t = Tile(*tile)
-        boxes.extend(to_frame(detector.detect(image[t.y:t.y + t.h, t.x:t.x + t.w]), t))
+        boxes.extend(to_frame(detector.detect(image[t.y : t.y + t.h, t.x : t.x + t.w]), t))
     return boxes
 
 
@@ -94,8 +95,9 @@ def detect_jobs(video_dir, jobs, detector) -> dict:
     for name, tile in jobs:
         by_frame.setdefault(name, []).append(Tile.from_json(tile))
     images = Path(video_dir) / IMAGES_DIR
-    return {name: boxes_to_json(detect_tiles(images / f"{name}.jpg", tiles, detector))
-            for name, tiles in by_frame.items()}
+    return {
+        name: boxes_to_json(detect_tiles(images / f"{name}.jpg", tiles, detector)) for name, tiles in by_frame.items()
+    }
 
 
 def gather_detections(chunk_results) -> dict:
@@ -109,8 +111,7 @@ def gather_detections(chunk_results) -> dict:
 
 def merge_frame_boxes(boxes, settings: AnnotateSettings) -> list:
     """One box per object across the tiles of a frame, with the settings' merge options."""
-    return merge_boxes(boxes, settings.merge, settings.metric, settings.merge_threshold,
-                       settings.class_agnostic)
+    return merge_boxes(boxes, settings.merge, settings.metric, settings.merge_threshold, settings.class_agnostic)
 
 
 def label_frame(label_path, boxes, settings: AnnotateSettings, width: int, height: int) -> list:
@@ -134,8 +135,15 @@ def label_frames(video_dir, video_meta: dict, boxes_by_frame: dict, settings: An
             stale.unlink()
     written = 0
     for name in video_meta["frames"]:
-        written += len(label_frame(labels / f"{name}.txt", boxes_by_frame.get(name, []), settings,
-                                   video_meta["width"], video_meta["height"]))
+        written += len(
+            label_frame(
+                labels / f"{name}.txt",
+                boxes_by_frame.get(name, []),
+                settings,
+                video_meta["width"],
+                video_meta["height"],
+            )
+        )
     return written
 
 
@@ -159,10 +167,13 @@ def format_counts(counts: dict) -> str:
 
 def annotation_record(video_meta: dict, settings: AnnotateSettings, static_rows=None) -> dict:
     """What the labels depend on: source checksum, settings fingerprint, static boxes."""
-    static_sha = None if static_rows is None else \
-        hashlib.sha256(format_labels(static_rows).encode("ascii")).hexdigest()
-    return {"video_sha256": video_meta["sha256"], "settings": settings.fingerprint(),
-            "static_sha256": static_sha, "frames": list(video_meta["frames"])}
+    static_sha = None if static_rows is None else hashlib.sha256(format_labels(static_rows).encode("ascii")).hexdigest()
+    return {
+        "video_sha256": video_meta["sha256"],
+        "settings": settings.fingerprint(),
+        "static_sha256": static_sha,
+        "frames": list(video_meta["frames"]),
+    }
 
 
 def reusable_summary(video_dir, video_meta: dict, settings: AnnotateSettings, static_rows=None):
@@ -217,11 +228,13 @@ def finish_video(video_dir, video_meta: dict, settings: AnnotateSettings, static
 def write_video_previews(video_dir, settings: AnnotateSettings) -> None:
     """previews/ (every frame with its boxes) and contact_sheet.png, with the model's class names."""
     from .preview import write_previews
+
     write_previews(video_dir, read_classes(settings.model.names))
 
 
-def annotate_video(video, out_dir, settings: AnnotateSettings, static=None, progress=None,
-                   preview: bool = False) -> dict:
+def annotate_video(
+    video, out_dir, settings: AnnotateSettings, static=None, progress=None, preview: bool = False
+) -> dict:
     """Annotate one video in this process; the reference for the distributed run.
 
     out_dir: dataset root; the video's files go to `video_out_dir(out_dir, video)`.

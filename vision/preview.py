@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import VisionError
 from .files import write_bytes_atomic
-from .frames import IMAGES_DIR, FRAME_IMAGE_NAME
+from .frames import FRAME_IMAGE_NAME, IMAGES_DIR
 from .labels import read_yolo_labels, row_to_box
 
 PREVIEWS_DIR = "previews"
@@ -40,8 +40,7 @@ def draw_boxes(image: np.ndarray, boxes, names) -> np.ndarray:
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
         top = max(p1[1] - th - base - 2, 0)
         cv2.rectangle(out, (p1[0], top), (p1[0] + tw + 2, top + th + base + 2), color, -1)
-        cv2.putText(out, text, (p1[0] + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                    (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(out, text, (p1[0] + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     return out
 
 
@@ -50,15 +49,19 @@ def contact_sheet(images, columns: int = 6, cell_width: int = 256) -> np.ndarray
     are as tall as the tallest scaled image, unused space black."""
     if not images:
         raise VisionError("contact sheet needs at least one image")
-    scaled = [cv2.resize(im, (cell_width, max(1, round(im.shape[0] * cell_width / im.shape[1]))),
-                         interpolation=cv2.INTER_AREA) for im in images]
+    scaled = [
+        cv2.resize(
+            im, (cell_width, max(1, round(im.shape[0] * cell_width / im.shape[1]))), interpolation=cv2.INTER_AREA
+        )
+        for im in images
+    ]
     cell_h = max(s.shape[0] for s in scaled)
     columns = min(columns, len(scaled))
     rows = math.ceil(len(scaled) / columns)
     sheet = np.zeros((rows * cell_h, columns * cell_width, 3), dtype=np.uint8)
     for i, s in enumerate(scaled):
         y, x = (i // columns) * cell_h, (i % columns) * cell_width
-        sheet[y:y + s.shape[0], x:x + cell_width] = s
+        sheet[y : y + s.shape[0], x : x + cell_width] = s
     return sheet
 
 
@@ -66,8 +69,7 @@ def evenly_spaced(items, count: int) -> list:
     """At most `count` items spread evenly over the list, first and last included."""
     if len(items) <= count:
         return list(items)
-    return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)] if count > 1 \
-        else [items[0]]
+    return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)] if count > 1 else [items[0]]
 
 
 def write_image(path, image: np.ndarray, quality: int = 90) -> Path:
@@ -80,8 +82,7 @@ def write_image(path, image: np.ndarray, quality: int = 90) -> Path:
     return write_bytes_atomic(path, data.tobytes())
 
 
-def write_previews(video_dir, names, sheet_frames: int = 36, columns: int = 6,
-                   cell_width: int = 256) -> Path:
+def write_previews(video_dir, names, sheet_frames: int = 36, columns: int = 6, cell_width: int = 256) -> Path:
     """previews/NNNNNN.jpg for every frame (boxes from labels/), and contact_sheet.png from up to
     `sheet_frames` of them spread over the video. Returns the contact sheet's path."""
     video_dir = Path(video_dir)

@@ -74,8 +74,9 @@ class AnnotateSettings:
     conf: float = _setting(0.25, "Confidence threshold.")
     nms: float = _setting(0.45, "IoU of the NMS within a tile.")
     classes: tuple = _setting((), "Comma-separated class names to keep (default: all).")
-    merge: str = _setting("nms", "Across tile borders: keep the best box (nms) or join cut pieces (greedy).",
-                          choices=MERGE_METHODS)
+    merge: str = _setting(
+        "nms", "Across tile borders: keep the best box (nms) or join cut pieces (greedy).", choices=MERGE_METHODS
+    )
     metric: str = _setting("ios", "Overlap that matches boxes across tiles.", choices=MERGE_METRICS)
     merge_threshold: float = _setting(0.5, "Overlap above which two boxes are one object.")
     class_agnostic: bool = _setting(False, "Merge boxes of different classes too.")
@@ -119,14 +120,14 @@ class AnnotateSettings:
         model = data.get("model") or {}
         model_known = {f.name for f in dataclasses.fields(ModelSpec)}
         if set(model) - model_known:
-            raise VisionError(f"unknown model settings {sorted(set(model) - model_known)}; "
-                              f"known: {sorted(model_known)}")
+            raise VisionError(
+                f"unknown model settings {sorted(set(model) - model_known)}; known: {sorted(model_known)}"
+            )
         return cls(**{**data, "model": ModelSpec(**model)})
 
     def sampling(self) -> dict:
         """Keyword arguments of `extract_frames`."""
-        return {"every": self.every, "fps": self.fps, "max_frames": self.max_frames,
-                "jpeg_quality": self.jpeg_quality}
+        return {"every": self.every, "fps": self.fps, "max_frames": self.max_frames, "jpeg_quality": self.jpeg_quality}
 
     def detector_spec(self) -> dict:
         """The spec of `get_detector`: model files, input size, thresholds, class filter."""

@@ -33,8 +33,10 @@ def read_static_labels(path) -> list:
     except FileNotFoundError:
         raise VisionError(f"static labels file not found: {path}; check the --static path") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise VisionError(f"cannot read static labels {path}: {e.__class__.__name__}; "
-                          "give a YOLO label text file (LabelImg, YOLO format)") from None
+        raise VisionError(
+            f"cannot read static labels {path}: {e.__class__.__name__}; "
+            "give a YOLO label text file (LabelImg, YOLO format)"
+        ) from None
     return [LabelRow(r.cls, *(float(f"{v:.6f}") for v in r[1:])) for r in parse_labels(text, str(path))]
 
 
@@ -77,8 +79,13 @@ def propagate_static(labels_dir, static_rows) -> int:
 
 def _median_row(cls: int, members: list) -> LabelRow:
     c = np.median(_corners(members), axis=0)
-    return LabelRow(cls, float(f"{(c[0] + c[2]) / 2:.6f}"), float(f"{(c[1] + c[3]) / 2:.6f}"),
-                    float(f"{c[2] - c[0]:.6f}"), float(f"{c[3] - c[1]:.6f}"))
+    return LabelRow(
+        cls,
+        float(f"{(c[0] + c[2]) / 2:.6f}"),
+        float(f"{(c[1] + c[3]) / 2:.6f}"),
+        float(f"{c[2] - c[0]:.6f}"),
+        float(f"{c[3] - c[1]:.6f}"),
+    )
 
 
 def find_static_rows(frames_rows, iou: float = 0.7, min_fraction: float = 0.9) -> list:
@@ -97,10 +104,15 @@ def find_static_rows(frames_rows, iou: float = 0.7, min_fraction: float = 0.9) -
         ref_array = np.array(refs, dtype=np.float64).reshape(-1, 4)
         class_array = np.array(classes, dtype=np.int64)
         for r in rows:
-            hit = np.flatnonzero((class_array == r.cls)
-                                 & (np.array(last[:known]) != f)
-                                 & (overlap_with(np.array(r.corners()), ref_array, "iou") >= iou)) \
-                if known else []
+            hit = (
+                np.flatnonzero(
+                    (class_array == r.cls)
+                    & (np.array(last[:known]) != f)
+                    & (overlap_with(np.array(r.corners()), ref_array, "iou") >= iou)
+                )
+                if known
+                else []
+            )
             if len(hit):
                 members[hit[0]].append(r)
                 last[hit[0]] = f
@@ -110,12 +122,10 @@ def find_static_rows(frames_rows, iou: float = 0.7, min_fraction: float = 0.9) -
                 members.append([r])
                 last.append(f)
     n = len(frames_rows)
-    return [_median_row(cls, group) for cls, group in zip(classes, members)
-            if n and len(group) / n >= min_fraction]
+    return [_median_row(cls, group) for cls, group in zip(classes, members) if n and len(group) / n >= min_fraction]
 
 
-def suggest_static(labels_dir, iou: float = 0.7, min_fraction: float = 0.9, out_path=None,
-                   ignore=()) -> list:
+def suggest_static(labels_dir, iou: float = 0.7, min_fraction: float = 0.9, out_path=None, ignore=()) -> list:
     """Static-object suggestions from the per-frame labels in `labels_dir`.
 
     Rows equal to one in `ignore` (the static rows already propagated) are left out, so the
@@ -124,8 +134,7 @@ def suggest_static(labels_dir, iou: float = 0.7, min_fraction: float = 0.9, out_
     `labels/` by convention), ready to copy into `static_labels.txt`.
     """
     ignored = set(ignore)
-    frames_rows = [[r for r in read_yolo_labels(p) if r not in ignored]
-                   for p in frame_label_files(labels_dir)]
+    frames_rows = [[r for r in read_yolo_labels(p) if r not in ignored] for p in frame_label_files(labels_dir)]
     rows = find_static_rows(frames_rows, iou, min_fraction)
     if out_path is not None:
         write_text_atomic(out_path, format_labels(rows))

@@ -49,8 +49,9 @@ def axis_starts(length: int, size: int, overlap: float) -> list:
 MAX_TILE = 16384  # pixels; larger is a typo, not a frame (8K video is 7680 wide)
 
 
-def tile_grid(width: int, height: int, tile_w: int, tile_h: int = None, overlap: float = 0.2,
-              full_frame: bool = False) -> list:
+def tile_grid(
+    width: int, height: int, tile_w: int, tile_h: int = None, overlap: float = 0.2, full_frame: bool = False
+) -> list:
     """Tiles covering a `width` x `height` frame, row by row, left to right.
 
     tile_w, tile_h: tile size in pixels (tile_h defaults to tile_w); a tile is never larger than
@@ -59,20 +60,24 @@ def tile_grid(width: int, height: int, tile_w: int, tile_h: int = None, overlap:
     tile), so objects larger than a tile are also seen uncut.
     """
     tile_h = tile_w if tile_h is None else tile_h
-    for name, value in (("frame width", width), ("frame height", height),
-                        ("tile width", tile_w), ("tile height", tile_h)):
+    for name, value in (
+        ("frame width", width),
+        ("frame height", height),
+        ("tile width", tile_w),
+        ("tile height", tile_h),
+    ):
         if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
             raise VisionError(f"{name} must be a positive integer of pixels, got {value!r}")
     if max(tile_w, tile_h) > MAX_TILE:
-        raise VisionError(f"tile of {max(tile_w, tile_h)} px is larger than any video frame (max {MAX_TILE}); "
-                          "a tile larger than the frame is cut to the frame, so give at most the frame size")
+        raise VisionError(
+            f"tile of {max(tile_w, tile_h)} px is larger than any video frame (max {MAX_TILE}); "
+            "a tile larger than the frame is cut to the frame, so give at most the frame size"
+        )
     if not isinstance(overlap, (int, float)) or not 0.0 <= overlap < 1.0:
         raise VisionError(f"tile overlap must be a ratio in [0, 1), got {overlap!r}")
     width, height, tile_w, tile_h = int(width), int(height), int(tile_w), int(tile_h)
     w, h = min(tile_w, width), min(tile_h, height)
-    tiles = [Tile(x, y, w, h)
-             for y in axis_starts(height, h, overlap)
-             for x in axis_starts(width, w, overlap)]
+    tiles = [Tile(x, y, w, h) for y in axis_starts(height, h, overlap) for x in axis_starts(width, w, overlap)]
     whole = Tile(0, 0, width, height)
     if full_frame and tiles != [whole]:
         tiles.append(whole)

@@ -33,8 +33,10 @@ class Candidates:
 def onnx_layout(shape) -> str:
     """'yolov5' for (1, anchors, 5+C), 'yolov8' for (1, 4+C, anchors); VisionError otherwise."""
     if len(shape) != 3 or shape[0] != 1 or min(shape[1:]) < 5:
-        raise VisionError(f"unsupported ONNX output shape {tuple(shape)}; expected a YOLOv5 "
-                          "(1, anchors, 5+classes) or YOLOv8 (1, 4+classes, anchors) export")
+        raise VisionError(
+            f"unsupported ONNX output shape {tuple(shape)}; expected a YOLOv5 "
+            "(1, anchors, 5+classes) or YOLOv8 (1, 4+classes, anchors) export"
+        )
     return "yolov5" if shape[1] > shape[2] else "yolov8"
 
 
@@ -48,20 +50,27 @@ def _select(cxcywh, class_scores, conf, class_ids_allowed, scale_x, scale_y) -> 
     if class_ids_allowed is not None:
         keep &= np.isin(best, np.asarray(sorted(class_ids_allowed), dtype=np.int64))
     b = cxcywh[keep].astype(np.float64)
-    corners = np.stack([(b[:, 0] - b[:, 2] / 2) * scale_x, (b[:, 1] - b[:, 3] / 2) * scale_y,
-                        (b[:, 0] + b[:, 2] / 2) * scale_x, (b[:, 1] + b[:, 3] / 2) * scale_y], axis=1)
+    corners = np.stack(
+        [
+            (b[:, 0] - b[:, 2] / 2) * scale_x,
+            (b[:, 1] - b[:, 3] / 2) * scale_y,
+            (b[:, 0] + b[:, 2] / 2) * scale_x,
+            (b[:, 1] + b[:, 3] / 2) * scale_y,
+        ],
+        axis=1,
+    )
     return Candidates(corners, best[keep], score[keep])
 
 
-def decode_darknet(outputs, conf: float, image_w: int, image_h: int,
-                   class_ids=None) -> Candidates:
+def decode_darknet(outputs, conf: float, image_w: int, image_h: int, class_ids=None) -> Candidates:
     """Candidates from OpenCV Darknet output layers, in image pixels (coordinates are 0..1)."""
     rows = np.concatenate([np.asarray(o).reshape(-1, np.asarray(o).shape[-1]) for o in outputs])
     return _select(rows[:, :4], rows[:, 5:], conf, class_ids, image_w, image_h)
 
 
-def decode_onnx(output, conf: float, input_w: int, input_h: int, image_w: int, image_h: int,
-                class_ids=None, num_classes: int = None) -> Candidates:
+def decode_onnx(
+    output, conf: float, input_w: int, input_h: int, image_w: int, image_h: int, class_ids=None, num_classes: int = None
+) -> Candidates:
     """Candidates from a YOLOv5 or YOLOv8 ONNX output, in image pixels.
 
     The net saw the image resized to input_w x input_h, so coordinates scale by image/input.
@@ -78,6 +87,8 @@ def decode_onnx(output, conf: float, input_w: int, input_h: int, image_w: int, i
         scores = rows[:, 4:]
         width = 4
     if num_classes is not None and rows.shape[1] != width + num_classes:
-        raise VisionError(f"ONNX output has {rows.shape[1] - width} classes ({layout} layout) but the "
-                          f"names file lists {num_classes}; give the names the model was trained on")
+        raise VisionError(
+            f"ONNX output has {rows.shape[1] - width} classes ({layout} layout) but the "
+            f"names file lists {num_classes}; give the names the model was trained on"
+        )
     return _select(rows[:, :4], scores, conf, class_ids, image_w / input_w, image_h / input_h)

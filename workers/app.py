@@ -4,6 +4,7 @@ Settings that decide whether work is lost (docs/design.md says why): JSON only, 
 redelivery when a worker dies, one reserved task per process, a visibility timeout longer
 than the longest task, results that expire, and task events on so Flower sees every task.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,7 @@ TASK_MODULES = ["tasks.smoke", "tasks.annotate", "tasks.trial"]
 
 def make_app(cfg: config.Config | None = None) -> Celery:
     cfg = cfg or config.load()
-    app = Celery("cvfleet", broker=cfg.redis_url, backend=cfg.redis_url,
-                 include=TASK_MODULES)
+    app = Celery("cvfleet", broker=cfg.redis_url, backend=cfg.redis_url, include=TASK_MODULES)
     vt = {"visibility_timeout": cfg.visibility_timeout}
     app.conf.update(
         task_serializer="json",
@@ -73,9 +73,11 @@ def _pin_threads(**_):
     threads = int(os.environ.get("CVFLEET_THREADS_PER_PROCESS", "1"))
     import numpy  # noqa: F401  (load BLAS before limiting it)
     from threadpoolctl import threadpool_limits
+
     threadpool_limits(threads)
     try:
         import cv2
+
         cv2.setNumThreads(threads)
     except ImportError:
         pass

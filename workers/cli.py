@@ -1,4 +1,5 @@
 """The `cvfleet` command: one group, each job's commands in workers/commands/."""
+
 from __future__ import annotations
 
 import sys
@@ -26,8 +27,20 @@ def cli():
     """
 
 
-for command in (fleet.up, fleet.down, fleet.status, fleet.worker, fleet.flower, fleet.smoke,
-                assets.assets, annotate.annotate, annotate.batch, sweep.sweep, train.train, train.evaluate):
+for command in (
+    fleet.up,
+    fleet.down,
+    fleet.status,
+    fleet.worker,
+    fleet.flower,
+    fleet.smoke,
+    assets.assets,
+    annotate.annotate,
+    annotate.batch,
+    sweep.sweep,
+    train.train,
+    train.evaluate,
+):
     cli.add_command(command)
 
 

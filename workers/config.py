@@ -3,6 +3,7 @@
 Every setting has a default that works on one laptop; docker-compose and remote workers override
 them with environment variables (see README "Configuration").
 """
+
 from __future__ import annotations
 
 import os
@@ -31,13 +32,13 @@ REDIS_PASSWORD_FILE = "redis.password"  # in the fleet dir, mode 0600, written b
 
 @dataclass(frozen=True)
 class Config:
-    redis_url: str        # with the local fleet's password filled in when it has one (never print it)
-    data: Path            # storage root: frames, labels, weights, fleet state
-    cache: Path           # fetched assets (models, sample video, data sets)
+    redis_url: str  # with the local fleet's password filled in when it has one (never print it)
+    data: Path  # storage root: frames, labels, weights, fleet state
+    cache: Path  # fetched assets (models, sample video, data sets)
     flower_port: int
     flower_user: str
     visibility_timeout: int  # seconds; must exceed the longest task
-    task_time_limit: int     # seconds; hard limit, a little below visibility_timeout
+    task_time_limit: int  # seconds; hard limit, a little below visibility_timeout
 
     @property
     def fleet_dir(self) -> Path:

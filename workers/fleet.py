@@ -8,6 +8,7 @@ Redis is locked even on loopback: a batch record names the roots that path confi
 any local user who could write one could point workers at their files. The password reaches the
 workers and Flower through the environment (CVFLEET_REDIS_PASSWORD), never argv.
 """
+
 from __future__ import annotations
 
 import json
@@ -115,6 +116,7 @@ def _wait(what: str, ready, timeout: float, log: Path, procs: list[subprocess.Po
 
 def _redis_ready(url: str):
     import redis
+
     client = redis.Redis.from_url(url, socket_timeout=1)
     return lambda: client.ping()
 
@@ -123,10 +125,12 @@ def _flower_ready(port: int, user: str, password: str):
     token = b64encode(f"{user}:{password}".encode()).decode()
 
     def ready() -> bool:
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/healthcheck",
-                                     headers={"Authorization": f"Basic {token}"})
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/healthcheck", headers={"Authorization": f"Basic {token}"}
+        )
         with urllib.request.urlopen(req, timeout=1) as r:
             return r.status == 200
+
     return ready
 
 
@@ -138,22 +142,53 @@ def worker_env(concurrency: int, redis_password: str | None = None) -> dict:
     env = dict(os.environ)
     if redis_password:
         env["CVFLEET_REDIS_PASSWORD"] = redis_password
-    env.update(OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
-               CVFLEET_THREADS_PER_PROCESS=threads, PYTHONUNBUFFERED="1")
+    env.update(
+        OPENBLAS_NUM_THREADS=threads,
+        OMP_NUM_THREADS=threads,
+        MKL_NUM_THREADS=threads,
+        CVFLEET_THREADS_PER_PROCESS=threads,
+        PYTHONUNBUFFERED="1",
+    )
     return env
 
 
 def worker_command(concurrency: int, queues: str, name: str, logfile: Path | None = None) -> list[str]:
-    cmd = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", queues,
-           "-c", str(concurrency), "-n", name, "--loglevel", "INFO", "-E"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.app",
+        "worker",
+        "-Q",
+        queues,
+        "-c",
+        str(concurrency),
+        "-n",
+        name,
+        "--loglevel",
+        "INFO",
+        "-E",
+    ]
     if logfile:
         cmd += ["--logfile", str(logfile)]
     return cmd
 
 
 def flower_command(port: int, address: str, db: Path) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "workers.app", "flower", f"--address={address}",
-            f"--port={port}", "--persistent=True", f"--db={db}", "--state_save_interval=10000"]
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.app",
+        "flower",
+        f"--address={address}",
+        f"--port={port}",
+        "--persistent=True",
+        f"--db={db}",
+        "--state_save_interval=10000",
+    ]
 
 
 def flower_env(user: str, password: str, redis_password: str | None = None) -> dict:
@@ -167,8 +202,9 @@ def flower_env(user: str, password: str, redis_password: str | None = None) -> d
 
 def _spawn(cmd: list[str], log: Path, env: dict) -> subprocess.Popen:
     with open(log, "ab") as out:
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, start_new_session=True)
+        return subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+        )
 
 
 def running(cfg: config.Config) -> dict | None:
@@ -191,10 +227,14 @@ def up(concurrency: int | None = None, cfg: config.Config | None = None, timeout
     if read_state(cfg) or _fleet_redis_pid(cfg):  # a fleet that half died: clear what is left of it first
         down(cfg)
     if cfg.redis_host not in LOOPBACK:
-        raise FleetError(f"CVFLEET_REDIS_URL points at {cfg.redis_host}; `cvfleet up` runs Redis on this "
-                         "machine only: use `cvfleet worker` to join a remote Redis")
-    for port, what, var in ((cfg.redis_port, "Redis", "CVFLEET_REDIS_URL=redis://127.0.0.1:PORT/0"),
-                            (cfg.flower_port, "Flower", "CVFLEET_FLOWER_PORT=PORT")):
+        raise FleetError(
+            f"CVFLEET_REDIS_URL points at {cfg.redis_host}; `cvfleet up` runs Redis on this "
+            "machine only: use `cvfleet worker` to join a remote Redis"
+        )
+    for port, what, var in (
+        (cfg.redis_port, "Redis", "CVFLEET_REDIS_URL=redis://127.0.0.1:PORT/0"),
+        (cfg.flower_port, "Flower", "CVFLEET_FLOWER_PORT=PORT"),
+    ):
         if not port_free(port):
             raise FleetError(f"port {port} for {what} is already taken by another program: stop it or set {var}")
     concurrency = concurrency or os.cpu_count() or 1
@@ -208,13 +248,20 @@ def up(concurrency: int | None = None, cfg: config.Config | None = None, timeout
         redis_proc = start_redis(binary, cfg.redis_port, d / "redis", d / "redis.log", secret)
         procs.append(redis_proc)
         _wait("Redis", _redis_ready(cfg.redis_url), 20, d / "redis.log", procs)
-        worker = _spawn(worker_command(concurrency, "video,detect,train", f"fleet@{socket.gethostname()}",
-                                       d / "worker.log"), d / "worker.out", worker_env(concurrency, secret))
+        worker = _spawn(
+            worker_command(concurrency, "video,detect,train", f"fleet@{socket.gethostname()}", d / "worker.log"),
+            d / "worker.out",
+            worker_env(concurrency, secret),
+        )
         procs.append(worker)
-        flower = _spawn(flower_command(cfg.flower_port, "127.0.0.1", d / "flower.db"), d / "flower.log",
-                        flower_env(cfg.flower_user, password, secret))
+        flower = _spawn(
+            flower_command(cfg.flower_port, "127.0.0.1", d / "flower.db"),
+            d / "flower.log",
+            flower_env(cfg.flower_user, password, secret),
+        )
         procs.append(flower)
         from workers.app import make_app
+
         app = make_app(cfg)
         _wait("the Celery worker", lambda: bool(app.control.ping(timeout=0.5)), timeout, d / "worker.log", procs)
         _wait("Flower", _flower_ready(cfg.flower_port, cfg.flower_user, password), 30, d / "flower.log", procs)
@@ -222,9 +269,14 @@ def up(concurrency: int | None = None, cfg: config.Config | None = None, timeout
         for p in reversed(procs):
             _stop_group(p.pid)
         raise
-    state = {"pids": {"redis": redis_proc.pid, "worker": worker.pid, "flower": flower.pid},
-             "redis_url": cfg.redis_url_public, "redis_binary": str(binary), "flower_url": cfg.flower_url,
-             "concurrency": concurrency, "started": time.time()}
+    state = {
+        "pids": {"redis": redis_proc.pid, "worker": worker.pid, "flower": flower.pid},
+        "redis_url": cfg.redis_url_public,
+        "redis_binary": str(binary),
+        "flower_url": cfg.flower_url,
+        "concurrency": concurrency,
+        "started": time.time(),
+    }
     tmp = _state_file(cfg).with_suffix(".tmp")
     tmp.write_text(json.dumps(state, indent=2))
     tmp.replace(_state_file(cfg))
@@ -276,8 +328,11 @@ def _fleet_redis_pid(cfg: config.Config) -> int | None:
     pid changed. Anything else on that port is not ours and is never touched."""
     ours = (cfg.fleet_dir / "redis").resolve()
     try:
-        listeners = [c.pid for c in psutil.net_connections(kind="tcp")
-                     if c.status == psutil.CONN_LISTEN and c.laddr.port == cfg.redis_port and c.pid]
+        listeners = [
+            c.pid
+            for c in psutil.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == cfg.redis_port and c.pid
+        ]
     except psutil.Error:
         return None
     for pid in listeners:
@@ -328,28 +383,43 @@ def down(cfg: config.Config | None = None) -> list[str]:
 def require_redis(cfg: config.Config):
     """A connected client, or a one-line FleetError saying how to get one."""
     import redis
+
     client = redis.Redis.from_url(cfg.redis_url, socket_timeout=5, decode_responses=True)
     try:
         client.ping()
     except redis.AuthenticationError:
-        raise FleetError(f"Redis at {cfg.redis_host}:{cfg.redis_port} refused the password: "
-                         "put the right one in CVFLEET_REDIS_URL (redis://:PASSWORD@host:port/0)") from None
+        raise FleetError(
+            f"Redis at {cfg.redis_host}:{cfg.redis_port} refused the password: "
+            "put the right one in CVFLEET_REDIS_URL (redis://:PASSWORD@host:port/0)"
+        ) from None
     except redis.RedisError as e:
-        raise FleetError(f"Redis at {cfg.redis_host}:{cfg.redis_port} is unreachable ({e.__class__.__name__}): "
-                         "start the fleet with `cvfleet up` or set CVFLEET_REDIS_URL") from None
+        raise FleetError(
+            f"Redis at {cfg.redis_host}:{cfg.redis_port} is unreachable ({e.__class__.__name__}): "
+            "start the fleet with `cvfleet up` or set CVFLEET_REDIS_URL"
+        ) from None
     return client
 
 
 def status(cfg: config.Config | None = None) -> dict:
     """Workers that answer a ping, queue lengths in Redis, and where Flower is."""
     from workers.app import QUEUES, make_app
+
     cfg = cfg or config.load()
     client = require_redis(cfg)
     replies = make_app(cfg).control.inspect(timeout=1.0).stats() or {}
-    workers = {name: {"pool": s.get("pool", {}).get("max-concurrency"), "pid": s.get("pid"),
-                      "tasks": sum(s.get("total", {}).values())} for name, s in sorted(replies.items())}
+    workers = {
+        name: {
+            "pool": s.get("pool", {}).get("max-concurrency"),
+            "pid": s.get("pid"),
+            "tasks": sum(s.get("total", {}).values()),
+        }
+        for name, s in sorted(replies.items())
+    }
     state = read_state(cfg)
-    return {"redis": cfg.redis_url.split("@")[-1], "workers": workers,
-            "queues": {q: client.llen(q) for q in QUEUES},
-            "flower": cfg.flower_url if state else None,
-            "local_fleet": bool(state and running(cfg))}
+    return {
+        "redis": cfg.redis_url.split("@")[-1],
+        "workers": workers,
+        "queues": {q: client.llen(q) for q in QUEUES},
+        "flower": cfg.flower_url if state else None,
+        "local_fleet": bool(state and running(cfg)),
+    }

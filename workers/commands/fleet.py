@@ -1,4 +1,5 @@
 """`cvfleet up | down | status | worker | flower | smoke`: run and inspect the fleet."""
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,13 @@ from workers.commands.base import command
 
 
 @command()
-@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None,
-              help="Worker processes (default: one per core, each with one OpenCV/BLAS thread).")
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes (default: one per core, each with one OpenCV/BLAS thread).",
+)
 def up(concurrency):
     """Start the local fleet: a real Redis (loopback, AOF), Celery workers on every queue
     (video, detect, train) and Flower with basic auth. Running it twice starts nothing new."""
@@ -21,8 +27,10 @@ def up(concurrency):
     s = started.state
     cfg = config.load()
     word = "already running" if started.already_running else "started"
-    click.echo(f"fleet {word}: redis {s['redis_url']} (pid {s['pids']['redis']}, {s['redis_binary']}), "
-               f"worker pid {s['pids']['worker']} x{s['concurrency']} processes, flower pid {s['pids']['flower']}")
+    click.echo(
+        f"fleet {word}: redis {s['redis_url']} (pid {s['pids']['redis']}, {s['redis_binary']}), "
+        f"worker pid {s['pids']['worker']} x{s['concurrency']} processes, flower pid {s['pids']['flower']}"
+    )
     click.echo(f"Flower: {s['flower_url']}  user: {cfg.flower_user}  password: {started.password}")
     click.echo(f"data root: {cfg.data}   logs: {cfg.fleet_dir}")
 
@@ -48,15 +56,22 @@ def status():
 
 
 @command()
-@click.option("--queues", "-Q", default="video,detect,train", show_default=True,
-              help="Comma-separated queues to consume: video, detect, train.")
-@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None,
-              help="Pool processes (default: one per core).")
+@click.option(
+    "--queues",
+    "-Q",
+    default="video,detect,train",
+    show_default=True,
+    help="Comma-separated queues to consume: video, detect, train.",
+)
+@click.option(
+    "--concurrency", "-c", type=click.IntRange(min=1), default=None, help="Pool processes (default: one per core)."
+)
 @click.option("--name", "-n", default=None, help="Unique worker name (default: QUEUES@hostname).")
 def worker(queues, concurrency, name):
     """Run one Celery worker in the foreground against CVFLEET_REDIS_URL (what docker-compose and
     extra machines run; BLAS/OpenCV threads are pinned per process)."""
     from workers.app import QUEUES
+
     bad = [q for q in queues.split(",") if q not in QUEUES]
     if bad:
         raise click.BadParameter(f"unknown queue {bad[0]!r}; choose from {', '.join(QUEUES)}", param_hint="--queues")
@@ -84,11 +99,14 @@ def smoke(n):
     """Send N small tasks through the broker and print their JSON results."""
     from celery import group
     from tqdm import tqdm
+
     from tasks.smoke import square
+
     fleet.require_redis(config.load())
     result = group(square.s(i) for i in range(n)).apply_async()
     with tqdm(total=n, desc="smoke tasks", unit="task", disable=None) as bar:  # no bar off a terminal
         import time
+
         while not result.ready():
             bar.n = result.completed_count()
             bar.refresh()

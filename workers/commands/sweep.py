@@ -9,6 +9,7 @@
 
 Grid syntax: tasks/sweep_grid.py (data options, [fixed] and [sweep] tables of recipe keys).
 """
+
 from __future__ import annotations
 
 import csv
@@ -39,13 +40,16 @@ def _redis():
 def _resolve(sweep_id: str) -> str:
     """The full sweep id for an id or a unique prefix of one."""
     from tasks import sweep_store
+
     if sweep_store.sweep(sweep_id):
         return sweep_id
     matches = [s for s in sweep_store.sweep_ids(10_000) if s.startswith(sweep_id)]
     if len(matches) == 1:
         return matches[0]
     if matches:
-        raise click.ClickException(f"{sweep_id!r} matches {len(matches)} sweeps ({', '.join(matches[:4])}): give more of it")
+        raise click.ClickException(
+            f"{sweep_id!r} matches {len(matches)} sweeps ({', '.join(matches[:4])}): give more of it"
+        )
     raise click.ClickException(f"no sweep {sweep_id!r} in Redis: see `cvfleet sweep list`")
 
 
@@ -72,12 +76,22 @@ def sweep():
 
 @sweep.command("run")
 @click.argument("grid", type=click.Path(dir_okay=False))
-@click.option("--random", "random_n", type=int, default=None, metavar="N",
-              help="Sample N points of the grid (seeded) instead of running the full product.")
+@click.option(
+    "--random",
+    "random_n",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Sample N points of the grid (seeded) instead of running the full product.",
+)
 @click.option("--seed", default=0, show_default=True, help="Seed of --random.")
-@click.option("--prune/--no-prune", default=True, show_default=True,
-              help="Median stopping: stop a trial whose validation accuracy after an epoch is below the median "
-                   "of finished trials at that epoch (once 2 trials have finished).")
+@click.option(
+    "--prune/--no-prune",
+    default=True,
+    show_default=True,
+    help="Median stopping: stop a trial whose validation accuracy after an epoch is below the median "
+    "of finished trials at that epoch (once 2 trials have finished).",
+)
 @click.option("--max-trials", default=1000, show_default=True, help="Refuse a sweep of more trials than this.")
 @click.option("--no-wait", is_flag=True, help="Print the sweep id and return; look later with `cvfleet sweep show ID`.")
 def run(grid, random_n, seed, prune, max_trials, no_wait):
@@ -95,8 +109,11 @@ def run(grid, random_n, seed, prune, max_trials, no_wait):
         click.echo(sweep_id)
         return
     resumed = f", {skipped} already finished" if skipped else ""
-    click.echo(f"sweep {sweep_id}: {queued} trial(s) queued{resumed}; data {grid_.data['data']}, "
-               f"pruning {'on' if prune else 'off'}", err=True)
+    click.echo(
+        f"sweep {sweep_id}: {queued} trial(s) queued{resumed}; data {grid_.data['data']}, "
+        f"pruning {'on' if prune else 'off'}",
+        err=True,
+    )
     sys.exit(follow(sweep_id))
 
 
@@ -104,13 +121,17 @@ def follow(sweep_id: str) -> int:
     """Follow the sweep until every trial is done, pruned or failed; print the leaderboard.
     Exit code 1 if a trial failed. A bar on a terminal, a line per change elsewhere."""
     from tasks import sweep_store
+
     info = sweep_store.progress(sweep_id)
     show = _Bar(info) if sys.stderr.isatty() else _Lines()
     try:
         info = watch(info, lambda: sweep_store.progress(sweep_id), show, 0.1, f"cvfleet sweep show {sweep_id} --follow")
     except KeyboardInterrupt:
-        click.echo(f"\nsweep {sweep_id} keeps running on the fleet; watch it with `cvfleet sweep show {sweep_id} --follow` "
-                   "(submitting the grid again would restart its unfinished trials)", err=True)
+        click.echo(
+            f"\nsweep {sweep_id} keeps running on the fleet; watch it with `cvfleet sweep show {sweep_id} --follow` "
+            "(submitting the grid again would restart its unfinished trials)",
+            err=True,
+        )
         return 130
     print_leaderboard(sweep_id)
     return 1 if info["counts"]["failed"] else 0
@@ -119,15 +140,18 @@ def follow(sweep_id: str) -> int:
 def _status(info: dict) -> str:
     c = info["counts"]
     best = f", best {info['best'][1]:.4f} ({info['best'][0]})" if info["best"] else ""
-    return (f"done {c['done']} running {c['running']} queued {c['queued']} pruned {c['pruned']} "
-            f"failed {c['failed']}{best}")
+    return (
+        f"done {c['done']} running {c['running']} queued {c['queued']} pruned {c['pruned']} failed {c['failed']}{best}"
+    )
 
 
 class _Bar:
     def __init__(self, info):
         from tqdm import tqdm
-        self.bar = tqdm(total=len(info["trials"]), desc=f"sweep {info['id']}", unit="trial", dynamic_ncols=True,
-                        file=sys.stderr)
+
+        self.bar = tqdm(
+            total=len(info["trials"]), desc=f"sweep {info['id']}", unit="trial", dynamic_ncols=True, file=sys.stderr
+        )
 
     def update(self, info):
         c = info["counts"]
@@ -148,8 +172,10 @@ class _Lines:
         if line != self.last:
             self.last = line
             c = info["counts"]
-            click.echo(f"sweep {info['id']}: {c['done'] + c['pruned'] + c['failed']}/{len(info['trials'])} "
-                       f"finished: {line}", err=True)
+            click.echo(
+                f"sweep {info['id']}: {c['done'] + c['pruned'] + c['failed']}/{len(info['trials'])} finished: {line}",
+                err=True,
+            )
 
     def close(self):
         pass
@@ -179,32 +205,50 @@ def _data_line(grid: dict) -> str:
 def print_leaderboard(sweep_id: str) -> None:
     """Done trials best first, then the pruned and the failed ones."""
     from tasks import sweep_store
+
     info = sweep_store.progress(sweep_id)
     swept = list(info["grid"]["sweep"])
     by_id = {t["id"]: t for t in info["trials"]}
     c = info["counts"]
     state = "finished" if info["finished"] else "running"
-    click.echo(f"sweep {sweep_id} {state}: {len(info['trials'])} trials, {c['done']} done, {c['pruned']} pruned, "
-               f"{c['failed']} failed; data {_data_line(info['grid'])}")
+    click.echo(
+        f"sweep {sweep_id} {state}: {len(info['trials'])} trials, {c['done']} done, {c['pruned']} pruned, "
+        f"{c['failed']} failed; data {_data_line(info['grid'])}"
+    )
     header = ["rank", "trial", "val_acc", "best", "val_loss", "epochs", "seconds", "worker", *swept]
     rows = []
     for rank, (tid, _) in enumerate(sweep_store.leaderboard(sweep_id), 1):
         t = by_id.get(tid)
         if t is None:
             continue
-        rows.append([str(rank), tid, _num(t["val_accuracy"]), _num(t["best_val_accuracy"]), _num(t["val_loss"]),
-                     str(t["epochs"]), _num(t["seconds"], ".1f"), t.get("worker", ""),
-                     *(_fmt(t["point"].get(k)) for k in swept)])
+        rows.append(
+            [
+                str(rank),
+                tid,
+                _num(t["val_accuracy"]),
+                _num(t["best_val_accuracy"]),
+                _num(t["val_loss"]),
+                str(t["epochs"]),
+                _num(t["seconds"], ".1f"),
+                t.get("worker", ""),
+                *(_fmt(t["point"].get(k)) for k in swept),
+            ]
+        )
     if rows:
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
         for r in [header, *rows]:
-            click.echo("  ".join(v.rjust(w) if i in (0, 2, 3, 4, 5, 6) else v.ljust(w)
-                                 for i, (v, w) in enumerate(zip(r, widths))).rstrip())
+            click.echo(
+                "  ".join(
+                    v.rjust(w) if i in (0, 2, 3, 4, 5, 6) else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths))
+                ).rstrip()
+            )
     for t in info["trials"]:
         point = " ".join(f"{k}={_fmt(v)}" for k, v in t["point"].items())
         if t["state"] == "pruned":
-            click.echo(f"pruned  {t['id']}  val_acc {_num(t['val_accuracy'])} after epoch {t['pruned_at']} "
-                       f"(median of finished trials {_num(t['median'])})  {point}")
+            click.echo(
+                f"pruned  {t['id']}  val_acc {_num(t['val_accuracy'])} after epoch {t['pruned_at']} "
+                f"(median of finished trials {_num(t['median'])})  {point}"
+            )
         elif t["state"] == "failed":
             click.echo(f"failed  {t['id']}  {t.get('error', '')}  {point}")
         elif t["state"] in ("queued", "running"):
@@ -225,6 +269,7 @@ def show(sweep_id, follow_):
 
 def best_trial(sweep_id: str) -> dict | None:
     from tasks import sweep_store
+
     board = sweep_store.leaderboard(sweep_id)
     if not board:
         return None
@@ -236,14 +281,17 @@ def best_trial(sweep_id: str) -> dict | None:
 def best(sweep_id):
     """The best trial of SWEEP_ID, its settings and its weights directory."""
     from tasks import sweep_store
+
     _redis()
     sweep_id = _resolve(sweep_id)
     t = best_trial(sweep_id)
     if t is None:
         raise click.ClickException(f"sweep {sweep_id} has no finished trial yet: see `cvfleet sweep show {sweep_id}`")
     d = sweep_store.sweep(sweep_id)["grid"]["data"]
-    click.echo(f"best trial {t['id']}: val_acc {t['val_accuracy']:.4f} after {t['epochs']} epoch(s) "
-               f"(best {t['best_val_accuracy']:.4f} at epoch {t['best_epoch']}), {t['seconds']:.1f} s on {t['worker']}")
+    click.echo(
+        f"best trial {t['id']}: val_acc {t['val_accuracy']:.4f} after {t['epochs']} epoch(s) "
+        f"(best {t['best_val_accuracy']:.4f} at epoch {t['best_epoch']}), {t['seconds']:.1f} s on {t['worker']}"
+    )
     click.echo(f"settings: {json.dumps(t['point'])}")
     click.echo(f"recipe:   {json.dumps(t['recipe'])}")
     click.echo(f"weights:  {t['weights']}")
@@ -257,21 +305,46 @@ def best(sweep_id):
 def export(sweep_id, csv_path):
     """Every trial of SWEEP_ID as one CSV row: state, metrics, settings, weights, error."""
     from tasks import sweep_store
+
     _redis()
     sweep_id = _resolve(sweep_id)
     info = sweep_store.sweep(sweep_id)
     swept = list(info["grid"]["sweep"])
     ranks = {tid: i for i, (tid, _) in enumerate(sweep_store.leaderboard(sweep_id), 1)}
-    fields = ["trial", "state", "rank", "val_accuracy", "best_val_accuracy", "best_epoch", "val_loss", "loss",
-              "accuracy", "epochs", "seconds", "worker", "blas_threads", "weights", "error", *swept, "recipe"]
+    fields = [
+        "trial",
+        "state",
+        "rank",
+        "val_accuracy",
+        "best_val_accuracy",
+        "best_epoch",
+        "val_loss",
+        "loss",
+        "accuracy",
+        "epochs",
+        "seconds",
+        "worker",
+        "blas_threads",
+        "weights",
+        "error",
+        *swept,
+        "recipe",
+    ]
     trials = sweep_store.trials(sweep_id)
     with open(csv_path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(fields)
         for t in trials:
-            w.writerow([t["id"], t["state"], ranks.get(t["id"], ""),
-                        *("" if t.get(k) is None else t[k] for k in fields[3:15]),
-                        *(_fmt(t["point"][k]) for k in swept), json.dumps(t["recipe"], sort_keys=True)])
+            w.writerow(
+                [
+                    t["id"],
+                    t["state"],
+                    ranks.get(t["id"], ""),
+                    *("" if t.get(k) is None else t[k] for k in fields[3:15]),
+                    *(_fmt(t["point"][k]) for k in swept),
+                    json.dumps(t["recipe"], sort_keys=True),
+                ]
+            )
     click.echo(f"wrote {len(trials)} trial(s) to {csv_path}")
 
 
@@ -281,10 +354,13 @@ def export(sweep_id, csv_path):
 def plot(sweep_id, out):
     """Every trial's validation accuracy per epoch (pruned dashed, the best one thick)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
+
     from tasks import sweep_store
+
     _redis()
     sweep_id = _resolve(sweep_id)
     trials = [t for t in sweep_store.trials(sweep_id, with_epochs=True) if t["history"]]
@@ -297,8 +373,12 @@ def plot(sweep_id, out):
         epochs = [e["epoch"] for e in t["history"]]
         acc = [e["val_accuracy"] for e in t["history"]]
         label = f"{t['id'][:6]} " + " ".join(f"{k}={_fmt(v)}" for k, v in t["point"].items())
-        style = {"linestyle": "--" if t["state"] == "pruned" else "-", "marker": "o", "markersize": 3,
-                 "linewidth": 3 if t["id"] == best_id else 1.2}
+        style = {
+            "linestyle": "--" if t["state"] == "pruned" else "-",
+            "marker": "o",
+            "markersize": 3,
+            "linewidth": 3 if t["id"] == best_id else 1.2,
+        }
         if t["state"] == "pruned":
             label += " (pruned)"
         ax.plot(epochs, acc, label=label, **style)
@@ -319,6 +399,7 @@ def plot(sweep_id, out):
 def list_():
     """Sweeps in Redis, newest first."""
     from tasks import sweep_store
+
     _redis()
     for sweep_id in sweep_store.sweep_ids():
         info = sweep_store.progress(sweep_id)
@@ -327,8 +408,10 @@ def list_():
         c = info["counts"]
         state = "finished" if info["finished"] else "running"
         best = f"best {info['best'][1]:.4f}" if info["best"] else "best -"
-        click.echo(f"{sweep_id}  {state:8s}  {len(info['trials'])} trials: {c['done']} done, {c['pruned']} pruned, "
-                   f"{c['failed']} failed  {best}  {_data_line(info['grid'])}")
+        click.echo(
+            f"{sweep_id}  {state:8s}  {len(info['trials'])} trials: {c['done']} done, {c['pruned']} pruned, "
+            f"{c['failed']} failed  {best}  {_data_line(info['grid'])}"
+        )
 
 
 @sweep.command("delete")
@@ -336,6 +419,7 @@ def list_():
 def delete(sweep_id):
     """Remove every Redis key of SWEEP_ID (weights on disk stay)."""
     from tasks import sweep_store
+
     _redis()
     sweep_id = _resolve(sweep_id)
     n = sweep_store.delete(sweep_id)

@@ -9,6 +9,7 @@ test split (a directory) trains on train and reports test (the per-epoch validat
 then that test split too: read it, do not tune or early-stop on it); a single file is split
 by a seeded hold-out (20 % by default; mnist5k → 4,000 train / 1,000 held out).
 """
+
 from __future__ import annotations
 
 import json
@@ -75,9 +76,11 @@ class Progress(Callback):
 
     def on_batch_end(self, step, loss):
         from tqdm import tqdm
+
         if self.bar is None:
-            self.bar = tqdm(total=self.steps, desc=f"epoch {self.epoch}/{self.epochs}", leave=False, unit="batch",
-                            disable=None)  # no bar when stderr is not a terminal (logs, pipes)
+            self.bar = tqdm(
+                total=self.steps, desc=f"epoch {self.epoch}/{self.epochs}", leave=False, unit="batch", disable=None
+            )  # no bar when stderr is not a terminal (logs, pipes)
         self.bar.update(1)
         if step % 10 == 0:
             self.bar.set_postfix(loss=f"{loss:.4f}")
@@ -88,12 +91,15 @@ class Progress(Callback):
             self.bar = None
         self.epoch = epoch + 1
         val = "" if m["val_accuracy"] is None else f"  val_loss {m['val_loss']:.4f}  val_acc {m['val_accuracy']:.4f}"
-        click.echo(f"epoch {epoch:3d}/{self.epochs}  loss {m['loss']:.4f}  acc {m['accuracy']:.4f}{val}  {m['seconds']:.1f} s")
+        click.echo(
+            f"epoch {epoch:3d}/{self.epochs}  loss {m['loss']:.4f}  acc {m['accuracy']:.4f}{val}  {m['seconds']:.1f} s"
+        )
 
 
 def write_plots(model, history, directory: Path) -> list[Path]:
     """learning_curves.png (loss and accuracy per epoch) and filters.png (the first layer's weights)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
@@ -117,7 +123,7 @@ def write_plots(model, history, directory: Path) -> list[Path]:
     w = model.layers[0].params["W"]
     if w.ndim == 4:  # conv (F, C, kh, kw): each filter's first input channel
         tiles = [w[f, 0] for f in range(w.shape[0])]
-    else:            # dense on images: each unit's weights as an image
+    else:  # dense on images: each unit's weights as an image
         c, h, wd = model.input_shape if len(model.input_shape) == 3 else (1, 1, w.shape[0])
         tiles = [w[:, u].reshape(c, h, wd)[0] for u in range(min(w.shape[1], 32))]
     cols = min(8, len(tiles))
@@ -146,10 +152,13 @@ def write_plots(model, history, directory: Path) -> list[Path]:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Recipe override, repeatable (conv=[16,32]).")
 @click.option("--save", type=click.Path(file_okay=False), help="Directory to save the trained model in.")
 @click.option("--plots", type=click.Path(file_okay=False), help="Directory for learning_curves.png and filters.png.")
-@click.option("--holdout", default=0.2, show_default=True, help="Held-out fraction (or count) of a single-file data set.")
+@click.option(
+    "--holdout", default=0.2, show_default=True, help="Held-out fraction (or count) of a single-file data set."
+)
 @click.option("--split-seed", default=0, show_default=True, help="Seed of the hold-out split.")
-@click.option("--label", type=click.Choice(["auto", "first", "last"]), default="auto", show_default=True,
-              help="CSV label column.")
+@click.option(
+    "--label", type=click.Choice(["auto", "first", "last"]), default="auto", show_default=True, help="CSV label column."
+)
 def train(data, epochs, batch_size, lr, spec, preset, sets, save, plots, holdout, split_seed, label):
     """Train a CNN on --data, print per-epoch progress and the final held-out/test accuracy."""
     from nn.recipe import RecipeError, build_model, train_recipe
@@ -165,11 +174,22 @@ def train(data, epochs, batch_size, lr, spec, preset, sets, save, plots, holdout
     model, history = train_recipe(recipe, train_set, eval_set, callbacks=[Progress(steps, recipe["epochs"])])
     loss, accuracy = model.evaluate(*eval_set)
     total = sum(e["seconds"] for e in history.epochs)
-    click.echo(f"{eval_name} accuracy: {accuracy:.4f} ({len(eval_set.x)} samples, loss {loss:.4f}, "
-               f"{len(history.epochs)} epochs in {total:.1f} s)")
+    click.echo(
+        f"{eval_name} accuracy: {accuracy:.4f} ({len(eval_set.x)} samples, loss {loss:.4f}, "
+        f"{len(history.epochs)} epochs in {total:.1f} s)"
+    )
     if save:
-        model.save(save, training={"data": data, "holdout": holdout, "split_seed": split_seed, "recipe": recipe,
-                                   "history": history.epochs, f"{eval_name}_accuracy": accuracy})
+        model.save(
+            save,
+            training={
+                "data": data,
+                "holdout": holdout,
+                "split_seed": split_seed,
+                "recipe": recipe,
+                "history": history.epochs,
+                f"{eval_name}_accuracy": accuracy,
+            },
+        )
         click.echo(f"saved model to {save}")
     if plots:
         for p in write_plots(model, history, Path(plots)):
@@ -179,8 +199,12 @@ def train(data, epochs, batch_size, lr, spec, preset, sets, save, plots, holdout
 @command()
 @click.option("--model", "model_path", required=True, type=click.Path(), help="What `cvfleet train --save` wrote.")
 @click.option("--data", required=True, help=f"{', '.join(DATA_SETS)}, or a path (CSV, IDX, IDX directory).")
-@click.option("--holdout", default=0.0, show_default=True,
-              help="Evaluate only the seeded hold-out of a single file (0 = the whole file).")
+@click.option(
+    "--holdout",
+    default=0.0,
+    show_default=True,
+    help="Evaluate only the seeded hold-out of a single file (0 = the whole file).",
+)
 @click.option("--split-seed", default=0, show_default=True, help="Seed of the hold-out split.")
 @click.option("--label", type=click.Choice(["auto", "first", "last"]), default="auto", show_default=True)
 def evaluate(model_path, data, holdout, split_seed, label):
