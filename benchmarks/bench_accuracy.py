@@ -1,0 +1,145 @@
+"""How good are the labels? Recall and precision of the tile merge against a reference, on two clips
+built from vtest.avi (people walking, 768x576), where the reference is known by construction:
+
+* crowded: each 2304x1728 frame is a 3x3 grid of vtest frames taken at different times. Reference:
+  the same detector run on each 768x576 piece at its native size (net input 768x576, 1:1, no
+  scaling), boxes moved into the grid. The tiles (416 px, 1:1 too) see the same pixels at the same
+  scale, so what they miss or duplicate is the merge's doing, not the scale's.
+* large: vtest upscaled 3x (2304x1728), so people are larger than the tile overlap and often larger
+  than a tile. Reference: the detector on the native frame at 1:1, boxes scaled 3x.
+
+Each frame goes through the detector once per tile (and once whole, the full-frame pass), from a
+JPEG at the default quality as `cvfleet annotate` reads it; the merges compared are then pure
+functions of those same detections:
+
+  defaults            tiles + full-frame pass, tile-aware merge (vision.merge.merge_tiles)
+  tiles, NMS over IoS the old default: every tile box pooled, NMS over IoS 0.5
+  tiles, NMS over IoU every tile box pooled, NMS over IoU 0.5
+  full frame only     the whole frame through the net once
+
+Scores are one-to-one (same class, IoU >= 0.5; vision.scoring); "dup" counts same-class pairs of
+output boxes one inside the other (IoS > 0.8). Ends with the two `accuracy defaults` lines.
+"""
+
+import argparse
+import os
+import time
+
+import cv2
+import numpy as np
+
+from vision.boxes import Box
+from vision.detector import Detector
+from vision.merge import merge_boxes, merge_tiles, to_frame
+from vision.scoring import Score, score_frame
+from vision.settings import AnnotateSettings, ModelSpec
+from vision.tiling import Tile, tile_grid
+from workers import asset_cache
+
+CONF = 0.3
+
+
+class NativeDetector(Detector):
+    """The detector with the net input at the image's own size (multiples of 32): 1:1, no scaling."""
+
+    def forward(self, image):
+        h, w = image.shape[:2]
+        self.net.setInput(cv2.dnn.blobFromImage(image, 1 / 255.0, (w, h), swapRB=True, crop=False))
+        return self.net.forward(self.output_names)
+
+
+def vtest_frames(indices) -> dict:
+    cap = cv2.VideoCapture(str(asset_cache.ensure("vtest.avi")))
+    want, frames, i = set(indices), {}, 0
+    while len(frames) < len(want):
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if i in want:
+            frames[i] = frame
+        i += 1
+    cap.release()
+    return frames
+
+
+def as_annotated(frame: np.ndarray, quality: int) -> np.ndarray:
+    """The frame as the pipeline reads it back: through a JPEG."""
+    ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(data, cv2.IMREAD_COLOR)
+
+
+def per_tile(detector: Detector, image: np.ndarray, tiles) -> list:
+    return [(t, to_frame(detector.detect(image[t.y : t.y + t.h, t.x : t.x + t.w]), t)) for t in tiles]
+
+
+def scale(boxes, k: float, dx: float = 0.0, dy: float = 0.0) -> list:
+    return [Box(b.cls, b.conf, b.x1 * k + dx, b.y1 * k + dy, b.x2 * k + dx, b.y2 * k + dy) for b in boxes]
+
+
+def run_clip(name: str, frames, references, settings: AnnotateSettings, detector: Detector) -> Score:
+    h, w = frames[0].shape[:2]
+    tiles = tile_grid(w, h, settings.tile, settings.tile_h, settings.overlap, full_frame=True)
+    whole = Tile(0, 0, w, h)
+    scores = {k: Score() for k in ("defaults", "tiles, NMS over IoS", "tiles, NMS over IoU", "full frame only")}
+    for frame, reference in zip(frames, references):
+        detections = per_tile(detector, as_annotated(frame, settings.jpeg_quality), tiles)
+        tile_boxes = [b for t, boxes in detections if t != whole for b in boxes]
+        outputs = {
+            "defaults": [b for b, _ in merge_tiles(detections, w, h, settings.merge, settings.metric)],
+            "tiles, NMS over IoS": merge_boxes(tile_boxes, "nms", "ios", 0.5),
+            "tiles, NMS over IoU": merge_boxes(tile_boxes, "nms", "iou", 0.5),
+            "full frame only": [b for t, boxes in detections if t == whole for b in boxes],
+        }
+        for key, boxes in outputs.items():
+            scores[key] += score_frame(boxes, reference)
+    n_ref = scores["defaults"].reference
+    print(
+        f"{name}: {len(frames)} frames {w}x{h}, {len(tiles) - 1} tiles + 1 full-frame pass per frame "
+        f"(+{100 / (len(tiles) - 1):.1f} % forwards), {n_ref} reference boxes"
+    )
+    for key, s in scores.items():
+        print(f"  {key:22s} recall {s.recall:.3f}  precision {s.precision:.3f}  dup {s.duplicates}")
+    return scores["defaults"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=6, help="frames per clip")
+    args = ap.parse_args()
+    model = ModelSpec(**asset_cache.yolov3_tiny_files())
+    settings = AnnotateSettings(model=model, conf=CONF)
+    detector = Detector(**settings.detector_spec())
+    native = NativeDetector(**settings.detector_spec())
+    print(
+        f"machine: {os.cpu_count()} cores, OpenCV {cv2.__version__}; yolov3-tiny, conf {CONF}, tile {settings.tile}, "
+        f"overlap {settings.overlap}, merge {settings.merge} over {settings.metric} {settings.merge_threshold}"
+    )
+    start = time.perf_counter()
+
+    # crowded: a 3x3 grid of frames far apart in time, a different set per clip frame
+    n = args.frames
+    picks = [[(f * 9 + c) * 795 // (9 * n) for c in range(9)] for f in range(n)]
+    source = vtest_frames([i for p in picks for i in p])
+    crowded, crowded_ref = [], []
+    for p in picks:
+        cells = [source[i] for i in p]
+        crowded.append(np.vstack([np.hstack(cells[r * 3 : r * 3 + 3]) for r in range(3)]))
+        ch, cw = cells[0].shape[:2]
+        crowded_ref.append(
+            [b for c, cell in enumerate(cells) for b in scale(native.detect(cell), 1.0, (c % 3) * cw, (c // 3) * ch)]
+        )
+    crowd = run_clip("crowded", crowded, crowded_ref, settings, detector)
+
+    # large: vtest upscaled 3x, reference from the native frames
+    natives = vtest_frames([f * 795 // n + 40 for f in range(n)])
+    large = [cv2.resize(f, None, fx=3, fy=3, interpolation=cv2.INTER_LINEAR) for f in natives.values()]
+    large_ref = [scale(native.detect(f), 3.0) for f in natives.values()]
+    big = run_clip("large", large, large_ref, settings, detector)
+
+    print(f"({time.perf_counter() - start:.0f} s)")
+    print(f"accuracy defaults crowded: recall {crowd.recall:.3f} precision {crowd.precision:.3f}")
+    print(f"accuracy defaults large: recall {big.recall:.3f} precision {big.precision:.3f}")
+
+
+if __name__ == "__main__":
+    main()
