@@ -4,6 +4,10 @@ Per video:  prepare (queue video: extract frames, plan tiles)
               └─ chord( detect(chunk) × N  (queue detect: YOLO on tiles, boxes back as JSON) )
                    └─ label (queue video: merge per frame, write labels, classes, static, record)
 
+`prepare` ends the video itself when nothing needs YOLO: the same run is already on disk, or only
+merge options changed (re-merged from detections.jsonl). A video whose header announces more
+frames than decode is annotated as far as it decodes, done with a warning (unless --strict).
+
 Messages carry a batch id, paths, frame names and tile coordinates, never pixels. A detect task
 that fails returns its error instead of raising, so the chord always reaches `label`, which marks
 the video failed with that one-line reason while the batch's other videos go on.
@@ -118,21 +122,20 @@ def prepare(self, *, batch_id: str, index: int) -> dict:
     static_rows = _static_rows(batch_id)
     batch_store.update_video(batch_id, index, state="extracting")
     meta = pipeline.prepare_video(video, video_dir, settings)
-    if meta.get("truncated"):
-        raise VisionError(
-            f"truncated video: {meta['frames_decoded']} of {meta['frame_count']} frames decode; "
-            "copy or re-encode it again"
-        )
+    warning = pipeline.decode_warning(meta, settings)  # strict: raises, the video fails
     tiles = pipeline.plan_tiles(meta, settings)
     jobs = pipeline.tile_jobs(meta, tiles)
+    fields = {"frames": len(meta["frames"]), "tiles": len(jobs), **({"warning": warning} if warning else {})}
     summary = pipeline.reusable_summary(video_dir, meta, settings, static_rows)
+    if summary is None and pipeline.remergeable(video_dir, meta, settings):
+        batch_store.update_video(batch_id, index, state="labelling", **fields)
+        pipeline.remerge_video(video_dir, meta, settings)
+        summary = pipeline.finish_video(video_dir, meta, settings, static_rows, remerged=True)
     if summary is not None:
-        return _done(batch_id, index, video_dir, settings, summary, frames=len(meta["frames"]), tiles=len(jobs))
+        return _done(batch_id, index, video_dir, settings, summary, **fields)
     get_detector(settings.detector_spec())  # a model that does not load fails here, once
     chunks = pipeline.chunk_jobs(jobs, _batch(batch_id)["tiles_per_task"] or len(tiles))
-    batch_store.update_video(
-        batch_id, index, state="detecting", frames=len(meta["frames"]), tiles=len(jobs), chunks=len(chunks)
-    )
+    batch_store.update_video(batch_id, index, state="detecting", chunks=len(chunks), **fields)
     header = [
         detect.s(batch_id=batch_id, index=index, chunk=i, video_dir=str(video_dir), jobs=chunk)
         for i, chunk in enumerate(chunks)

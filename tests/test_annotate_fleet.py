@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -110,11 +111,38 @@ def test_a_broken_video_fails_alone_and_the_batch_finishes(fleet, videos, tmp_pa
     assert run.returncode == 1, run.stderr
     lines = run.stdout.splitlines()
     assert any(l.strip().startswith("done   vtest.avi") for l in lines)
-    for name in ("noise.mp4", "empty.avi", "cut.avi", "missing.avi"):
+    for name in ("noise.mp4", "empty.avi", "missing.avi"):
         failed = [l for l in lines if l.strip().startswith(f"FAILED {name}:")]
         assert len(failed) == 1 and len(failed[0]) > len(f"  FAILED {name}: ") + 10
-    assert "truncated" in next(l for l in lines if "FAILED cut.avi" in l)
     assert len(list((tmp_path / "out" / "vtest" / "labels").glob("*.txt"))) == 2
+    # a copy cut short is annotated as far as it decodes, with a warning (players show those frames)
+    assert any(l.strip().startswith("done   cut.avi") for l in lines)
+    warning = next(l for l in lines if "warning:" in l)
+    assert "header says 795 frames, " in warning and "decoded" in warning
+    assert len(list((tmp_path / "out" / "cut" / "labels").glob("*.txt"))) == 1
+
+
+def test_a_header_mismatch_video_is_annotated_with_a_warning_and_exit_0(fleet, videos, tmp_path):
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes((videos / "vtest.avi").read_bytes()[:300_000])
+    run = cvfleet("annotate", str(cut), "--out", str(tmp_path / "out"), "--every", "10")
+    assert run.returncode == 0, run.stderr
+    meta = json.loads((tmp_path / "out" / "cut" / "video.json").read_text())
+    decoded = meta["frames_decoded"]
+    assert meta["frame_count"] == 795 and 0 < decoded < 795 and meta["truncated"] is True
+    assert f"warning: header says 795 frames, {decoded} decoded; annotated what decodes" in run.stdout
+    labels = sorted((tmp_path / "out" / "cut" / "labels").glob("*.txt"))
+    assert len(labels) == len(meta["frames"]) == -(-decoded // 10)
+
+
+def test_strict_fails_a_header_mismatch_video(fleet, videos, tmp_path):
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes((videos / "vtest.avi").read_bytes()[:300_000])
+    run = cvfleet("annotate", str(cut), "--out", str(tmp_path / "out"), "--every", "10", "--strict")
+    assert run.returncode == 1
+    failed = next(l for l in run.stdout.splitlines() if "FAILED cut.avi" in l)
+    assert "truncated video: header says 795 frames" in failed and "--strict" in failed
+    assert not (tmp_path / "out" / "cut" / "annotation.json").exists()
 
 
 def test_no_wait_prints_the_id_and_batch_show_follows_to_the_end(fleet, videos, tmp_path):

@@ -49,6 +49,7 @@ def test_writes_the_dataset_layout(reference):
     assert sorted(p.relative_to(video_dir).as_posix() for p in video_dir.rglob("*")) == [
         "annotation.json",
         "classes.txt",
+        "detections.jsonl",
         "images",
         "images/000001.jpg",
         "images/000002.jpg",
@@ -67,7 +68,9 @@ def test_summary_counts_what_the_label_files_hold(reference, model_fields):
     video_dir, summary = reference
     rows = [r for p in sorted((video_dir / "labels").iterdir()) for r in read_yolo_labels(p)]
     names = read_classes(model_fields["names"])
-    assert summary["frames"] == 3 and summary["tiles_per_frame"] == 6 and summary["tiles"] == 18
+    # 768x576 in 416 tiles at overlap 0.2: 3x2 tiles, and the full-frame pass (the frame is larger than a tile)
+    assert summary["frames"] == 3 and summary["tiles_per_frame"] == 7 and summary["tiles"] == 21
+    assert summary["full_frame"] is True
     assert summary["boxes"] == len(rows)
     assert summary["counts"] == count_classes(video_dir / "labels", names)
     assert sum(summary["counts"].values()) == len(rows)
@@ -153,7 +156,7 @@ def test_malformed_static_labels_fail_before_any_work(clip12, settings, tmp_path
 def test_progress_reports_frames_then_tiles(clip12, settings, tmp_path):
     events = []
     annotate_video(clip12, tmp_path, settings, progress=lambda *e: events.append(e))
-    assert events == [("frames", 3, 3), ("tiles", 6, 18), ("tiles", 12, 18), ("tiles", 18, 18)]
+    assert events == [("frames", 3, 3), ("tiles", 7, 21), ("tiles", 14, 21), ("tiles", 21, 21)]
 
 
 def test_fewer_frames_remove_the_labels_of_frames_gone(clip12, settings, tmp_path):
@@ -178,3 +181,57 @@ def test_chunks_hold_at_most_the_given_number_of_tiles():
 def test_counts_print_as_aligned_lines():
     assert format_counts({"person": 120, "traffic light": 3}) == "person         120\ntraffic light  3\n"
     assert format_counts({}) == "no boxes\n"
+
+
+def test_a_merge_only_change_re_merges_from_detections_jsonl_without_yolo(clip12, settings, tmp_path, monkeypatch):
+    import dataclasses
+    import shutil
+
+    from vision import pipeline
+
+    greedy = dataclasses.replace(settings, merge="greedy", merge_threshold=0.3)
+    fresh = annotate_video(clip12, tmp_path / "fresh", greedy)  # YOLO, straight to the greedy labels
+    assert not fresh["remerged"]
+    annotate_video(clip12, tmp_path / "rerun", settings)
+    shutil.copytree(tmp_path / "rerun", tmp_path / "first")
+
+    def no_yolo(spec):
+        raise AssertionError("the detector was called")
+
+    monkeypatch.setattr("vision.detector.get_detector", no_yolo)
+    monkeypatch.setattr(pipeline, "detect_jobs", no_yolo)
+    remerged = annotate_video(clip12, tmp_path / "rerun", greedy)
+    assert remerged["remerged"] and not remerged["reused"]
+    assert label_bytes(tmp_path / "rerun" / "clip12") == label_bytes(tmp_path / "fresh" / "clip12")
+    assert (tmp_path / "rerun" / "clip12" / "detections.jsonl").read_bytes() == (
+        tmp_path / "fresh" / "clip12" / "detections.jsonl"
+    ).read_bytes()
+    back = annotate_video(clip12, tmp_path / "rerun", settings)  # and back again, still no YOLO
+    assert back["remerged"]
+    assert label_bytes(tmp_path / "rerun" / "clip12") == label_bytes(tmp_path / "first" / "clip12")
+
+
+def test_detections_jsonl_holds_every_label_with_its_confidence_and_tiles(reference):
+    from vision.detections import merged_boxes, raw_detections, read_detections
+    from vision.labels import box_to_row, format_labels
+
+    video_dir, summary = reference
+    records = read_detections(video_dir / "detections.jsonl")
+    assert list(records) == ["000001", "000002", "000003"]
+    for name, record in records.items():
+        merged = merged_boxes(record)
+        label = (video_dir / "labels" / f"{name}.txt").read_text()
+        assert format_labels([box_to_row(b, 768, 576) for b, _ in merged]) == label
+        assert all(0 < b.conf <= 1 and tiles for b, tiles in merged)
+        assert len(raw_detections(record)) == summary["tiles_per_frame"]
+
+
+def test_a_strict_run_refuses_a_truncated_video_and_a_tolerant_one_warns(clip12, settings, tmp_path):
+    import dataclasses
+
+    half = tmp_path / "half.avi"
+    half.write_bytes(clip12.read_bytes()[: clip12.stat().st_size // 2])
+    with pytest.raises(VisionError, match=r"truncated video: header says 12 frames, \d+ decoded"):
+        annotate_video(half, tmp_path / "strict", dataclasses.replace(settings, strict=True))
+    summary = annotate_video(half, tmp_path / "tolerant", settings)
+    assert summary["warning"].startswith("header says 12 frames, ") and summary["truncated"]

@@ -2,8 +2,12 @@
 
     prepare_video      extract frames, plan tiles             (once per video)
     detect_jobs        YOLO on (frame, tile) jobs             (any chunking, any worker)
-    label_frames       merge each frame's boxes, write labels (once per video, all detections)
+    label_frames       merge each frame's boxes, write labels and detections.jsonl
+                       (once per video, all detections)
     finish_video       classes.txt, suggestions, static boxes, record, counts
+
+A re-run whose detection settings match the previous run's (only merge options changed) re-merges
+from detections.jsonl (`remergeable`, `remerge_video`) and runs no YOLO.
 
 `annotate_video` runs them in order in one process. A distributed run calls the same functions
 with the same inputs: the merge sorts its input into a canonical order, so the labels do not
@@ -12,7 +16,8 @@ loss (Python floats), so both runs write the same bytes. Messages carry only pat
 and tile coordinates, never pixels.
 
 Layout of a video's output dir: images/000001.jpg, labels/000001.txt, classes.txt, video.json,
-annotation.json, static_suggestions.txt, and on request previews/ and contact_sheet.png.
+detections.jsonl, annotation.json, static_suggestions.txt, and on request previews/ and
+contact_sheet.png.
 """
 
 import hashlib
@@ -22,11 +27,12 @@ from pathlib import Path
 import cv2
 
 from .boxes import boxes_from_json, boxes_to_json
+from .detections import DETECTIONS_NAME, frame_record, raw_detections, read_detections, write_detections
 from .errors import VisionError
 from .files import write_text_atomic
 from .frames import IMAGES_DIR, extract_frames
 from .labels import format_labels, read_classes, read_yolo_labels, write_classes, write_yolo_labels
-from .merge import merge_boxes, to_frame
+from .merge import merge_tiles, to_frame
 from .settings import AnnotateSettings
 from .static import SUGGESTIONS_NAME, frame_label_files, propagate_static, read_static_labels, suggest_static
 from .tiling import Tile, tile_grid
@@ -47,10 +53,10 @@ def prepare_video(video, video_dir, settings: AnnotateSettings) -> dict:
 
 
 def plan_tiles(video_meta: dict, settings: AnnotateSettings) -> list:
-    """The tiles of every frame of this video (all frames have the video's size)."""
-    return tile_grid(
-        video_meta["width"], video_meta["height"], settings.tile, settings.tile_h, settings.overlap, settings.full_frame
-    )
+    """The tiles of every frame of this video (all frames have the video's size), the full-frame
+    pass last when it runs (see AnnotateSettings.runs_full_frame)."""
+    w, h = video_meta["width"], video_meta["height"]
+    return tile_grid(w, h, settings.tile, settings.tile_h, settings.overlap, settings.runs_full_frame(w, h))
 
 
 def tile_jobs(video_meta: dict, tiles) -> list:
@@ -74,77 +80,93 @@ def read_frame(frame_path) -> "cv2.Mat":
 
 
 def detect_tiles(frame_path, tiles, detector) -> list:
-    """Boxes of the given tiles of one frame, read from disk, in frame pixels (not yet merged).
+    """[(Tile, [Box, ...]), ...]: each tile's boxes in frame pixels (not yet merged).
 
     Each tile is cropped from the JPEG and goes through the net on its own.
     """
     image = read_frame(frame_path)
-    boxes = []
-    for tile in tiles:
-        t = Tile(*tile)
-        boxes.extend(to_frame(detector.detect(image[t.y : t.y + t.h, t.x : t.x + t.w]), t))
-    return boxes
+    return [
+        (t, to_frame(detector.detect(image[t.y : t.y + t.h, t.x : t.x + t.w]), t)) for t in (Tile(*x) for x in tiles)
+    ]
 
 
 def detect_jobs(video_dir, jobs, detector) -> dict:
-    """Run a chunk of [frame_name, tile] jobs; {frame_name: [box JSON, ...]} for the chunk.
+    """Run a chunk of [frame_name, tile] jobs; {frame_name: [[tile, [box JSON, ...]], ...]} for the chunk.
 
-    The result is small JSON (boxes only), fit for a Celery result and a chord.
+    The result is small JSON (tiles and boxes only), fit for a Celery result and a chord.
     """
     by_frame = {}
     for name, tile in jobs:
         by_frame.setdefault(name, []).append(Tile.from_json(tile))
     images = Path(video_dir) / IMAGES_DIR
     return {
-        name: boxes_to_json(detect_tiles(images / f"{name}.jpg", tiles, detector)) for name, tiles in by_frame.items()
+        name: [
+            [t.to_json(), boxes_to_json(boxes)] for t, boxes in detect_tiles(images / f"{name}.jpg", tiles, detector)
+        ]
+        for name, tiles in by_frame.items()
     }
 
 
 def gather_detections(chunk_results) -> dict:
-    """Join chunk results (from `detect_jobs`, in any order) into {frame_name: [Box, ...]}."""
-    boxes = {}
+    """Join chunk results (from `detect_jobs`, in any order) into {frame_name: [(Tile, [Box]), ...]},
+    each frame's tiles in canonical order, so the merge sees the same input whatever the chunking."""
+    per_frame = {}
     for result in chunk_results:
-        for name, data in result.items():
-            boxes.setdefault(name, []).extend(boxes_from_json(data))
-    return boxes
+        for name, tiles in result.items():
+            per_frame.setdefault(name, []).extend((Tile.from_json(t), boxes_from_json(b)) for t, b in tiles)
+    return {name: sorted(tiles, key=lambda e: e[0]) for name, tiles in per_frame.items()}
 
 
-def merge_frame_boxes(boxes, settings: AnnotateSettings) -> list:
-    """One box per object across the tiles of a frame, with the settings' merge options."""
-    return merge_boxes(boxes, settings.merge, settings.metric, settings.merge_threshold, settings.class_agnostic)
+def merge_frame(per_tile, settings: AnnotateSettings, width: int, height: int) -> list:
+    """One box per object across the tiles of a frame: [(Box, [index into per_tile, ...]), ...]."""
+    return merge_tiles(
+        per_tile, width, height, settings.merge, settings.metric, settings.merge_threshold, settings.class_agnostic
+    )
 
 
-def label_frame(label_path, boxes, settings: AnnotateSettings, width: int, height: int) -> list:
-    """Merge a frame's tile boxes and write its YOLO label file; returns the merged boxes."""
-    merged = merge_frame_boxes(boxes, settings)
-    write_yolo_labels(label_path, merged, width, height)
-    return merged
-
-
-def label_frames(video_dir, video_meta: dict, boxes_by_frame: dict, settings: AnnotateSettings) -> int:
-    """Write labels/NNNNNN.txt for every frame of the video (empty if it has no box) and remove
-    label files of frames that no longer exist. Returns the number of merged boxes."""
-    labels = Path(video_dir) / LABELS_DIR
+def label_frames(video_dir, video_meta: dict, detections_by_frame: dict, settings: AnnotateSettings) -> int:
+    """Write labels/NNNNNN.txt for every frame of the video (empty if it has no box) and
+    detections.jsonl, and remove label files of frames that no longer exist. Returns the number of
+    merged boxes. detections_by_frame: {frame name: [(Tile, [Box]), ...]} (from gather_detections)."""
+    video_dir = Path(video_dir)
+    labels = video_dir / LABELS_DIR
     labels.mkdir(parents=True, exist_ok=True)
     frames = set(video_meta["frames"])
-    unknown = sorted(set(boxes_by_frame) - frames)
+    unknown = sorted(set(detections_by_frame) - frames)
     if unknown:
         raise VisionError(f"detections for frames not in video.json: {unknown[:3]}; re-plan the video")
     for stale in frame_label_files(labels):
         if stale.stem not in frames:
             stale.unlink()
-    written = 0
+    written, records = 0, []
+    w, h = video_meta["width"], video_meta["height"]
     for name in video_meta["frames"]:
-        written += len(
-            label_frame(
-                labels / f"{name}.txt",
-                boxes_by_frame.get(name, []),
-                settings,
-                video_meta["width"],
-                video_meta["height"],
-            )
-        )
+        per_tile = detections_by_frame.get(name, [])
+        merged = merge_frame(per_tile, settings, w, h)
+        write_yolo_labels(labels / f"{name}.txt", [b for b, _ in merged], w, h)
+        records.append(frame_record(name, per_tile, merged))
+        written += len(merged)
+    write_detections(video_dir / DETECTIONS_NAME, records)
     return written
+
+
+def remergeable(video_dir, video_meta: dict, settings: AnnotateSettings) -> bool:
+    """Whether the previous run saw the same frames with the same detection settings and left
+    detections.jsonl for every frame: then only merging needs doing again, no YOLO."""
+    previous = _previous_record(video_dir)
+    record = annotation_record(video_meta, settings)
+    if not previous or any(previous.get(k) != record[k] for k in ("video_sha256", "detection", "frames")):
+        return False
+    try:
+        return set(read_detections(Path(video_dir) / DETECTIONS_NAME)) == set(video_meta["frames"])
+    except VisionError:
+        return False
+
+
+def remerge_video(video_dir, video_meta: dict, settings: AnnotateSettings) -> int:
+    """Labels again from detections.jsonl's raw per-tile boxes with the settings' merge options."""
+    records = read_detections(Path(video_dir) / DETECTIONS_NAME)
+    return label_frames(video_dir, video_meta, {n: raw_detections(r) for n, r in records.items()}, settings)
 
 
 def count_classes(labels_dir, names) -> dict:
@@ -166,14 +188,22 @@ def format_counts(counts: dict) -> str:
 
 
 def annotation_record(video_meta: dict, settings: AnnotateSettings, static_rows=None) -> dict:
-    """What the labels depend on: source checksum, settings fingerprint, static boxes."""
+    """What the labels depend on: source checksum, detection and merge fingerprints, static boxes."""
     static_sha = None if static_rows is None else hashlib.sha256(format_labels(static_rows).encode("ascii")).hexdigest()
     return {
         "video_sha256": video_meta["sha256"],
-        "settings": settings.fingerprint(),
+        "detection": settings.fingerprint("detection"),
+        "merge": settings.fingerprint("merge"),
         "static_sha256": static_sha,
         "frames": list(video_meta["frames"]),
     }
+
+
+def _previous_record(video_dir) -> dict | None:
+    try:
+        return json.loads((Path(video_dir) / RECORD_NAME).read_text(encoding="utf-8")).get("record")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def reusable_summary(video_dir, video_meta: dict, settings: AnnotateSettings, static_rows=None):
@@ -181,23 +211,34 @@ def reusable_summary(video_dir, video_meta: dict, settings: AnnotateSettings, st
 
     A run is complete when annotation.json (written last) matches and every label file exists.
     """
-    try:
-        previous = json.loads((Path(video_dir) / RECORD_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if previous.get("record") != annotation_record(video_meta, settings, static_rows):
+    if _previous_record(video_dir) != annotation_record(video_meta, settings, static_rows):
         return None
     labels = Path(video_dir) / LABELS_DIR
     if not all((labels / f"{n}.txt").is_file() for n in video_meta["frames"]):
         return None
+    previous = json.loads((Path(video_dir) / RECORD_NAME).read_text(encoding="utf-8"))
     return {**previous["summary"], "reused": True}
 
 
-def finish_video(video_dir, video_meta: dict, settings: AnnotateSettings, static_rows=None) -> dict:
+def decode_warning(video_meta: dict, settings: AnnotateSettings) -> str | None:
+    """A video whose header announces more frames than decode (a wrong header, a cut-off copy) is
+    annotated as far as it decodes, with this warning; with `strict` it fails instead."""
+    if not video_meta.get("truncated"):
+        return None
+    warning = f"header says {video_meta['frame_count']} frames, {video_meta['frames_decoded']} decoded"
+    if settings.strict:
+        raise VisionError(f"truncated video: {warning}; re-encode it, or annotate what decodes without --strict")
+    return warning
+
+
+def finish_video(
+    video_dir, video_meta: dict, settings: AnnotateSettings, static_rows=None, remerged: bool = False
+) -> dict:
     """After all frames are labelled: classes.txt, static suggestions (from the detector's boxes),
     static propagation, then annotation.json (written last: it marks the video complete).
     Idempotent: run again (a redelivered task), it writes the same bytes.
-    Returns the summary (counts per class, frames, tiles, where the output is)."""
+    Returns the summary (counts per class, frames, tiles, where the output is; `remerged` when the
+    labels came from detections.jsonl without YOLO; a decoding `warning`)."""
     video_dir = Path(video_dir)
     labels = video_dir / LABELS_DIR
     names = read_classes(settings.model.names)
@@ -218,6 +259,9 @@ def finish_video(video_dir, video_meta: dict, settings: AnnotateSettings, static
         "static_boxes": len(static_rows or ()),
         "static_suggestions": len(suggestions),
         "truncated": bool(video_meta.get("truncated")),
+        "warning": decode_warning(video_meta, settings),
+        "full_frame": settings.runs_full_frame(video_meta["width"], video_meta["height"]),
+        "remerged": remerged,
         "reused": False,
     }
     record = {"record": annotation_record(video_meta, settings, static_rows), "summary": summary}
@@ -241,7 +285,8 @@ def annotate_video(
     static: path of a static_labels.txt (YOLO format) or None.
     progress: optional callable progress(stage, done, total), stage 'frames' or 'tiles'.
     preview: also write previews/ and contact_sheet.png.
-    Returns the summary of `finish_video` ('reused': True if nothing needed to be redone).
+    Returns the summary of `finish_video` ('reused': True if nothing needed to be redone,
+    'remerged': True if only the merge ran again).
     """
     from .detector import get_detector
 
@@ -249,9 +294,13 @@ def annotate_video(
     static_rows = read_static_labels(static) if static is not None else None
     video_dir = video_out_dir(out_dir, video)
     meta = prepare_video(video, video_dir, settings)
+    decode_warning(meta, settings)
     if progress:
         progress("frames", len(meta["frames"]), len(meta["frames"]))
     summary = reusable_summary(video_dir, meta, settings, static_rows)
+    if summary is None and remergeable(video_dir, meta, settings):
+        remerge_video(video_dir, meta, settings)
+        summary = finish_video(video_dir, meta, settings, static_rows, remerged=True)
     if summary is None:
         detector = get_detector(settings.detector_spec())
         tiles = plan_tiles(meta, settings)

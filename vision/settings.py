@@ -69,7 +69,12 @@ class AnnotateSettings:
     tile: int = _setting(416, "Tile width in pixels.")
     tile_h: int = _setting(None, "Tile height (default: the width).", int)
     overlap: float = _setting(0.2, "Overlap of neighbouring tiles, 0 to <1.")
-    full_frame: bool = _setting(False, "Also run the whole frame, so large objects are not cut up.")
+    full_frame: bool = _setting(
+        None,
+        "Also run the whole frame once, so objects larger than the tile overlap are seen uncut "
+        "[default: auto, whenever a frame is larger than one tile].",
+        bool,
+    )
     model: ModelSpec = field(default_factory=ModelSpec)
     conf: float = _setting(0.25, "Confidence threshold.")
     nms: float = _setting(0.45, "IoU of the NMS within a tile.")
@@ -80,6 +85,11 @@ class AnnotateSettings:
     metric: str = _setting("ios", "Overlap that matches boxes across tiles.", choices=MERGE_METRICS)
     merge_threshold: float = _setting(0.5, "Overlap above which two boxes are one object.")
     class_agnostic: bool = _setting(False, "Merge boxes of different classes too.")
+    strict: bool = _setting(
+        False, "Fail a video whose header announces more frames than decode, instead of annotating what decodes."
+    )
+
+    MERGE_OPTIONS = ("merge", "metric", "merge_threshold", "class_agnostic")  # re-merging needs no YOLO
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -104,6 +114,8 @@ class AnnotateSettings:
         if not all(isinstance(c, str) and c for c in self.classes):
             raise VisionError(f"classes must be class names, got {list(self.classes)!r}")
         check_merge_args(self.merge, self.metric, self.merge_threshold)
+        if self.full_frame not in (None, True, False):
+            raise VisionError(f"full_frame must be true, false or null (auto), got {self.full_frame!r}")
         return self
 
     def to_json(self) -> dict:
@@ -137,10 +149,24 @@ class AnnotateSettings:
             spec["classes"] = list(self.classes)
         return spec
 
-    def fingerprint(self) -> str:
-        """Hex sha256 of the canonical JSON of every option (each one changes the labels).
+    def fingerprint(self, part: str = "all") -> str:
+        """Hex sha256 of the canonical JSON of the options that change the labels.
 
-        Model files are identified by path; replacing a model file in place needs a new path.
+        part: "all"; "detection", the options YOLO's raw per-tile boxes depend on (sampling, tiling,
+        the full-frame pass, model, thresholds, classes); or "merge", the MERGE_OPTIONS, which only
+        re-merge those boxes. Model files are identified by path; replacing a model file in place
+        needs a new path.
         """
-        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        data = self.to_json()
+        data.pop("strict")  # it decides whether a video fails, not what its labels are
+        if part != "all":
+            data = {k: v for k, v in data.items() if (k in self.MERGE_OPTIONS) == (part == "merge")}
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def runs_full_frame(self, width: int, height: int) -> bool:
+        """Whether frames of this size get the full-frame pass: as set, or (auto) whenever a frame is
+        larger than one tile."""
+        if self.full_frame is not None:
+            return bool(self.full_frame)
+        return width > self.tile or height > (self.tile_h or self.tile)

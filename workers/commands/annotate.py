@@ -58,8 +58,10 @@ def settings_options(command):
 
     for f in reversed([f for f in dataclasses.fields(AnnotateSettings) if "help" in f.metadata]):
         flag, meta = "--" + f.name.replace("_", "-"), f.metadata
-        if isinstance(f.default, bool):
-            option = click.option(f"{flag}/--no-{flag[2:]}", default=f.default, show_default=True, help=meta["help"])
+        if isinstance(f.default, bool) or meta["type"] is bool:  # None: decided per video (auto)
+            option = click.option(
+                f"{flag}/--no-{flag[2:]}", default=f.default, show_default=f.default is not None, help=meta["help"]
+            )
         elif isinstance(f.default, tuple):  # a list of names, comma-separated
             option = click.option(flag, default="", help=meta["help"])
         else:
@@ -218,9 +220,9 @@ def report(info: dict) -> None:
     from vision.pipeline import format_counts
 
     state = "finished" if info["finished"] else "running"
+    done = sum(v["state"] == "done" for v in info["video_states"])  # a running video is not ok yet
     click.echo(
-        f"batch {info['id']} {state}: {len(info['video_states']) - info['failed']} of "
-        f"{len(info['video_states'])} video(s) ok, output in {info['out']}"
+        f"batch {info['id']} {state}: {done} of {len(info['video_states'])} video(s) ok, output in {info['out']}"
     )
     for v in info["video_states"]:
         name = Path(v["video"]).name
@@ -228,11 +230,19 @@ def report(info: dict) -> None:
             click.echo(f"  FAILED {name}: {v.get('error', '')}")
         elif v["state"] == "done":
             s = v["summary"]
-            reused = " (reused)" if s.get("reused") else ""
+            reused = (
+                " (reused)"
+                if s.get("reused")
+                else " (re-merged from detections.jsonl, no YOLO)"
+                if s.get("remerged")
+                else ""
+            )
             click.echo(
                 f"  done   {name}: {s['frames']} frames, {s['tiles']} tiles, {s['boxes']} boxes{reused} "
                 f"-> {s['video_dir']}"
             )
+            if s.get("warning"):
+                click.echo(f"           warning: {s['warning']}; annotated what decodes")
             for line in format_counts(s["counts"]).splitlines():
                 click.echo(f"           {line}")
         else:
