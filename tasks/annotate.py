@@ -31,7 +31,7 @@ from tasks.roots import OutsideRoots, resolve_inside
 from vision import pipeline
 from vision.detector import get_detector
 from vision.errors import VisionError
-from vision.frames import read_video_meta
+from vision.frames import frame_size, read_video_meta
 from vision.settings import AnnotateSettings
 from vision.static import read_static_labels
 from workers.app import app
@@ -189,6 +189,10 @@ def submit(
     from workers import config
 
     settings.validate()
+    for video in videos:  # an absurd tiling is refused before anything is queued
+        size = frame_size(video)
+        if size:
+            pipeline.frame_tiles(*size, settings)
     if static is not None:
         read_static_labels(static)
     if tiles_per_task is not None and tiles_per_task < 1:

@@ -40,6 +40,12 @@ CASES = [
     ("annotate-conf-1.5", ["annotate", "{video}", "--out", "{tmp}/o", "--conf", "1.5"], "conf"),
     ("annotate-conf-nan", ["annotate", "{video}", "--out", "{tmp}/o", "--conf", "nan"], "conf"),
     ("annotate-nms-negative", ["annotate", "{video}", "--out", "{tmp}/o", "--nms", "-1"], "nms"),
+    ("annotate-tile-16", ["annotate", "{video}", "--out", "{tmp}/o", "--tile", "16"], "too small for a detector"),
+    (
+        "annotate-1645-tiles",
+        ["annotate", "{video}", "--out", "{tmp}/o", "--tile", "32", "--overlap", "0.5"],
+        "into 1646 tiles (more than 1024)",
+    ),
     ("annotate-input-size-100", ["annotate", "{video}", "--out", "{tmp}/o", "--input-size", "100"], "multiple of 32"),
     ("annotate-unknown-class", ["annotate", "{video}", "--out", "{tmp}/o", "--classes", "person,unicorn"], "unicorn"),
     ("annotate-unknown-model", ["annotate", "{video}", "--out", "{tmp}/o", "--model", "yolov9000"], "yolov9000"),

@@ -125,3 +125,35 @@ def test_unknown_keys_in_json_are_refused():
         AnnotateSettings.from_json({"tile_size": 416})
     with pytest.raises(VisionError, match=r"unknown model settings \['weight'\]"):
         AnnotateSettings.from_json({"model": {"weight": "x"}})
+
+
+def test_tiles_under_32_px_are_refused():
+    with pytest.raises(VisionError, match="tile of 16 px is too small for a detector"):
+        AnnotateSettings(model=MODEL, tile=16).validate()
+    with pytest.raises(VisionError, match="tile of 24 px"):
+        AnnotateSettings(model=MODEL, tile=416, tile_h=24).validate()
+
+
+def test_more_than_1024_tiles_per_frame_need_force():
+    from vision.pipeline import frame_tiles
+
+    tight = AnnotateSettings(model=MODEL, tile=32, overlap=0.5)
+    with pytest.raises(VisionError, match=r"cuts a 768x576 frame into 1646 tiles \(more than 1024\).*--force"):
+        frame_tiles(768, 576, tight)
+    assert len(frame_tiles(768, 576, dataclasses.replace(tight, force=True))) == 1646
+
+
+def test_strict_and_force_decide_whether_a_video_runs_not_its_labels():
+    base = AnnotateSettings(model=MODEL)
+    for change in (dict(strict=True), dict(force=True)):
+        assert dataclasses.replace(base, **change).fingerprint() == base.fingerprint()
+
+
+def test_only_merge_options_leave_the_detection_fingerprint_alone():
+    base = AnnotateSettings(model=MODEL)
+    for change in (dict(merge="greedy"), dict(metric="iou"), dict(merge_threshold=0.3), dict(class_agnostic=True)):
+        changed = dataclasses.replace(base, **change)
+        assert changed.fingerprint("detection") == base.fingerprint("detection")
+        assert changed.fingerprint("merge") != base.fingerprint("merge")
+    for change in (dict(tile=320), dict(conf=0.3), dict(full_frame=False), dict(every=2)):
+        assert dataclasses.replace(base, **change).fingerprint("detection") != base.fingerprint("detection")

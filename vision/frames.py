@@ -107,6 +107,19 @@ def _open_video(path: Path):
     return cap
 
 
+def frame_size(video_path) -> tuple[int, int] | None:
+    """(width, height) the container announces, or None if the file does not open as a video."""
+    try:
+        cap = _open_video(Path(video_path))
+    except VisionError:
+        return None
+    try:
+        size = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+    finally:
+        cap.release()
+    return size if min(size) > 0 else None
+
+
 def _remove_stale_images(images: Path, keep: set) -> None:
     for p in images.iterdir():
         if FRAME_IMAGE_NAME.match(p.name) and p.name not in keep:

@@ -55,8 +55,16 @@ def prepare_video(video, video_dir, settings: AnnotateSettings) -> dict:
 def plan_tiles(video_meta: dict, settings: AnnotateSettings) -> list:
     """The tiles of every frame of this video (all frames have the video's size), the full-frame
     pass last when it runs (see AnnotateSettings.runs_full_frame)."""
-    w, h = video_meta["width"], video_meta["height"]
-    return tile_grid(w, h, settings.tile, settings.tile_h, settings.overlap, settings.runs_full_frame(w, h))
+    return frame_tiles(video_meta["width"], video_meta["height"], settings)
+
+
+def frame_tiles(width: int, height: int, settings: AnnotateSettings) -> list:
+    """The tiles of a `width` x `height` frame; VisionError past the tiles-per-frame limit."""
+    tiles = tile_grid(
+        width, height, settings.tile, settings.tile_h, settings.overlap, settings.runs_full_frame(width, height)
+    )
+    settings.check_tile_count(len(tiles), width, height)
+    return tiles
 
 
 def tile_jobs(video_meta: dict, tiles) -> list:

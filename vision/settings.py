@@ -15,6 +15,9 @@ from .frames import sampling_settings
 from .merge import MERGE_METHODS, MERGE_METRICS, check_merge_args
 from .tiling import tile_grid
 
+MIN_TILE = 32  # pixels: one cell of a YOLO net's coarsest grid
+MAX_TILES_PER_FRAME = 1024  # more is a typo (--tile 16), not a plan: --force accepts it
+
 
 def _setting(default, help: str, type=None, choices=None):
     """A settings field with what a command line needs to offer it: help text, the value type when
@@ -88,8 +91,10 @@ class AnnotateSettings:
     strict: bool = _setting(
         False, "Fail a video whose header announces more frames than decode, instead of annotating what decodes."
     )
+    force: bool = _setting(False, f"Accept more than {MAX_TILES_PER_FRAME} tiles per frame.")
 
     MERGE_OPTIONS = ("merge", "metric", "merge_threshold", "class_agnostic")  # re-merging needs no YOLO
+    RUN_OPTIONS = ("strict", "force")  # they decide whether a video runs, not what its labels are
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -106,6 +111,11 @@ class AnnotateSettings:
         """Raise a one-line VisionError for the first invalid option; return self if all are valid."""
         sampling_settings(self.every, self.fps, self.max_frames, self.jpeg_quality)
         tile_grid(1, 1, self.tile, self.tile_h, self.overlap)
+        if min(self.tile, self.tile_h or self.tile) < MIN_TILE:
+            raise VisionError(
+                f"tile of {min(self.tile, self.tile_h or self.tile)} px is too small for a detector "
+                f"(the net's grid is 32 px): give --tile {MIN_TILE} or more"
+            )
         self.model.validate()
         for name in ("conf", "nms"):
             value = getattr(self, name)
@@ -157,12 +167,19 @@ class AnnotateSettings:
         re-merge those boxes. Model files are identified by path; replacing a model file in place
         needs a new path.
         """
-        data = self.to_json()
-        data.pop("strict")  # it decides whether a video fails, not what its labels are
+        data = {k: v for k, v in self.to_json().items() if k not in self.RUN_OPTIONS}
         if part != "all":
             data = {k: v for k, v in data.items() if (k in self.MERGE_OPTIONS) == (part == "merge")}
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def check_tile_count(self, tiles: int, width: int, height: int) -> None:
+        """VisionError for more than MAX_TILES_PER_FRAME tiles per frame, unless `force`."""
+        if tiles > MAX_TILES_PER_FRAME and not self.force:
+            raise VisionError(
+                f"--tile {self.tile} cuts a {width}x{height} frame into {tiles} tiles (more than "
+                f"{MAX_TILES_PER_FRAME}): give a larger --tile, or --force if you mean it"
+            )
 
     def runs_full_frame(self, width: int, height: int) -> bool:
         """Whether frames of this size get the full-frame pass: as set, or (auto) whenever a frame is
