@@ -110,3 +110,16 @@ def test_a_broken_detections_line_names_its_file_and_line(tmp_path):
     path.write_text('{"frame": "000001", "boxes": [], "raw": []}\n{"frame": "000002", "boxes": [\n')
     with pytest.raises(VisionError, match=r"detections.jsonl:2: not a detections record"):
         read_detections(path)
+
+
+def test_a_full_frame_box_of_an_object_a_tile_saw_whole_gives_way_even_at_another_shape():
+    van = Box(7, 0.7, 669, 50, 700, 87)  # the tile's box
+    blurry = Box(7, 0.8, 660, 56, 710, 81)  # the full-frame pass's: IoU 0.45, but the same van
+    assert merge_tiles([(LEFT, []), (RIGHT, [van]), (FULL, [blurry])], 768, 416) == [(van, [1, 2])]
+
+
+def test_a_full_frame_box_around_a_smaller_tile_box_is_another_object_and_stays():
+    head = Box(PERSON, 0.7, 600, 50, 640, 100)  # a part the tile saw, a quarter of the person
+    person = Box(PERSON, 0.6, 580, 40, 680, 240)
+    result = merge_tiles([(LEFT, []), (RIGHT, [head]), (FULL, [person])], 768, 416)
+    assert result == [(head, [1]), (person, [2])]
