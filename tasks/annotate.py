@@ -5,7 +5,7 @@ Per video:  prepare (queue video: extract frames, plan tiles)
                    └─ label (queue video: merge per frame, write labels, classes, static, record)
 
 `prepare` ends the video itself when nothing needs YOLO: the same run is already on disk, or only
-merge options changed (re-merged from detections.jsonl). A video whose header announces more
+static boxes or merge options changed (labels written again from detections.jsonl). A video whose header announces more
 frames than decode is annotated as far as it decodes, done with a warning (unless --strict).
 
 Messages carry a batch id, paths, frame names and tile coordinates, never pixels. A detect task
@@ -126,11 +126,9 @@ def prepare(self, *, batch_id: str, index: int) -> dict:
     tiles = pipeline.plan_tiles(meta, settings)
     jobs = pipeline.tile_jobs(meta, tiles)
     fields = {"frames": len(meta["frames"]), "tiles": len(jobs), **({"warning": warning} if warning else {})}
-    summary = pipeline.reusable_summary(video_dir, meta, settings, static_rows)
-    if summary is None and pipeline.remergeable(video_dir, meta, settings):
+    if pipeline.relabelable(video_dir, meta, settings) or pipeline.remergeable(video_dir, meta, settings):
         batch_store.update_video(batch_id, index, state="labelling", **fields)
-        pipeline.remerge_video(video_dir, meta, settings)
-        summary = pipeline.finish_video(video_dir, meta, settings, static_rows, remerged=True)
+    summary = pipeline.reuse(video_dir, meta, settings, static_rows)
     if summary is not None:
         return _done(batch_id, index, video_dir, settings, summary, **fields)
     get_detector(settings.detector_spec())  # a model that does not load fails here, once
@@ -167,7 +165,7 @@ def label(self, results: list, *, batch_id: str, index: int) -> dict:
     _, video_dir = _video(batch_id, index)
     batch_store.update_video(batch_id, index, state="labelling")
     meta = read_video_meta(video_dir)
-    pipeline.label_frames(video_dir, meta, pipeline.gather_detections(r["boxes"] for r in results), settings)
+    pipeline.merge_frames(video_dir, meta, pipeline.gather_detections(r["boxes"] for r in results), settings)
     summary = pipeline.finish_video(video_dir, meta, settings, _static_rows(batch_id))
     return _done(batch_id, index, video_dir, settings, summary)
 

@@ -17,7 +17,7 @@ from vision.pipeline import (
     finish_video,
     format_counts,
     gather_detections,
-    label_frames,
+    merge_frames,
     plan_tiles,
     prepare_video,
     tile_jobs,
@@ -99,7 +99,7 @@ def test_any_chunking_through_json_gives_the_same_labels(reference, clip12, sett
         json.loads(json.dumps(detect_jobs(video_dir, chunk, detector))) for chunk in chunk_jobs(jobs, tiles_per_task)
     ]
     random.Random(tiles_per_task).shuffle(results)
-    label_frames(video_dir, meta, gather_detections(results), settings)
+    merge_frames(video_dir, meta, gather_detections(results), settings)
     finish_video(video_dir, meta, settings)
     assert label_bytes(video_dir) == label_bytes(reference[0])
     assert (video_dir / "annotation.json").read_bytes() == (reference[0] / "annotation.json").read_bytes().replace(
@@ -169,7 +169,7 @@ def test_fewer_frames_remove_the_labels_of_frames_gone(clip12, settings, tmp_pat
 def test_detections_for_unknown_frames_are_refused(clip12, settings, tmp_path):
     meta = prepare_video(clip12, tmp_path, settings)
     with pytest.raises(VisionError, match="not in video.json"):
-        label_frames(tmp_path, meta, {"000099": []}, settings)
+        merge_frames(tmp_path, meta, {"000099": []}, settings)
 
 
 def test_chunks_hold_at_most_the_given_number_of_tiles():

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from .errors import VisionError
 from .frames import sampling_settings
-from .merge import MERGE_METHODS, MERGE_METRICS, check_merge_args
+from .merge import MERGE_METHODS, MERGE_METRICS, RULE_VERSION, check_merge_args
 from .tiling import tile_grid
 
 MIN_TILE = 32  # pixels: one cell of a YOLO net's coarsest grid
@@ -92,9 +92,14 @@ class AnnotateSettings:
         False, "Fail a video whose header announces more frames than decode, instead of annotating what decodes."
     )
     force: bool = _setting(False, f"Accept more than {MAX_TILES_PER_FRAME} tiles per frame.")
+    overwrite_corrections: bool = _setting(
+        False,
+        "Rewrite label files a person corrected, after copying them to labels.bak-<time>/ "
+        "[default: keep them, new automatic boxes go to labels.auto/].",
+    )
 
     MERGE_OPTIONS = ("merge", "metric", "merge_threshold", "class_agnostic")  # re-merging needs no YOLO
-    RUN_OPTIONS = ("strict", "force")  # they decide whether a video runs, not what its labels are
+    RUN_OPTIONS = ("strict", "force", "overwrite_corrections")  # whether a video runs, not what its labels are
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -168,8 +173,9 @@ class AnnotateSettings:
         needs a new path.
         """
         data = {k: v for k, v in self.to_json().items() if k not in self.RUN_OPTIONS}
+        data["merge_rule"] = RULE_VERSION
         if part != "all":
-            data = {k: v for k, v in data.items() if (k in self.MERGE_OPTIONS) == (part == "merge")}
+            data = {k: v for k, v in data.items() if (k in (*self.MERGE_OPTIONS, "merge_rule")) == (part == "merge")}
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

@@ -233,6 +233,8 @@ def report(info: dict) -> None:
             reused = (
                 " (reused)"
                 if s.get("reused")
+                else " (labels again from detections.jsonl, no YOLO, no merging)"
+                if s.get("relabelled")
                 else " (re-merged from detections.jsonl, no YOLO)"
                 if s.get("remerged")
                 else ""
@@ -243,6 +245,18 @@ def report(info: dict) -> None:
             )
             if s.get("warning"):
                 click.echo(f"           warning: {s['warning']}; annotated what decodes")
+            if s.get("corrected_kept"):
+                click.echo(
+                    f"           kept {s['corrected_kept']} corrected frame(s); "
+                    "their new automatic boxes are in labels.auto/"
+                )
+            if s.get("corrected_overwritten"):
+                click.echo(
+                    f"           overwrote {s['corrected_overwritten']} corrected frame(s), "
+                    f"copied first to {s['backup']}"
+                )
+            if s.get("review_first"):
+                click.echo(f"           review first: {', '.join(s['review_first'])}")
             for line in format_counts(s["counts"]).splitlines():
                 click.echo(f"           {line}")
         else:
