@@ -116,9 +116,7 @@ def no_yolo(monkeypatch):
     monkeypatch.setattr(pipeline, "merge_frame", refuse)
 
 
-def test_a_static_only_re_run_keeps_corrections_and_runs_no_yolo_and_no_merge(
-    clip12, settings, tmp_path, monkeypatch
-):
+def test_a_static_only_re_run_keeps_corrections_and_runs_no_yolo_and_no_merge(clip12, settings, tmp_path, monkeypatch):
     annotate_video(clip12, tmp_path, settings)
     video_dir = tmp_path / "clip12"
     labels = video_dir / "labels"

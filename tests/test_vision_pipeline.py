@@ -58,6 +58,7 @@ def test_writes_the_dataset_layout(reference):
         "labels/000001.txt",
         "labels/000002.txt",
         "labels/000003.txt",
+        "review.txt",
         "static_suggestions.txt",
         "video.json",
     ]

@@ -30,6 +30,7 @@ import cv2
 
 from .boxes import boxes_from_json, boxes_to_json
 from .corrections import corrected_frames, recorded_hashes, settle_labels
+from .datasets import RECORD_NAME
 from .detections import (
     DETECTIONS_NAME,
     frame_record,
@@ -43,13 +44,14 @@ from .files import write_text_atomic
 from .frames import IMAGES_DIR, extract_frames
 from .labels import box_to_row, format_labels, read_classes, read_yolo_labels, write_classes
 from .merge import merge_tiles, to_frame
+from .review import write_review
 from .settings import AnnotateSettings
 from .static import SUGGESTIONS_NAME, find_static_rows, frame_label_files, read_static_labels
 from .tiling import Tile, tile_grid
 
 LABELS_DIR = "labels"
 CLASSES_NAME = "classes.txt"
-RECORD_NAME = "annotation.json"
+REVIEW_FIRST = 5  # frames named in the summary's "review first" line
 
 
 def video_out_dir(out_root, video) -> Path:
@@ -161,10 +163,9 @@ def merge_frames(video_dir, video_meta: dict, detections_by_frame: dict, setting
     return merged_count
 
 
-def automatic_rows(video_dir, video_meta: dict) -> dict:
-    """{frame name: [LabelRow]}: the merged boxes of detections.jsonl as label rows, every frame of
-    the video in order (what a label file holds before static boxes and a person's corrections)."""
-    records = read_detections(Path(video_dir) / DETECTIONS_NAME)
+def automatic_rows(records: dict, video_meta: dict) -> dict:
+    """{frame name: [LabelRow]}: the merged boxes of detections.jsonl's records as label rows, every
+    frame of the video in order (what a label file holds before static boxes and corrections)."""
     missing = [n for n in video_meta["frames"] if n not in records]
     if missing:
         raise VisionError(f"{DETECTIONS_NAME} has no record of frame {missing[0]}; annotate the video again")
@@ -302,7 +303,8 @@ def finish_video(
     labels = video_dir / LABELS_DIR
     names = read_classes(settings.model.names)
     write_classes(video_dir / CLASSES_NAME, names)
-    auto = automatic_rows(video_dir, video_meta)
+    records = read_detections(video_dir / DETECTIONS_NAME)
+    auto = automatic_rows(records, video_meta)
     ignored = set(static_rows or ())
     suggestions = find_static_rows([[r for r in rows if r not in ignored] for rows in auto.values()])
     write_text_atomic(video_dir / SUGGESTIONS_NAME, format_labels(suggestions))
@@ -313,6 +315,14 @@ def finish_video(
         static_rows,
         recorded_hashes(video_dir / RECORD_NAME),
         overwrite=settings.overwrite_corrections,
+    )
+    ranked = write_review(
+        video_dir,
+        [records[n] for n in video_meta["frames"]],
+        video_meta,
+        settings.conf,
+        settings.model.input_size,
+        settled.kept,
     )
     tiles = plan_tiles(video_meta, settings)
     counts = count_classes(labels, names)
@@ -329,6 +339,7 @@ def finish_video(
         "corrected_kept": len(settled.kept),
         "corrected_overwritten": len(settled.overwritten),
         "backup": str(settled.backup) if settled.backup else None,
+        "review_first": [d.frame for d in ranked[:REVIEW_FIRST]],
         "truncated": bool(video_meta.get("truncated")),
         "warning": decode_warning(video_meta, settings),
         "full_frame": settings.runs_full_frame(video_meta["width"], video_meta["height"]),
@@ -340,6 +351,7 @@ def finish_video(
         "record": annotation_record(video_meta, settings, static_rows),
         "summary": summary,
         "label_sha256": settled.written,
+        "settings": settings.to_json(),
     }
     write_text_atomic(video_dir / RECORD_NAME, json.dumps(record, indent=1) + "\n")
     return summary
