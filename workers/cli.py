@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from workers.commands import annotate, assets, fleet, review, sweep, train
+from workers.commands import annotate, assets, export, fleet, review, sweep, train
 from workers.commands.base import group
 
 
@@ -40,6 +40,7 @@ for command in (
     annotate.annotate,
     annotate.batch,
     review.review,
+    export.export,
     sweep.sweep,
     train.train,
     train.evaluate,
