@@ -183,3 +183,54 @@ def test_tree_avi_whose_header_says_444_frames_is_annotated_from_the_68_that_dec
     meta = json.loads((tmp_path / "out" / "tree" / "video.json").read_text())
     assert (meta["frame_count"], meta["frames_decoded"], len(meta["frames"])) == (444, 68, 17)
     assert len(list((tmp_path / "out" / "tree" / "labels").glob("*.txt"))) == 17
+
+
+def test_the_whole_loop_annotate_correct_add_a_static_re_run_review_export(fleet, videos, static_file, tmp_path):
+    """What a person does: annotate, review, correct a frame, add a static box, re-run (the
+    correction kept, no YOLO), export a dataset, and overwrite the corrections on request."""
+    out = tmp_path / "out"
+    first = cvfleet("annotate", str(videos / "vtest.avi"), "--out", str(out), *CLIP)
+    assert first.returncode == 0, first.stderr + first.stdout
+    to_review = [line for line in first.stdout.splitlines() if "review first:" in line]
+    assert len(to_review) == 1
+
+    review = cvfleet("review", str(out), "--top", "3")
+    assert review.returncode == 0, review.stderr
+    worst = review.stdout.splitlines()[1].split()[0]
+    assert to_review[0].split("review first: ")[1].startswith(worst)
+    assert (out / "vtest" / "review_sheet.png").is_file()
+
+    labels = out / "vtest" / "labels"
+    corrected = "0 0.500000 0.500000 0.100000 0.200000\n"  # the person redrew the frame as one box
+    (labels / f"{worst}.txt").write_text(corrected)
+    rerun = cvfleet("annotate", str(videos / "vtest.avi"), "--out", str(out), "--static", str(static_file), *CLIP)
+    assert rerun.returncode == 0, rerun.stderr + rerun.stdout
+    assert "kept 1 corrected frame(s)" in rerun.stdout and "no YOLO, no merging" in rerun.stdout
+    static = static_file.read_text()
+    assert (labels / f"{worst}.txt").read_text() == corrected + static
+    automatic = (out / "vtest" / "labels.auto" / f"{worst}.txt").read_text()
+    assert automatic.endswith(static) and automatic != corrected + static
+    for other in sorted(labels.iterdir()):
+        assert other.read_text().endswith(static)
+
+    export = cvfleet("export", str(out), "--out", str(tmp_path / "dataset"), "--split", "0.6")
+    assert export.returncode == 0, export.stderr
+    assert "exported 5 frames (3 train / 2 val, split by block) from 1 video(s)" in export.stdout
+    exported = {p.name: p.read_text() for p in (tmp_path / "dataset" / "labels").rglob("*.txt")}
+    assert exported[f"vtest_{worst}.txt"] == corrected + static
+
+    overwrite = cvfleet(
+        "annotate",
+        str(videos / "vtest.avi"),
+        "--out",
+        str(out),
+        "--static",
+        str(static_file),
+        "--overwrite-corrections",
+        *CLIP,
+    )
+    assert overwrite.returncode == 0, overwrite.stderr + overwrite.stdout
+    assert "overwrote 1 corrected frame(s)" in overwrite.stdout
+    assert (labels / f"{worst}.txt").read_text() == automatic
+    (backup,) = (out / "vtest").glob("labels.bak-*")
+    assert (backup / f"{worst}.txt").read_text() == corrected + static
