@@ -236,3 +236,25 @@ def test_a_strict_run_refuses_a_truncated_video_and_a_tolerant_one_warns(clip12,
         annotate_video(half, tmp_path / "strict", dataclasses.replace(settings, strict=True))
     summary = annotate_video(half, tmp_path / "tolerant", settings)
     assert summary["warning"].startswith("header says 12 frames, ") and summary["truncated"]
+
+
+def test_temporal_settings_re_merge_without_yolo_and_mark_filled_boxes(clip12, model_fields, tmp_path, monkeypatch):
+    import dataclasses
+
+    from vision.detections import read_detections
+
+    every = AnnotateSettings(every=1, max_frames=8, model=ModelSpec(**model_fields))
+    both = dataclasses.replace(every, temporal="both", fill_gap=2)
+    fresh = annotate_video(clip12, tmp_path / "fresh", both)
+    annotate_video(clip12, tmp_path / "rerun", every)
+
+    def no_yolo(spec):
+        raise AssertionError("the detector was called")
+
+    monkeypatch.setattr("vision.detector.get_detector", no_yolo)
+    again = annotate_video(clip12, tmp_path / "rerun", both)
+    assert again["remerged"] and again["boxes"] == fresh["boxes"]
+    assert label_bytes(tmp_path / "rerun" / "clip12") == label_bytes(tmp_path / "fresh" / "clip12")
+    records = read_detections(tmp_path / "fresh" / "clip12" / "detections.jsonl")
+    filled = [b for r in records.values() for b in r["boxes"] if b.get("filled")]
+    assert all(b["tiles"] == [] for b in filled)

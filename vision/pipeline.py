@@ -47,6 +47,7 @@ from .merge import merge_tiles, to_frame
 from .review import write_review
 from .settings import AnnotateSettings
 from .static import SUGGESTIONS_NAME, find_static_rows, frame_label_files, read_static_labels
+from .temporal import over_time
 from .tiling import Tile, tile_grid
 
 LABELS_DIR = "labels"
@@ -145,22 +146,24 @@ def merge_frame(per_tile, settings: AnnotateSettings, width: int, height: int) -
 
 
 def merge_frames(video_dir, video_meta: dict, detections_by_frame: dict, settings: AnnotateSettings) -> int:
-    """Merge every frame's per-tile boxes and write detections.jsonl (the raw and the merged boxes of
-    every frame, in frame order); `finish_video` writes the label files from it. Returns the number
-    of merged boxes. detections_by_frame: {frame name: [(Tile, [Box]), ...]} (from gather_detections)."""
+    """Merge every frame's per-tile boxes, then fill gaps and drop flicker over time as the settings
+    ask (vision/temporal.py), and write detections.jsonl (the raw and the merged boxes of every
+    frame, in frame order); `finish_video` writes the label files from it. Returns the number of
+    boxes. detections_by_frame: {frame name: [(Tile, [Box]), ...]} (from gather_detections)."""
     frames = set(video_meta["frames"])
     unknown = sorted(set(detections_by_frame) - frames)
     if unknown:
         raise VisionError(f"detections for frames not in video.json: {unknown[:3]}; re-plan the video")
-    merged_count, records = 0, []
     w, h = video_meta["width"], video_meta["height"]
-    for name in video_meta["frames"]:
-        per_tile = detections_by_frame.get(name, [])
-        merged = merge_frame(per_tile, settings, w, h)
-        records.append(frame_record(name, per_tile, merged))
-        merged_count += len(merged)
+    per_tile = [detections_by_frame.get(name, []) for name in video_meta["frames"]]
+    merged = [merge_frame(p, settings, w, h) for p in per_tile]
+    kept, filled = over_time([[b for b, _ in m] for m in merged], settings.temporal, settings.fill_gap)
+    records = [
+        frame_record(name, p, [m[i] for i in k], f)
+        for name, p, m, k, f in zip(video_meta["frames"], per_tile, merged, kept, filled)
+    ]
     write_detections(Path(video_dir) / DETECTIONS_NAME, records)
-    return merged_count
+    return sum(len(r["boxes"]) for r in records)
 
 
 def automatic_rows(records: dict, video_meta: dict) -> dict:

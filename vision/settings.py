@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from .errors import VisionError
 from .frames import sampling_settings
 from .merge import MERGE_METHODS, MERGE_METRICS, RULE_VERSION, check_merge_args
+from .temporal import TEMPORAL_MODES, check_temporal
 from .tiling import tile_grid
 
 MIN_TILE = 32  # pixels: one cell of a YOLO net's coarsest grid
@@ -88,6 +89,13 @@ class AnnotateSettings:
     metric: str = _setting("ios", "Overlap that matches boxes across tiles.", choices=MERGE_METRICS)
     merge_threshold: float = _setting(0.5, "Overlap above which two boxes are one object.")
     class_agnostic: bool = _setting(False, "Merge boxes of different classes too.")
+    temporal: str = _setting(
+        "off",
+        "Over time: fill an object missed for a few frames between two sightings (fill), drop a "
+        "one-frame box below 0.4 confidence (clean), or both. Filled boxes are reviewed first.",
+        choices=TEMPORAL_MODES,
+    )
+    fill_gap: int = _setting(2, "Longest gap, in sampled frames, that --temporal fill fills.")
     strict: bool = _setting(
         False, "Fail a video whose header announces more frames than decode, instead of annotating what decodes."
     )
@@ -98,7 +106,7 @@ class AnnotateSettings:
         "[default: keep them, new automatic boxes go to labels.auto/].",
     )
 
-    MERGE_OPTIONS = ("merge", "metric", "merge_threshold", "class_agnostic")  # re-merging needs no YOLO
+    MERGE_OPTIONS = ("merge", "metric", "merge_threshold", "class_agnostic", "temporal", "fill_gap")  # no YOLO
     RUN_OPTIONS = ("strict", "force", "overwrite_corrections")  # whether a video runs, not what its labels are
 
     def __post_init__(self):
@@ -129,6 +137,7 @@ class AnnotateSettings:
         if not all(isinstance(c, str) and c for c in self.classes):
             raise VisionError(f"classes must be class names, got {list(self.classes)!r}")
         check_merge_args(self.merge, self.metric, self.merge_threshold)
+        check_temporal(self.temporal, self.fill_gap)
         if self.full_frame not in (None, True, False):
             raise VisionError(f"full_frame must be true, false or null (auto), got {self.full_frame!r}")
         return self
