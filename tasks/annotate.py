@@ -33,7 +33,7 @@ from vision.detector import get_detector
 from vision.errors import VisionError
 from vision.frames import frame_size, read_video_meta
 from vision.settings import AnnotateSettings
-from vision.static import read_static_labels
+from vision.static import Statics, read_statics
 from workers.app import app
 
 
@@ -66,11 +66,10 @@ def _video(batch_id: str, index: int) -> tuple[Path, Path]:
     return Path(v["video"]), resolve_inside(v["video_dir"], _batch(batch_id)["roots"])
 
 
-def _static_rows(batch_id: str):
+def _statics(batch_id: str) -> Statics:
     info = _batch(batch_id)
-    if not info["static"]:
-        return None
-    return read_static_labels(resolve_inside(info["static"], info["roots"]))
+    paths = [resolve_inside(info[k], info["roots"]) if info.get(k) else None for k in ("static", "static_ignore")]
+    return read_statics(*paths)
 
 
 def _done(batch_id: str, index: int, video_dir: Path, settings: AnnotateSettings, summary: dict, **fields) -> dict:
@@ -119,7 +118,7 @@ def prepare(self, *, batch_id: str, index: int) -> dict:
     for path in (settings.model.cfg, settings.model.weights, settings.model.onnx, settings.model.names):
         if path:
             resolve_inside(path, roots)
-    static_rows = _static_rows(batch_id)
+    statics = _statics(batch_id)
     batch_store.update_video(batch_id, index, state="extracting")
     meta = pipeline.prepare_video(video, video_dir, settings)
     warning = pipeline.decode_warning(meta, settings)  # strict: raises, the video fails
@@ -128,7 +127,7 @@ def prepare(self, *, batch_id: str, index: int) -> dict:
     fields = {"frames": len(meta["frames"]), "tiles": len(jobs), **({"warning": warning} if warning else {})}
     if pipeline.relabelable(video_dir, meta, settings) or pipeline.remergeable(video_dir, meta, settings):
         batch_store.update_video(batch_id, index, state="labelling", **fields)
-    summary = pipeline.reuse(video_dir, meta, settings, static_rows)
+    summary = pipeline.reuse(video_dir, meta, settings, statics)
     if summary is not None:
         return _done(batch_id, index, video_dir, settings, summary, **fields)
     get_detector(settings.detector_spec())  # a model that does not load fails here, once
@@ -166,7 +165,7 @@ def label(self, results: list, *, batch_id: str, index: int) -> dict:
     batch_store.update_video(batch_id, index, state="labelling")
     meta = read_video_meta(video_dir)
     pipeline.merge_frames(video_dir, meta, pipeline.gather_detections(r["boxes"] for r in results), settings)
-    summary = pipeline.finish_video(video_dir, meta, settings, _static_rows(batch_id))
+    summary = pipeline.finish_video(video_dir, meta, settings, _statics(batch_id))
     return _done(batch_id, index, video_dir, settings, summary)
 
 
@@ -178,6 +177,7 @@ def submit(
     preview: bool = False,
     tiles_per_task: int | None = None,
     extra_roots=(),
+    static_ignore: Path | None = None,
 ) -> str:
     """Record a batch in Redis and queue one `prepare` per video; returns the batch id.
 
@@ -191,8 +191,7 @@ def submit(
         size = frame_size(video)
         if size:
             pipeline.frame_tiles(*size, settings)
-    if static is not None:
-        read_static_labels(static)
+    read_statics(static, static_ignore)
     if tiles_per_task is not None and tiles_per_task < 1:
         raise VisionError(f"--tiles-per-task must be at least 1, got {tiles_per_task}")
     out = Path(os.path.abspath(out))
@@ -214,7 +213,7 @@ def submit(
             str(out),
             *(str(v.parent) for v in videos),
             *(str(Path(os.path.abspath(p)).parent) for p in model_files),
-            *([str(Path(os.path.abspath(static)).parent)] if static else []),
+            *(str(Path(os.path.abspath(p)).parent) for p in (static, static_ignore) if p),
             *map(str, extra_roots),
         }
     )
@@ -227,6 +226,7 @@ def submit(
         preview,
         tiles_per_task,
         roots,
+        str(Path(os.path.abspath(static_ignore))) if static_ignore else None,
     )
     for i in range(len(videos)):
         prepare.apply_async(kwargs={"batch_id": batch_id, "index": i})

@@ -6,8 +6,8 @@ keys (queues, `celery-task-meta-*`, chord counters) keep their names; results ex
 cvfleet's records RECORD_TTL (30 days) after their last update.
 
     cvfleet:batches                        zset  batch id -> submit time
-    cvfleet:batch:<id>                     hash  id, created, out, settings (JSON), static, preview,
-                                                 tiles_per_task, roots (JSON), videos (count)
+    cvfleet:batch:<id>                     hash  id, created, out, settings (JSON), static, static_ignore,
+                                                 preview, tiles_per_task, roots (JSON), videos (count)
     cvfleet:batch:<id>:video:<i>           hash  index, video, video_dir, state, frames, tiles, chunks,
                                                  error, summary (JSON), finished
     cvfleet:batch:<id>:video:<i>:chunks    hash  detect chunk index -> tiles in it (progress; dropped when

@@ -234,3 +234,28 @@ def test_the_whole_loop_annotate_correct_add_a_static_re_run_review_export(fleet
     assert (labels / f"{worst}.txt").read_text() == automatic
     (backup,) = (out / "vtest").glob("labels.bak-*")
     assert (backup / f"{worst}.txt").read_text() == corrected + static
+
+    # the detector's standing boxes, confirmed as false: suppressed in every frame but the corrected one
+    ignore = out / "vtest" / "static_suggestions.txt"
+    assert ignore.read_text()
+    (labels / f"{worst}.txt").write_text(corrected)
+    quiet = cvfleet(
+        "annotate",
+        str(videos / "vtest.avi"),
+        "--out",
+        str(out),
+        "--static-ignore",
+        str(ignore),
+        "--learn-static",
+        *CLIP,
+    )
+    assert quiet.returncode == 0, quiet.stderr + quiet.stdout
+    assert "static negative(s) proposed" in quiet.stdout
+    from vision.labels import read_yolo_labels
+    from vision.static import suppress
+
+    standing = read_yolo_labels(ignore)
+    for other in sorted(labels.iterdir()):
+        rows = read_yolo_labels(other)
+        assert suppress(rows, standing) == rows, other.name
+    assert (labels / f"{worst}.txt").read_text() == corrected

@@ -153,3 +153,29 @@ def test_overwrite_corrections_rewrites_them_after_a_backup(clip12, settings, tm
     assert summary["boxes"] == fresh["boxes"]
     backups = list((tmp_path / "clip12").glob(BACKUP_PREFIX + "*"))
     assert len(backups) == 1 and read_yolo_labels(backups[0] / "000001.txt") == [CAR]
+
+
+def test_learn_static_proposes_a_deleted_standing_box_and_static_ignore_suppresses_it(clip12, settings, tmp_path):
+    from vision.static import IGNORE_SUGGESTIONS_NAME, find_static_rows, suppress
+
+    annotate_video(clip12, tmp_path, settings)
+    video_dir = tmp_path / "clip12"
+    labels = video_dir / "labels"
+    frames = [read_yolo_labels(p) for p in sorted(labels.iterdir())]
+    standing = find_static_rows(frames, 0.7, 0.9)[0]  # a parked vehicle, in every frame
+    first = read_yolo_labels(labels / "000001.txt")
+    kept_rows = suppress(first, [standing])
+    write(labels / "000001.txt", kept_rows)  # the person deleted the vehicle: it is a poster
+
+    learned = annotate_video(clip12, tmp_path, dataclasses.replace(settings, learn_static=True))
+    assert learned["ignore_suggestions"] == 1 and learned["corrected_kept"] == 1
+    suggestion = video_dir / IGNORE_SUGGESTIONS_NAME
+    (proposed,) = read_yolo_labels(suggestion)
+    assert suppress([standing], [proposed]) == []
+
+    ignored = annotate_video(clip12, tmp_path, settings, static_ignore=suggestion)
+    assert ignored["relabelled"] and ignored["static_ignored"] == 1
+    for name in ("000002.txt", "000003.txt"):
+        rows = read_yolo_labels(labels / name)
+        assert rows and suppress(rows, [standing]) == rows
+    assert read_yolo_labels(labels / "000001.txt") == kept_rows

@@ -24,7 +24,7 @@ from vision.pipeline import (
     video_out_dir,
 )
 from vision.settings import AnnotateSettings, ModelSpec
-from vision.static import read_static_labels
+from vision.static import read_statics
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +141,7 @@ def test_finishing_twice_writes_the_same_bytes(clip12, settings, tmp_path):
     video_dir = tmp_path / "out" / "clip12"
     before = {p: p.read_bytes() for p in sorted(video_dir.rglob("*.*"))}
     meta = json.loads((video_dir / "video.json").read_text())
-    finish_video(video_dir, meta, settings, read_static_labels(static))
+    finish_video(video_dir, meta, settings, read_statics(static))
     assert {p: p.read_bytes() for p in sorted(video_dir.rglob("*.*"))} == before
     assert b"11 0.500000" not in (video_dir / "static_suggestions.txt").read_bytes()
 

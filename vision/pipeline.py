@@ -22,7 +22,6 @@ detections.jsonl, annotation.json, static_suggestions.txt, review.txt; labels.au
 corrected frames (vision/corrections.py); on request previews/ and contact_sheet.png.
 """
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -46,7 +45,17 @@ from .labels import box_to_row, format_labels, read_classes, read_yolo_labels, w
 from .merge import merge_tiles, to_frame
 from .review import write_review
 from .settings import AnnotateSettings
-from .static import SUGGESTIONS_NAME, find_static_rows, frame_label_files, read_static_labels
+from .static import (
+    IGNORE_SUGGESTIONS_NAME,
+    NO_STATICS,
+    SUGGESTIONS_NAME,
+    Statics,
+    find_static_rows,
+    frame_label_files,
+    learn_ignore,
+    read_statics,
+    suppress,
+)
 from .temporal import over_time
 from .tiling import Tile, tile_grid
 
@@ -210,16 +219,16 @@ def remerge_video(video_dir, video_meta: dict, settings: AnnotateSettings) -> in
     return merge_frames(video_dir, video_meta, {n: raw_detections(r) for n, r in records.items()}, settings)
 
 
-def reuse(video_dir, video_meta: dict, settings: AnnotateSettings, static_rows=None):
+def reuse(video_dir, video_meta: dict, settings: AnnotateSettings, statics: Statics = NO_STATICS):
     """What a run can skip, from what is on disk: the previous summary when nothing changed, or
     finish_video's summary after re-labelling (only static boxes changed) or re-merging (only
     merge options changed); None when YOLO must run."""
-    summary = reusable_summary(video_dir, video_meta, settings, static_rows)
+    summary = reusable_summary(video_dir, video_meta, settings, statics)
     if summary is None and relabelable(video_dir, video_meta, settings):
-        summary = finish_video(video_dir, video_meta, settings, static_rows, how="relabelled")
+        summary = finish_video(video_dir, video_meta, settings, statics, how="relabelled")
     if summary is None and remergeable(video_dir, video_meta, settings):
         remerge_video(video_dir, video_meta, settings)
-        summary = finish_video(video_dir, video_meta, settings, static_rows, how="remerged")
+        summary = finish_video(video_dir, video_meta, settings, statics, how="remerged")
     return summary
 
 
@@ -241,14 +250,14 @@ def format_counts(counts: dict) -> str:
     return "".join(f"{n:<{width}}  {c}\n" for n, c in counts.items())
 
 
-def annotation_record(video_meta: dict, settings: AnnotateSettings, static_rows=None) -> dict:
-    """What the labels depend on: source checksum, detection and merge fingerprints, static boxes."""
-    static_sha = None if static_rows is None else hashlib.sha256(format_labels(static_rows).encode("ascii")).hexdigest()
+def annotation_record(video_meta: dict, settings: AnnotateSettings, statics: Statics = NO_STATICS) -> dict:
+    """What the labels depend on: source checksum, detection and merge fingerprints, static boxes
+    and static negatives."""
     return {
         "video_sha256": video_meta["sha256"],
         "detection": settings.fingerprint("detection"),
         "merge": settings.fingerprint("merge"),
-        "static_sha256": static_sha,
+        **statics.sha256(),
         "frames": list(video_meta["frames"]),
     }
 
@@ -260,21 +269,21 @@ def _previous_record(video_dir) -> dict | None:
         return None
 
 
-def reusable_summary(video_dir, video_meta: dict, settings: AnnotateSettings, static_rows=None):
+def reusable_summary(video_dir, video_meta: dict, settings: AnnotateSettings, statics: Statics = NO_STATICS):
     """The summary of a previous complete run with the same inputs, or None.
 
     A run is complete when annotation.json (written last) matches and every label file exists.
     The count of corrected frames is taken afresh (a person may have corrected some since); with
-    `overwrite_corrections` a run with corrected frames is not reused.
+    `overwrite_corrections` (and corrected frames) or `learn_static` the run is not reused.
     """
-    if _previous_record(video_dir) != annotation_record(video_meta, settings, static_rows):
+    if _previous_record(video_dir) != annotation_record(video_meta, settings, statics):
         return None
     labels = Path(video_dir) / LABELS_DIR
     if not all((labels / f"{n}.txt").is_file() for n in video_meta["frames"]):
         return None
     corrected = corrected_frames(labels, recorded_hashes(Path(video_dir) / RECORD_NAME))
-    if corrected and settings.overwrite_corrections:
-        return None
+    if settings.learn_static or (corrected and settings.overwrite_corrections):
+        return None  # both act on the label files: relabel from detections.jsonl (no YOLO)
     previous = json.loads((Path(video_dir) / RECORD_NAME).read_text(encoding="utf-8"))
     return {**previous["summary"], "corrected_kept": len(corrected), "corrected_overwritten": 0, "reused": True}
 
@@ -291,7 +300,7 @@ def decode_warning(video_meta: dict, settings: AnnotateSettings) -> str | None:
 
 
 def finish_video(
-    video_dir, video_meta: dict, settings: AnnotateSettings, static_rows=None, how: str = "detected"
+    video_dir, video_meta: dict, settings: AnnotateSettings, statics: Statics = NO_STATICS, how: str = "detected"
 ) -> dict:
     """After detections.jsonl holds every frame's merged boxes: classes.txt, static suggestions
     (from the detector's boxes), the label files (automatic boxes plus static boxes, a person's
@@ -307,18 +316,24 @@ def finish_video(
     names = read_classes(settings.model.names)
     write_classes(video_dir / CLASSES_NAME, names)
     records = read_detections(video_dir / DETECTIONS_NAME)
-    auto = automatic_rows(records, video_meta)
-    ignored = set(static_rows or ())
+    detected = automatic_rows(records, video_meta)
+    auto = {name: suppress(rows, statics.ignore) for name, rows in detected.items()}
+    ignored = set(statics.labels)
     suggestions = find_static_rows([[r for r in rows if r not in ignored] for rows in auto.values()])
     write_text_atomic(video_dir / SUGGESTIONS_NAME, format_labels(suggestions))
     settled = settle_labels(
         video_dir,
         labels,
         auto,
-        static_rows,
+        statics.labels,
         recorded_hashes(video_dir / RECORD_NAME),
         overwrite=settings.overwrite_corrections,
     )
+    learned = None
+    if settings.learn_static:
+        learned = learn_ignore(detected, {n: read_yolo_labels(labels / f"{n}.txt") for n in settled.kept})
+        learned = [r for r in learned if r not in set(statics.ignore)]
+        write_text_atomic(video_dir / IGNORE_SUGGESTIONS_NAME, format_labels(learned))
     ranked = write_review(
         video_dir,
         [records[n] for n in video_meta["frames"]],
@@ -337,7 +352,9 @@ def finish_video(
         "tiles": len(tiles) * len(video_meta["frames"]),
         "boxes": sum(counts.values()),
         "counts": counts,
-        "static_boxes": len(static_rows or ()),
+        "static_boxes": len(statics.labels),
+        "static_ignored": len(statics.ignore),
+        "ignore_suggestions": None if learned is None else len(learned),
         "static_suggestions": len(suggestions),
         "corrected_kept": len(settled.kept),
         "corrected_overwritten": len(settled.overwritten),
@@ -351,7 +368,7 @@ def finish_video(
         "reused": False,
     }
     record = {
-        "record": annotation_record(video_meta, settings, static_rows),
+        "record": annotation_record(video_meta, settings, statics),
         "summary": summary,
         "label_sha256": settled.written,
         "settings": settings.to_json(),
@@ -368,12 +385,13 @@ def write_video_previews(video_dir, settings: AnnotateSettings) -> None:
 
 
 def annotate_video(
-    video, out_dir, settings: AnnotateSettings, static=None, progress=None, preview: bool = False
+    video, out_dir, settings: AnnotateSettings, static=None, progress=None, preview: bool = False, static_ignore=None
 ) -> dict:
     """Annotate one video in this process; the reference for the distributed run.
 
     out_dir: dataset root; the video's files go to `video_out_dir(out_dir, video)`.
-    static: path of a static_labels.txt (YOLO format) or None.
+    static: path of a static_labels.txt (YOLO format) or None; static_ignore: of a
+    static_ignore.txt (same format: false boxes standing still, suppressed in every frame) or None.
     progress: optional callable progress(stage, done, total), stage 'frames' or 'tiles'.
     preview: also write previews/ and contact_sheet.png.
     Returns the summary of `finish_video` ('reused': True if nothing needed to be redone,
@@ -383,13 +401,13 @@ def annotate_video(
     from .detector import get_detector
 
     settings.validate()
-    static_rows = read_static_labels(static) if static is not None else None
+    statics = read_statics(static, static_ignore)
     video_dir = video_out_dir(out_dir, video)
     meta = prepare_video(video, video_dir, settings)
     decode_warning(meta, settings)
     if progress:
         progress("frames", len(meta["frames"]), len(meta["frames"]))
-    summary = reuse(video_dir, meta, settings, static_rows)
+    summary = reuse(video_dir, meta, settings, statics)
     if summary is None:
         detector = get_detector(settings.detector_spec())
         tiles = plan_tiles(meta, settings)
@@ -400,7 +418,7 @@ def annotate_video(
             if progress:
                 progress("tiles", done * len(tiles), len(jobs))
         merge_frames(video_dir, meta, gather_detections(results), settings)
-        summary = finish_video(video_dir, meta, settings, static_rows)
+        summary = finish_video(video_dir, meta, settings, statics)
     if preview:
         write_video_previews(video_dir, settings)
     return summary

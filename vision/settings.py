@@ -105,9 +105,19 @@ class AnnotateSettings:
         "Rewrite label files a person corrected, after copying them to labels.bak-<time>/ "
         "[default: keep them, new automatic boxes go to labels.auto/].",
     )
+    learn_static: bool = _setting(
+        False,
+        "Propose static negatives from your corrections: boxes you deleted that the detector saw "
+        "standing still go to static_ignore_suggestions.txt, to confirm into a --static-ignore file.",
+    )
 
     MERGE_OPTIONS = ("merge", "metric", "merge_threshold", "class_agnostic", "temporal", "fill_gap")  # no YOLO
-    RUN_OPTIONS = ("strict", "force", "overwrite_corrections")  # whether a video runs, not what its labels are
+    RUN_OPTIONS = (
+        "strict",
+        "force",
+        "overwrite_corrections",
+        "learn_static",
+    )  # whether a video runs, not what its labels are
 
     def __post_init__(self):
         if isinstance(self.model, dict):
