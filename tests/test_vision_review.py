@@ -42,7 +42,7 @@ def test_a_confident_box_seen_by_both_tiles_and_in_every_frame_raises_no_doubt()
 def test_a_box_in_the_overlap_found_by_one_tile_only_is_a_tile_disagreement():
     box = person(380, 100)
     (why,) = reasons([record("000001", [(LEFT, [box]), (RIGHT, [])])]).values()
-    assert why == ["1 box only one of two overlapping tiles found"]
+    assert why == ["1 object some overlapping tiles missed"]
 
 
 def test_a_box_cut_by_the_tile_edge_is_not_a_disagreement():

@@ -5,8 +5,8 @@ A frame's doubt is the weighted count of its reasons:
 
     weight  reason
     3       a box filled in over a gap of a track (`filled` in detections.jsonl): never seen there
-    2       tile disagreement: a box lying wholly inside two overlapping tiles, found by one only
-            (both saw the same pixels at the same scale, so one of them is wrong)
+    2       tile disagreement: an object lying wholly inside several overlapping tiles that some
+            found and some missed (they saw the same pixels at the same scale, so some are wrong)
     2       full-frame vs tiles: a box the full-frame pass found inside a tile that missed it, or
             a box the tiles found that is big enough for the full-frame pass (at least one cell
             of the net's 32 px grid at its input size) and that pass missed
@@ -107,6 +107,27 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}es" if word.endswith("x") else f"{n} {word}s"
 
 
+def _tile_disagreements(tiles: list, width: int, height: int) -> list:
+    """One box per object that some tiles holding it whole found and others missed. The tiles'
+    uncut boxes are grouped into objects (same class, IoU >= 0.5, best confidence first)."""
+    boxes = sorted(
+        ((b, t) for t, found in tiles for b in found if not _cut(b, t, width, height)), key=lambda e: e[0].sort_key()
+    )
+    objects = []  # [representative box, set of tiles that found it]
+    for b, t in boxes:
+        for o in objects:
+            if _found(b, [o[0]], SAME_OBJECT_IOU):
+                o[1].add(t)
+                break
+        else:
+            objects.append([b, {t}])
+    return [
+        b
+        for b, found in objects
+        if any(u not in found and _inside(b, u) and not _found(b, bs, SAME_OBJECT_IOU) for u, bs in tiles)
+    ]
+
+
 def frame_doubts(records: list, width: int, height: int, conf: float, input_size: int) -> list:
     """[FrameDoubt] of each frame of `records` (detections.jsonl records, in frame order)."""
     merged = [[b for b, _ in merged_boxes(r)] for r in records]
@@ -121,17 +142,8 @@ def frame_doubts(records: list, width: int, height: int, conf: float, input_size
 
         raw = raw_detections(record)
         tiles = [(t, bs) for t, bs in raw if t != full]
-        missed = []
-        for t, found in tiles:
-            for b in found:
-                if _cut(b, t, width, height):
-                    continue
-                others = [bs for u, bs in tiles if u != t and _inside(b, u)]
-                if any(not _found(b, bs, SAME_OBJECT_IOU) for bs in others):
-                    missed.append(b)
-        doubt.add(
-            "tiles", len(missed), f"{_plural(len(missed), 'box')} only one of two overlapping tiles found", missed
-        )
+        missed = _tile_disagreements(tiles, width, height)
+        doubt.add("tiles", len(missed), f"{_plural(len(missed), 'object')} some overlapping tiles missed", missed)
 
         whole = [bs for t, bs in raw if t == full]
         if whole and tiles:

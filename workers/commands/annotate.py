@@ -286,10 +286,10 @@ def report(info: dict) -> None:
                     f"           {s['ignore_suggestions']} static negative(s) proposed from your corrections "
                     "in static_ignore_suggestions.txt"
                 )
-            if s.get("review_first"):
-                click.echo(f"           review first: {', '.join(s['review_first'])}")
             for line in format_counts(s["counts"]).splitlines():
                 click.echo(f"           {line}")
+            if s.get("review_first"):
+                click.echo(f"           review first: {', '.join(s['review_first'])} (cvfleet review for why)")
         else:
             click.echo(f"  {v['state']:6s} {name}: {v['tiles_done']}/{v['tiles']} tiles")
 
