@@ -18,7 +18,7 @@ import time
 
 import cv2
 import numpy as np
-from bench_accuracy import CONF, NativeDetector, as_annotated, per_tile, scale, vtest_frames
+from bench_accuracy import CONF, NativeDetector, as_annotated, grid_clip, per_tile
 
 from vision.detector import Detector
 from vision.merge import merge_tiles
@@ -71,16 +71,7 @@ def main() -> None:
         f"{args.frames} consecutive frames per clip, every {args.step} source frames, fill gap {args.gap}"
     )
     start = time.perf_counter()
-    starts = [c * 85 for c in range(9)]
-    source = vtest_frames([s + f * args.step for s in starts for f in range(args.frames)])
-    crowded, crowded_ref = [], []
-    for f in range(args.frames):
-        cells = [source[s + f * args.step] for s in starts]
-        crowded.append(np.vstack([np.hstack(cells[r * 3 : r * 3 + 3]) for r in range(3)]))
-        ch, cw = cells[0].shape[:2]
-        crowded_ref.append(
-            [b for c, cell in enumerate(cells) for b in scale(native.detect(cell), 1.0, (c % 3) * cw, (c // 3) * ch)]
-        )
+    crowded, crowded_ref = grid_clip([[c * 85 + f * args.step for c in range(9)] for f in range(args.frames)], native)
     print("crowded (2304x1728, a 3x3 grid of vtest), clean frames: nothing to fill, what fill costs")
     clean = score_modes(label_clip(crowded, settings, detector), crowded_ref, args.gap)
     kernel = np.full((1, BLUR), 1.0 / BLUR, np.float32)
