@@ -88,7 +88,7 @@ def test_the_leaderboard_ranks_by_the_chosen_metric_in_its_direction(asha):
     assert [s for _, s in board] == sorted(trials[tid]["val_loss"] for tid in done)
     assert all(score == trials[tid]["score"] == trials[tid]["val_loss"] for tid, score in board)
     assert "; ranked by val_loss (min)" in run.stdout.splitlines()[0]
-    assert "ASHA eta 2 (rungs at epochs 1, 2)" in run.stderr
+    assert "ASHA eta 2 (rungs at epochs 1, 2), ranked by val_loss (min)" in run.stderr.splitlines()[0]
 
 
 def test_n_warmup_steps_keeps_a_hopeless_trial_from_being_pruned_early(fleet, tmp_path):

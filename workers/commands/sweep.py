@@ -136,15 +136,15 @@ def run(grid, random_n, samples, seed, prune, max_trials, no_wait):
 def _stopping(grid: dict, prune: bool, epochs: int = 0) -> str:
     """What stops trials early, in a few words."""
     s = grid["scheduler"]
-    objective = f"{grid['metric']} ({grid['mode']})"
+    ranked = "" if grid["metric"] == "val_accuracy" else f", ranked by {grid['metric']} ({grid['mode']})"
     if not prune:
-        return f"ranked by {objective}, pruning off"
+        return f"pruning off{ranked}"
     if s["name"] == "asha":
         from tasks.schedulers import asha_rungs
 
         rungs = ", ".join(map(str, asha_rungs(s["min_epochs"], s["eta"], epochs))) or "none"
-        return f"ranked by {objective}, ASHA eta {s['eta']} (rungs at epochs {rungs})"
-    return f"ranked by {objective}, median pruning on"
+        return f"ASHA eta {s['eta']} (rungs at epochs {rungs}){ranked}"
+    return f"pruning on{ranked}"
 
 
 def follow(sweep_id: str) -> int:
