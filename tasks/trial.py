@@ -201,18 +201,13 @@ def train_trial(self, *, sweep_id: str, trial_id: str) -> dict:
         s = recorder.stop
         result.update(pruned_at=s.epoch, scheduler=grid["scheduler"]["name"])
         result.update({"median": s.threshold} if s.among is None else {"cutoff": s.threshold, "rung_size": s.among})
-        sweep_store.finish(sweep_id, trial_id, "pruned", result, run=run)
-        ckpt.unlink(missing_ok=True)
+        if sweep_store.finish(sweep_id, trial_id, "pruned", result, run=run):
+            ckpt.unlink(missing_ok=True)
         return {"state": "pruned", "epochs": len(epochs)}
     result["weights"] = str(_save_weights(model, sweep_id, trial_id, info, recipe, epochs))
-    sweep_store.finish(
-        sweep_id,
-        trial_id,
-        "done",
-        result,
-        run=run,
-        score=last[metric],
-        curve=[e[metric] for e in epochs],
+    ended = sweep_store.finish(
+        sweep_id, trial_id, "done", result, run=run, score=last[metric], curve=[e[metric] for e in epochs]
     )
-    ckpt.unlink(missing_ok=True)
+    if ended:  # an execution that lost the trial leaves the checkpoint to the one that has it
+        ckpt.unlink(missing_ok=True)
     return {"state": "done", metric: last[metric]}
