@@ -7,7 +7,7 @@ COPY nn nn
 COPY vision vision
 COPY tasks tasks
 COPY workers workers
-RUN pip install . \
+RUN pip install '.[onnx]' \
  && cvfleet assets fetch yolov3-tiny mnist5k \
  && useradd --create-home --uid 1000 cvfleet \
  && mkdir -p /data && chown cvfleet /data

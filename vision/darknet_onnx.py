@@ -93,9 +93,11 @@ class _Weights:
         data = Path(path).read_bytes()
         if len(data) < 12:
             raise VisionError(f"{path} is not a Darknet weights file ({len(data)} bytes)")
-        major, minor, _revision = np.frombuffer(data[:12], dtype=np.int32)
+        major, minor, _revision = (int(v) for v in np.frombuffer(data[:12], dtype=np.int32))
         header = 20 if major * 10 + minor >= 2 else 16  # 'seen' became an int64 in 0.2
-        if (len(data) - header) % 4:
+        if major > 1000 or minor > 1000:
+            raise VisionError(f"{path}: transposed Darknet weights (version {major}.{minor}) are not supported")
+        if len(data) < header or (len(data) - header) % 4:
             raise VisionError(f"{path} is not a Darknet weights file (size {len(data)} is not header + floats)")
         self.path = path
         self.values = np.frombuffer(data, dtype=np.float32, offset=header)
