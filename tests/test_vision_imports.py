@@ -1,5 +1,5 @@
 """vision/ is a library a notebook can use: NumPy, SciPy (assignment for matching), OpenCV and the standard
-library only; onnx and onnxruntime (the optional second runtime) only inside the functions that need them."""
+library only; onnx and onnxruntime (one of the two YOLO runtimes) only inside the functions that need them."""
 
 import ast
 import subprocess
@@ -8,7 +8,7 @@ from pathlib import Path
 
 VISION = Path(__file__).resolve().parent.parent / "vision"
 ALLOWED = {"numpy", "scipy", "cv2"} | set(sys.stdlib_module_names)
-LAZY = {"onnx", "onnxruntime"}  # the extra `cvfleet[onnx]`: imported when --runtime onnxruntime is asked for
+LAZY = {"onnx", "onnxruntime"}  # imported when the onnxruntime runtime is used: `--runtime opencv` runs without them
 
 
 def imported_top_level_names(path: Path, module_level_only: bool = False) -> set:

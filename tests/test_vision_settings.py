@@ -56,7 +56,7 @@ def test_fingerprint_is_stable_and_ignores_int_versus_float():
         dict(metric="iou"),
         dict(merge_threshold=0.6),
         dict(class_agnostic=True),
-        dict(runtime="onnxruntime"),
+        dict(runtime="opencv"),
         dict(model=dataclasses.replace(MODEL, input_size=608)),
     ],
 )
@@ -158,7 +158,7 @@ def test_only_merge_options_leave_the_detection_fingerprint_alone():
         changed = dataclasses.replace(base, **change)
         assert changed.fingerprint("detection") == base.fingerprint("detection")
         assert changed.fingerprint("merge") != base.fingerprint("merge")
-    for change in (dict(tile=320), dict(conf=0.3), dict(full_frame=False), dict(every=2), dict(runtime="onnxruntime")):
+    for change in (dict(tile=320), dict(conf=0.3), dict(full_frame=False), dict(every=2), dict(runtime="opencv")):
         assert dataclasses.replace(base, **change).fingerprint("detection") != base.fingerprint("detection")
 
 
@@ -167,6 +167,11 @@ def test_runtime_is_a_detection_option_and_round_trips():
     assert AnnotateSettings.from_json(json.loads(json.dumps(s.to_json()))) == s
     assert s.validate() is s  # onnx and onnxruntime are in the dev extra
     assert s.fingerprint("merge") == AnnotateSettings(model=MODEL).fingerprint("merge")
+
+
+def test_onnxruntime_is_the_default_runtime_and_opencv_the_one_before_the_option():
+    assert AnnotateSettings(model=MODEL).runtime == "onnxruntime"
+    assert AnnotateSettings(model=MODEL).detector_spec()["runtime"] == "onnxruntime"
 
 
 def test_settings_from_before_the_runtime_option_read_as_opencv():

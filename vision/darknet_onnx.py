@@ -243,9 +243,7 @@ def darknet_to_onnx(cfg, weights, input_size: int = 416) -> bytes:
         import onnx
         from onnx import TensorProto, helper, numpy_helper
     except ImportError:
-        raise VisionError(
-            "the onnxruntime runtime needs the onnx and onnxruntime packages: pip install 'cvfleet[onnx]'"
-        ) from None
+        raise VisionError("the Darknet-to-ONNX converter needs the onnx package: pip install onnx") from None
     if input_size <= 0 or input_size % 32:
         raise VisionError(f"model input size must be a positive multiple of 32, got {input_size!r}")
     net, layers = parse_cfg(Path(cfg).read_text(errors="replace"))

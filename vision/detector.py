@@ -1,8 +1,9 @@
 """A YOLO detector over OpenCV's dnn module or onnxruntime: Darknet (.cfg + .weights) or ONNX (YOLOv5/v8).
 
-Two runtimes run the same model: 'opencv' (`cv2.dnn`, the default) and 'onnxruntime' (the
-Darknet model converted by `darknet_onnx` into a graph whose outputs are `cv2.dnn`'s, cached
-beside the weights; an ONNX export as it is). Same boxes within float rounding.
+Two runtimes run the same model: 'opencv' (`cv2.dnn`, this class's default: it needs nothing
+else) and 'onnxruntime' (the annotation default, `AnnotateSettings.runtime`: the Darknet model
+converted by `darknet_onnx` into a graph whose outputs are `cv2.dnn`'s, cached beside the
+weights; an ONNX export as it is). Same boxes within float rounding.
 
 One image per forward pass: measured on this kind of CPU, a batch blob of 6 tiles is not faster
 than 6 single forwards, and single forwards make each tile's result independent of what else

@@ -1,17 +1,20 @@
-"""The second runtime: a YOLO model on onnxruntime instead of `cv2.dnn`.
+"""The onnxruntime runtime (the default): a YOLO model on onnxruntime instead of `cv2.dnn`.
 
 A Darknet model is converted once (`darknet_onnx.cached_onnx`, cached beside the weights) into a
 graph whose outputs are the rows `cv2.dnn` gives, so the detector decodes both runtimes alike; a
 YOLOv5/v8 export runs as it is. One intra-op thread: fleet workers are one process per core, as
-for OpenCV (docs/design.md). `onnx` and `onnxruntime` are an optional extra, imported here only
-when this runtime is asked for.
+for OpenCV (docs/design.md). `onnx` and `onnxruntime` are imported here only when this runtime is
+used, so `vision/` with `--runtime opencv` still runs where they are not installed.
 """
 
 from __future__ import annotations
 
 from .errors import VisionError
 
-MISSING = "--runtime onnxruntime needs the onnx and onnxruntime packages: pip install 'cvfleet[onnx]'"
+MISSING = (
+    "--runtime onnxruntime needs the onnx and onnxruntime packages: "
+    "pip install onnx onnxruntime, or give --runtime opencv"
+)
 
 
 def require_onnxruntime():

@@ -60,8 +60,9 @@ class AnnotateSettings:
     Sampling: every (N-th frame) or fps (target rate), max_frames, jpeg_quality (1..100).
     Tiling: tile (width in pixels), tile_h (height, default = tile), overlap (ratio), full_frame.
     Detection: model, conf, nms (IoU within a tile), classes (names to keep; empty = all), runtime
-    ('opencv' or 'onnxruntime': same model, boxes equal within float rounding, but not bit for bit,
-    so the runtime is part of the detection fingerprint).
+    ('onnxruntime', the default since it ran the fleet faster (benchmarks/bench_annotate.py), or
+    'opencv': same model, boxes equal within float rounding but not bit for bit, so the runtime is
+    part of the detection fingerprint).
     Merging across tiles: merge ('nms' or 'greedy'), metric ('iou' or 'ios'), merge_threshold,
     class_agnostic. Default NMS over IoS: with overlapping tiles most objects lie whole in some
     tile, and IoS drops the cut parts inside that whole box; greedy merging over IoS also joins a
@@ -87,9 +88,9 @@ class AnnotateSettings:
     nms: float = _setting(0.45, "IoU of the NMS within a tile.")
     classes: tuple = _setting((), "Comma-separated class names to keep (default: all).")
     runtime: str = _setting(
-        "opencv",
-        "Run YOLO on OpenCV's dnn, or on onnxruntime (the Darknet model converted to ONNX once, cached "
-        "beside the weights; needs pip install 'cvfleet[onnx]').",
+        "onnxruntime",
+        "Run YOLO on onnxruntime (the Darknet model converted to ONNX once, cached beside the weights) "
+        "or on OpenCV's dnn. Same boxes within float rounding; onnxruntime was faster on the fleet.",
         choices=RUNTIMES,
     )
     merge: str = _setting(
@@ -153,6 +154,8 @@ class AnnotateSettings:
         unknown = sorted(set(data) - known)
         if unknown:
             raise VisionError(f"unknown settings {unknown}; known: {sorted(known)}")
+        if "runtime" not in data:  # settings written before the option existed ran on OpenCV
+            data = {**data, "runtime": "opencv"}
         model = data.get("model") or {}
         model_known = {f.name for f in dataclasses.fields(ModelSpec)}
         if set(model) - model_known:
@@ -182,7 +185,7 @@ class AnnotateSettings:
         needs a new path.
         """
         data = {k: v for k, v in self.to_json().items() if k not in self.RUN_OPTIONS}
-        if data["runtime"] == "opencv":  # the default: fingerprints from before the option existed still match
+        if data["runtime"] == "opencv":  # the one runtime before the option: older fingerprints still match
             del data["runtime"]
         if part != "all":
             data = {k: v for k, v in data.items() if (k in self.MERGE_OPTIONS) == (part == "merge")}
