@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=150, help="frames of vtest.avi to annotate")
     ap.add_argument("--every", type=int, default=2, help="keep every N-th frame")
     ap.add_argument("--concurrency", type=int, default=os.cpu_count(), help="fleet worker processes")
-    ap.add_argument("--runtime", choices=("opencv", "onnxruntime"), default="opencv", help="YOLO runtime")
+    ap.add_argument("--runtime", choices=("opencv", "onnxruntime"), default="onnxruntime", help="YOLO runtime")
     args = ap.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="cvfleet-bench-annotate-"))
