@@ -274,3 +274,58 @@ def test_what_the_converter_cannot_do_is_said_in_one_line(tmp_path, section, wor
     with pytest.raises(VisionError, match=words) as err:
         darknet_to_onnx(cfg, weights, 32)
     assert "\n" not in str(err.value)
+
+
+# --- an ONNX export (YOLOv8 layout) on both runtimes ------------------------------------------------
+
+
+def yolov8_like_export(path, input_size: int = 64):
+    """An ONNX file shaped like a YOLOv8 export, (1, 3, s, s) in and (1, 84, 200) out, whose output is a
+    constant holding three boxes (in input pixels) plus 0 x the input's mean."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    out = np.zeros((1, 84, 200), np.float32)
+    out[0, :4, 10], out[0, 4 + 0, 10] = [32, 20, 16, 24], 0.9  # a person
+    out[0, :4, 50], out[0, 4 + 2, 50] = [10, 40, 8, 8], 0.5  # a car
+    out[0, :4, 51], out[0, 4 + 2, 51] = [11, 41, 8, 8], 0.4  # its twin, gone in the NMS
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["mean"], axes=[1, 2, 3], keepdims=1),
+        helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
+        helper.make_node("Reshape", ["nothing", "shape"], ["nothing3"]),
+        helper.make_node("Add", ["nothing3", "boxes"], ["output0"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "yolov8-like",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, input_size, input_size])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 84, 200])],
+        [
+            numpy_helper.from_array(np.float32(0), "zero"),
+            numpy_helper.from_array(np.array([1, 1, 1], np.int64), "shape"),
+            numpy_helper.from_array(out, "boxes"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("runtime", ["opencv", "onnxruntime"])
+def test_an_onnx_export_gives_the_same_boxes_on_either_runtime(model_fields, tmp_path, runtime):
+    export = yolov8_like_export(tmp_path / "v8.onnx")
+    detector = Detector(onnx=str(export), names=model_fields["names"], input_size=64, runtime=runtime)
+    boxes = detector.detect(np.full((128, 256, 3), 100, np.uint8))  # x scales by 256/64, y by 128/64
+    assert [(b.cls, round(b.conf, 6), b.x1, b.y1, b.x2, b.y2) for b in boxes] == [
+        (0, 0.9, (32 - 8) * 4, (20 - 12) * 2, (32 + 8) * 4, (20 + 12) * 2),
+        (2, 0.5, (10 - 4) * 4, (40 - 4) * 2, (10 + 4) * 4, (40 + 4) * 2),
+    ]
+
+
+def test_an_onnx_export_at_the_wrong_input_size_fails_in_one_line_on_onnxruntime(model_fields, tmp_path):
+    export = yolov8_like_export(tmp_path / "v8.onnx")
+    detector = Detector(onnx=str(export), names=model_fields["names"], input_size=96, runtime="onnxruntime")
+    with pytest.raises(VisionError, match="model forward failed at input size 96: .*input size matches") as err:
+        detector.detect(np.zeros((64, 64, 3), np.uint8))
+    assert "\n" not in str(err.value)

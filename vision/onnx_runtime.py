@@ -56,7 +56,10 @@ class OnnxRuntimeNet:
         try:
             return self.session.run(self.output_names, {self.input_name: blob})
         except Exception as e:
-            raise VisionError(f"model forward failed: {_reason(e)}") from None
+            raise VisionError(
+                f"model forward failed at input size {blob.shape[-1]}: {_reason(e)}; "
+                "check that the input size matches the model (an ONNX export's fixed size)"
+            ) from None
 
 
 def darknet_net(cfg, weights, input_size: int) -> OnnxRuntimeNet:
