@@ -130,6 +130,26 @@ def test_the_converted_model_is_cached_beside_the_weights_and_reused(model_field
     assert files == sorted(["coco.names", "yolov3-tiny.cfg", "yolov3-tiny.weights", cached.name])  # no temp left
 
 
+def test_two_processes_converting_at_once_leave_one_whole_file(model_fields, tmp_path):
+    for name in ("cfg", "weights"):
+        shutil.copy(model_fields[name], tmp_path)
+    code = (
+        "import sys; from vision.darknet_onnx import cached_onnx\n"
+        "print(cached_onnx(sys.argv[1] + '/yolov3-tiny.cfg', sys.argv[1] + '/yolov3-tiny.weights', 416))"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    paths = {p.communicate(timeout=120)[0].strip() for p in procs}
+    assert all(p.returncode == 0 for p in procs) and len(paths) == 1
+    (cached,) = tmp_path.glob("*.onnx")
+    assert str(cached) in paths and not list(tmp_path.glob(".*.tmp"))
+    import onnxruntime
+
+    assert [o.name for o in onnxruntime.InferenceSession(str(cached)).get_outputs()] == ["yolo_16", "yolo_23"]
+
+
 def test_another_input_size_or_other_weights_get_their_own_file(model_fields, tmp_path):
     for name in ("cfg", "weights"):
         shutil.copy(model_fields[name], tmp_path)
