@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -113,6 +114,20 @@ def test_detections_match_cv2_dnn_one_to_one_on_real_frames(runtimes, frames):
     print(f"\n{total} boxes on {len(FRAMES)} frames + tiles: min IoU {worst_iou:.6f}, max dconf {worst_conf:.1e}")
     assert total >= 100  # vtest.avi is full of people: the comparison is not vacuous
     assert worst_iou > 0.9 and worst_conf <= 0.02
+
+
+def test_a_head_with_nms_threshold_suppresses_rows_as_cv2_dnn_does(model_fields, frames, tmp_path):
+    cfg = tmp_path / "nms.cfg"
+    cfg.write_text(Path(model_fields["cfg"]).read_text().replace("[yolo]", "[yolo]\nnms_threshold=0.4"))
+    model = darknet_to_onnx(cfg, model_fields["weights"], 416)
+    suppressed = 0
+    for frame in frames[:4]:
+        blob = cv2.dnn.blobFromImage(frame, 1 / 255.0, (416, 416), swapRB=True, crop=False)
+        _, theirs = cv2_rows(cfg, model_fields["weights"], blob)
+        _, without = cv2_rows(model_fields["cfg"], model_fields["weights"], blob)
+        suppressed += sum(int((w[:, 5:] > 0).sum() - (t[:, 5:] > 0).sum()) for w, t in zip(without, theirs))
+        assert_rows_match(onnx_rows(model, blob)[1], theirs)
+    assert suppressed > 0  # the in-head NMS did zero some scores
 
 
 def test_the_converted_model_is_cached_beside_the_weights_and_reused(model_fields, tmp_path):

@@ -13,7 +13,8 @@ cx = (x + (sigmoid(tx) - 0.5) * scale_x_y + 0.5) / w, cy likewise, bw = exp(tw) 
 input width, bh likewise, objectness = sigmoid(to), and class scores sigmoid(tc) * objectness,
 zeroed where not above the head's `thresh` (0.2 unless the cfg says otherwise). So
 `yolo_outputs.decode_darknet` reads both runtimes' outputs alike. OpenCV 4.14 runs no NMS inside
-the head (overlapping same-class rows come out of it), and neither does this graph.
+the head (overlapping same-class rows come out of it) unless the cfg sets `nms_threshold`; then it
+zeroes the class scores of suppressed rows, class by class, and so does this graph.
 
 The graph has a fixed input (1, 3, size, size) named `data`, the blob `cv2.dnn.blobFromImage`
 makes; the grid offsets and anchors are constants of that size. `onnx` is imported only when a
@@ -234,7 +235,35 @@ def _yolo(g: _Graph, x: str, c: int, h: int, w: int, layer: dict, size: int, whe
     prob = g.op("Mul", [g.op("Sigmoid", [cls]), obj])
     zero = g.const(np.float32(0))
     prob = g.op("Where", [g.op("Greater", [prob, g.const(thresh)]), prob, zero])
+    nms = _float(layer, "nms_threshold", 0.0)
+    if nms > 0:
+        prob = _head_nms(g, xy, wh, prob, h * w * a, classes, thresh, nms)
     return g.op("Concat", [xy, wh, obj, prob], "yolo", axis=1), [h * w * a, cell]
+
+
+def _head_nms(g: _Graph, xy: str, wh: str, prob: str, n: int, classes: int, thresh, nms: float) -> str:
+    """Class-wise NMS inside the head, as `cv2.dnn` runs it when the cfg sets `nms_threshold` (OpenCV
+    4.14's default is none): class scores of suppressed rows become 0."""
+    boxes = g.op("Unsqueeze", [g.op("Concat", [xy, wh], axis=1), g.const(np.array([0], np.int64))])
+    scores = g.op("Unsqueeze", [g.op("Transpose", [prob], perm=[1, 0]), g.const(np.array([0], np.int64))])
+    kept = g.op(
+        "NonMaxSuppression",
+        [
+            boxes,
+            scores,
+            g.const(np.array([n], np.int64)),
+            g.const(np.array([nms], np.float32)),
+            g.const(np.array([thresh], np.float32)),
+        ],
+        center_point_box=1,
+    )  # (k, 3): batch 0, class, row
+    where = g.op("Slice", [kept, *(g.const(np.array([v], np.int64)) for v in (1, 3, 1))])  # (k, 2): class, row
+    batch = g.op("Slice", [kept, *(g.const(np.array([v], np.int64)) for v in (0, 1, 1))])
+    ones = g.op(
+        "Cast", [g.op("Add", [g.op("Reshape", [batch, g.const(np.array([-1], np.int64))]), g.const(np.int64(1))])], to=1
+    )
+    keep = g.op("ScatterND", [g.const(np.zeros((classes, n), np.float32)), where, ones])
+    return g.op("Mul", [prob, g.op("Transpose", [keep], perm=[1, 0])])
 
 
 def darknet_to_onnx(cfg, weights, input_size: int = 416) -> bytes:
