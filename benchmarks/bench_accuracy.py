@@ -124,7 +124,8 @@ def main() -> None:
     model = ModelSpec(**asset_cache.yolov3_tiny_files())
     settings = AnnotateSettings(model=model, conf=CONF)
     detector = Detector(**settings.detector_spec())
-    native = NativeDetector(**settings.detector_spec())
+    # the reference runs each image at its own size: only cv2.dnn's net takes any size (the ONNX graph is fixed)
+    native = NativeDetector(**{**settings.detector_spec(), "runtime": "opencv"})
     print(
         f"machine: {os.cpu_count()} cores, OpenCV {cv2.__version__}; yolov3-tiny, conf {CONF}, tile {settings.tile}, "
         f"overlap {settings.overlap}, merge {settings.merge} over {settings.metric} {settings.merge_threshold}"

@@ -10,9 +10,11 @@ import json
 import numbers
 from dataclasses import dataclass, field
 
+from .detector import RUNTIMES
 from .errors import VisionError
 from .frames import sampling_settings
 from .merge import MERGE_METHODS, MERGE_METRICS, RULE_VERSION, check_merge_args
+from .onnx_runtime import require_onnxruntime
 from .temporal import TEMPORAL_MODES, check_temporal
 from .tiling import tile_grid
 
@@ -58,7 +60,10 @@ class AnnotateSettings:
 
     Sampling: every (N-th frame) or fps (target rate), max_frames, jpeg_quality (1..100).
     Tiling: tile (width in pixels), tile_h (height, default = tile), overlap (ratio), full_frame.
-    Detection: model, conf, nms (IoU within a tile), classes (names to keep; empty = all).
+    Detection: model, conf, nms (IoU within a tile), classes (names to keep; empty = all), runtime
+    ('onnxruntime', the default since it ran the fleet faster (benchmarks/bench_annotate.py), or
+    'opencv': same model, boxes equal within float rounding but not bit for bit, so the runtime is
+    part of the detection fingerprint).
     Merging across tiles: merge ('nms' or 'greedy'), metric ('iou' or 'ios'), merge_threshold,
     class_agnostic. Default NMS over IoS: with overlapping tiles most objects lie whole in some
     tile, and IoS drops the cut parts inside that whole box; greedy merging over IoS also joins a
@@ -83,6 +88,12 @@ class AnnotateSettings:
     conf: float = _setting(0.25, "Confidence threshold.")
     nms: float = _setting(0.45, "IoU of the NMS within a tile.")
     classes: tuple = _setting((), "Comma-separated class names to keep (default: all).")
+    runtime: str = _setting(
+        "onnxruntime",
+        "Run YOLO on onnxruntime (the Darknet model converted to ONNX once, cached beside the weights) "
+        "or on OpenCV's dnn. Same boxes within float rounding; onnxruntime was faster on the fleet.",
+        choices=RUNTIMES,
+    )
     merge: str = _setting(
         "nms", "Across tile borders: keep the best box (nms) or join cut pieces (greedy).", choices=MERGE_METHODS
     )
@@ -148,6 +159,10 @@ class AnnotateSettings:
             raise VisionError(f"classes must be class names, got {list(self.classes)!r}")
         check_merge_args(self.merge, self.metric, self.merge_threshold)
         check_temporal(self.temporal, self.fill_gap)
+        if self.runtime not in RUNTIMES:
+            raise VisionError(f"unknown runtime {self.runtime!r}; choose one of: {', '.join(RUNTIMES)}")
+        if self.runtime == "onnxruntime":
+            require_onnxruntime()
         if self.full_frame not in (None, True, False):
             raise VisionError(f"full_frame must be true, false or null (auto), got {self.full_frame!r}")
         return self
@@ -163,6 +178,8 @@ class AnnotateSettings:
         unknown = sorted(set(data) - known)
         if unknown:
             raise VisionError(f"unknown settings {unknown}; known: {sorted(known)}")
+        if "runtime" not in data:  # settings written before the option existed ran on OpenCV
+            data = {**data, "runtime": "opencv"}
         model = data.get("model") or {}
         model_known = {f.name for f in dataclasses.fields(ModelSpec)}
         if set(model) - model_known:
@@ -176,9 +193,9 @@ class AnnotateSettings:
         return {"every": self.every, "fps": self.fps, "max_frames": self.max_frames, "jpeg_quality": self.jpeg_quality}
 
     def detector_spec(self) -> dict:
-        """The spec of `get_detector`: model files, input size, thresholds, class filter."""
+        """The spec of `get_detector`: model files, input size, thresholds, class filter, runtime."""
         spec = {k: v for k, v in dataclasses.asdict(self.model).items() if v is not None}
-        spec.update(conf=self.conf, nms=self.nms)
+        spec.update(conf=self.conf, nms=self.nms, runtime=self.runtime)
         if self.classes:
             spec["classes"] = list(self.classes)
         return spec
@@ -187,12 +204,14 @@ class AnnotateSettings:
         """Hex sha256 of the canonical JSON of the options that change the labels.
 
         part: "all"; "detection", the options YOLO's raw per-tile boxes depend on (sampling, tiling,
-        the full-frame pass, model, thresholds, classes); or "merge", the MERGE_OPTIONS, which only
+        the full-frame pass, model, thresholds, classes, runtime); or "merge", the MERGE_OPTIONS, which only
         re-merge those boxes. Model files are identified by path; replacing a model file in place
         needs a new path.
         """
         data = {k: v for k, v in self.to_json().items() if k not in self.RUN_OPTIONS}
         data["merge_rule"] = RULE_VERSION
+        if data["runtime"] == "opencv":  # the one runtime before the option: older fingerprints still match
+            del data["runtime"]
         if part != "all":
             data = {k: v for k, v in data.items() if (k in (*self.MERGE_OPTIONS, "merge_rule")) == (part == "merge")}
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
