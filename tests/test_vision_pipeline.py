@@ -258,3 +258,21 @@ def test_temporal_settings_re_merge_without_yolo_and_mark_filled_boxes(clip12, m
     records = read_detections(tmp_path / "fresh" / "clip12" / "detections.jsonl")
     filled = [b for r in records.values() for b in r["boxes"] if b.get("filled")]
     assert all(b["tiles"] == [] for b in filled)
+
+
+def test_skip_still_runs_yolo_only_on_tiles_that_changed(clip12, model_fields, tmp_path, monkeypatch):
+    import dataclasses
+
+    from vision import pipeline
+
+    settings = AnnotateSettings(every=4, model=ModelSpec(**model_fields), skip_still=200.0)  # all is still
+    calls = []
+    real = pipeline.detect_jobs
+    monkeypatch.setattr(pipeline, "detect_jobs", lambda d, jobs, det: calls.append(len(jobs)) or real(d, jobs, det))
+    summary = annotate_video(clip12, tmp_path, settings)
+    assert sum(calls) == summary["tiles_per_frame"]  # the first frame's tiles only
+    labels = label_bytes(tmp_path / "clip12")
+    assert labels["000002.txt"] == labels["000001.txt"] == labels["000003.txt"]
+    assert (tmp_path / "clip12" / "still_tiles.json").is_file()
+    off = annotate_video(clip12, tmp_path, dataclasses.replace(settings, skip_still=None))
+    assert not off["remerged"] and not (tmp_path / "clip12" / "still_tiles.json").exists()

@@ -43,6 +43,7 @@ from .files import write_text_atomic
 from .frames import IMAGES_DIR, extract_frames
 from .labels import box_to_row, format_labels, read_classes, read_yolo_labels, write_classes
 from .merge import merge_tiles, to_frame
+from .motion import STILL_NAME, gated_jobs, plan_still, read_still, reuse_still, write_still
 from .review import write_review
 from .settings import AnnotateSettings
 from .static import (
@@ -87,6 +88,25 @@ def frame_tiles(width: int, height: int, settings: AnnotateSettings) -> list:
     )
     settings.check_tile_count(len(tiles), width, height)
     return tiles
+
+
+def detect_plan(video_dir, video_meta: dict, settings: AnnotateSettings) -> tuple[list, list]:
+    """(tiles, jobs): the tiles of every frame and the [frame, tile] jobs that go through YOLO. With
+    `skip_still`, the still tiles are left out and recorded in still_tiles.json (vision/motion.py)."""
+    tiles = plan_tiles(video_meta, settings)
+    jobs = tile_jobs(video_meta, tiles)
+    if settings.skip_still is None:
+        (Path(video_dir) / STILL_NAME).unlink(missing_ok=True)
+        return tiles, jobs
+    still = plan_still(video_dir, video_meta["frames"], tiles, settings.skip_still)
+    write_still(video_dir, still)
+    return tiles, gated_jobs(jobs, still)
+
+
+def complete_detections(video_dir, per_frame: dict) -> dict:
+    """Every frame's tiles: the still ones (still_tiles.json, if any) get their key frame's boxes."""
+    still = read_still(video_dir)
+    return reuse_still(per_frame, still) if still else per_frame
 
 
 def tile_jobs(video_meta: dict, tiles) -> list:
@@ -410,14 +430,13 @@ def annotate_video(
     summary = reuse(video_dir, meta, settings, statics)
     if summary is None:
         detector = get_detector(settings.detector_spec())
-        tiles = plan_tiles(meta, settings)
-        jobs = tile_jobs(meta, tiles)
+        tiles, jobs = detect_plan(video_dir, meta, settings)
         results = []
         for done, chunk in enumerate(chunk_jobs(jobs, len(tiles)), start=1):
             results.append(detect_jobs(video_dir, chunk, detector))
             if progress:
-                progress("tiles", done * len(tiles), len(jobs))
-        merge_frames(video_dir, meta, gather_detections(results), settings)
+                progress("tiles", min(done * len(tiles), len(jobs)), len(jobs))
+        merge_frames(video_dir, meta, complete_detections(video_dir, gather_detections(results)), settings)
         summary = finish_video(video_dir, meta, settings, statics)
     if preview:
         write_video_previews(video_dir, settings)

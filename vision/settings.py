@@ -84,6 +84,12 @@ class AnnotateSettings:
         "[default: auto, whenever a frame is larger than one tile].",
         bool,
     )
+    skip_still: float = _setting(
+        None,
+        "Reuse a tile's boxes while its pixels change by less than this many grey levels since it last "
+        "went through YOLO (fixed cameras; e.g. 8) [default: off].",
+        float,
+    )
     model: ModelSpec = field(default_factory=ModelSpec)
     conf: float = _setting(0.25, "Confidence threshold.")
     nms: float = _setting(0.45, "IoU of the NMS within a tile.")
@@ -136,7 +142,7 @@ class AnnotateSettings:
         if isinstance(self.classes, str):
             raise VisionError(f"classes must be a list of class names, got the string {self.classes!r}")
         object.__setattr__(self, "classes", tuple(self.classes or ()))
-        for name in ("fps", "overlap", "conf", "nms", "merge_threshold"):
+        for name in ("fps", "overlap", "conf", "nms", "merge_threshold", "skip_still"):
             value = getattr(self, name)
             if isinstance(value, numbers.Real) and not isinstance(value, bool):
                 object.__setattr__(self, name, float(value))
@@ -159,6 +165,8 @@ class AnnotateSettings:
             raise VisionError(f"classes must be class names, got {list(self.classes)!r}")
         check_merge_args(self.merge, self.metric, self.merge_threshold)
         check_temporal(self.temporal, self.fill_gap)
+        if self.skip_still is not None and not (isinstance(self.skip_still, float) and 0.0 < self.skip_still < 255.0):
+            raise VisionError(f"--skip-still is a grey-level difference in (0, 255), e.g. 8; got {self.skip_still!r}")
         if self.runtime not in RUNTIMES:
             raise VisionError(f"unknown runtime {self.runtime!r}; choose one of: {', '.join(RUNTIMES)}")
         if self.runtime == "onnxruntime":
@@ -210,6 +218,8 @@ class AnnotateSettings:
         """
         data = {k: v for k, v in self.to_json().items() if k not in self.RUN_OPTIONS}
         data["merge_rule"] = RULE_VERSION
+        if data["skip_still"] is None:  # off, as before the option: older fingerprints still match
+            del data["skip_still"]
         if data["runtime"] == "opencv":  # the one runtime before the option: older fingerprints still match
             del data["runtime"]
         if part != "all":
