@@ -123,14 +123,19 @@ def prepare(self, *, batch_id: str, index: int) -> dict:
     meta = pipeline.prepare_video(video, video_dir, settings)
     warning = pipeline.decode_warning(meta, settings)  # strict: raises, the video fails
     tiles = pipeline.plan_tiles(meta, settings)
-    jobs = pipeline.tile_jobs(meta, tiles)
-    fields = {"frames": len(meta["frames"]), "tiles": len(jobs), **({"warning": warning} if warning else {})}
+    fields = {
+        "frames": len(meta["frames"]),
+        "tiles": len(tiles) * len(meta["frames"]),
+        **({"warning": warning} if warning else {}),
+    }
     if pipeline.relabelable(video_dir, meta, settings) or pipeline.remergeable(video_dir, meta, settings):
         batch_store.update_video(batch_id, index, state="labelling", **fields)
     summary = pipeline.reuse(video_dir, meta, settings, statics)
     if summary is not None:
         return _done(batch_id, index, video_dir, settings, summary, **fields)
     get_detector(settings.detector_spec())  # a model that does not load fails here, once
+    tiles, jobs = pipeline.detect_plan(video_dir, meta, settings)
+    fields["tiles"] = len(jobs)  # with --skip-still, only the tiles that go through YOLO
     chunks = pipeline.chunk_jobs(jobs, _batch(batch_id)["tiles_per_task"] or len(tiles))
     batch_store.update_video(batch_id, index, state="detecting", chunks=len(chunks), **fields)
     header = [
@@ -164,7 +169,8 @@ def label(self, results: list, *, batch_id: str, index: int) -> dict:
     _, video_dir = _video(batch_id, index)
     batch_store.update_video(batch_id, index, state="labelling")
     meta = read_video_meta(video_dir)
-    pipeline.merge_frames(video_dir, meta, pipeline.gather_detections(r["boxes"] for r in results), settings)
+    per_frame = pipeline.complete_detections(video_dir, pipeline.gather_detections(r["boxes"] for r in results))
+    pipeline.merge_frames(video_dir, meta, per_frame, settings)
     summary = pipeline.finish_video(video_dir, meta, settings, _statics(batch_id))
     return _done(batch_id, index, video_dir, settings, summary)
 

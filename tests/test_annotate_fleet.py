@@ -259,3 +259,20 @@ def test_the_whole_loop_annotate_correct_add_a_static_re_run_review_export(fleet
         rows = read_yolo_labels(other)
         assert suppress(rows, standing) == rows, other.name
     assert (labels / f"{worst}.txt").read_text() == corrected
+
+
+def test_skip_still_through_the_fleet_equals_one_process(fleet, videos, tmp_path):
+    from vision.pipeline import annotate_video
+    from vision.settings import AnnotateSettings, ModelSpec
+
+    run = cvfleet("annotate", str(videos / "vtest.avi"), "--out", str(tmp_path / "fleet"), "--skip-still", "200", *CLIP)
+    assert run.returncode == 0, run.stderr + run.stdout
+    settings = AnnotateSettings(
+        every=25, max_frames=5, skip_still=200.0, model=ModelSpec(**asset_cache.yolov3_tiny_files())
+    )
+    annotate_video(videos / "vtest.avi", tmp_path / "bare", settings)
+    fleet_labels = sorted((tmp_path / "fleet" / "vtest" / "labels").iterdir())
+    assert [p.read_bytes() for p in fleet_labels] == [
+        p.read_bytes() for p in sorted((tmp_path / "bare" / "vtest" / "labels").iterdir())
+    ]
+    assert fleet_labels[0].read_bytes() == fleet_labels[-1].read_bytes()  # everything still: frame 1's boxes
