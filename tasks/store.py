@@ -42,6 +42,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 from redis.retry import Retry
 
+from workers import config
 from workers.app import app
 
 PREFIX = "cvfleet:"
@@ -53,8 +54,9 @@ _clients: dict[int, redis.Redis] = {}
 def client() -> redis.Redis:
     """One client per process (created after a fork, never inherited).
 
-    Commands retry with backoff for about two minutes, so a Redis restart (AOF reload) delays
-    a task's bookkeeping instead of failing the task.
+    Commands retry with backoff for CVFLEET_REDIS_RETRY_SECONDS (two minutes), so a Redis restart
+    (AOF reload) delays a task's bookkeeping instead of failing the task. A longer outage fails the
+    task's Redis writes; the batch watchdog (`tasks.watchdog`) sends its work again later.
     """
     pid = os.getpid()
     if pid not in _clients:
@@ -64,10 +66,20 @@ def client() -> redis.Redis:
             decode_responses=True,
             socket_timeout=30,
             health_check_interval=30,
-            retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), 70),
+            retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries_for(config.load().redis_retry_seconds)),
             retry_on_error=[ConnectionError, TimeoutError, BusyLoadingError],
         )
     return _clients[pid]
+
+
+def retries_for(seconds: float, base: float = 0.1, cap: float = 2.0) -> int:
+    """How many retries of an exponential backoff (base, doubling, at most `cap` s each) span `seconds`."""
+    n, waited, wait = 0, 0.0, base
+    while waited < seconds:
+        waited += min(wait, cap)
+        wait *= 2
+        n += 1
+    return max(n, 1)
 
 
 def key(*parts) -> str:
