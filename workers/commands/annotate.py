@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -159,23 +160,23 @@ def follow_until_interrupted(
             click.echo(announce, err=True)
         return follow(batch_id, once)
     except KeyboardInterrupt:
+        pass
+    try:  # a second Ctrl-C may come at any point from here on
         click.echo(
             f"\nbatch {batch_id} keeps running on the fleet; follow it with `cvfleet batch show {batch_id}`", err=True
         )
-        if offer_cancel:
-            _offer_cancel(batch_id)
+        if not offer_cancel:
+            return 130
+        click.echo(f"(Ctrl-C again within {CANCEL_GRACE:.0f} s to cancel it)", err=True)
+        time.sleep(CANCEL_GRACE)
         return 130
+    except KeyboardInterrupt:
+        pass
+    _offer_cancel(batch_id)
+    return 130
 
 
 def _offer_cancel(batch_id: str) -> None:
-    import time
-
-    click.echo(f"(Ctrl-C again within {CANCEL_GRACE:.0f} s to cancel it)", err=True)
-    try:
-        time.sleep(CANCEL_GRACE)
-        return
-    except KeyboardInterrupt:
-        pass
     try:
         yes = click.confirm(f"\ncancel batch {batch_id}?", default=False, err=True)
     except (click.exceptions.Abort, KeyboardInterrupt, EOFError):
