@@ -47,6 +47,7 @@ bench: setup
 	$(BIN)/pip install --quiet -e '.[bench]'
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python benchmarks/bench_nn.py
 	$(BIN)/python benchmarks/bench_annotate.py
+	$(BIN)/python benchmarks/bench_fair.py
 	$(BIN)/python benchmarks/bench_sweep.py
 
 clean:

@@ -10,9 +10,10 @@ boxes on disk (`vision.tile_cache`) before it reports to the batch record, and t
 completes the record's count sends `label`, which reads the boxes back from disk. What a lost
 message, an outage or a dead worker leaves undone, the watchdog (`tasks.watchdog`) sends again.
 
-Chunks are fed per batch (`batch_store.dispatch`): a batch keeps about two chunks per worker
-process in flight and each chunk that ends sends its batch's next, so a small batch submitted
-behind a big one starts within a chunk or two. A chunk holds at least CVFLEET_CHUNK_SECONDS (2 s)
+Chunks are fed per batch (`batch_store.dispatch`): a batch keeps one chunk per worker process in
+flight and each chunk that ends sends its batch's next (just before it ends, so no process idles),
+so the detect queue holds a few chunks of each batch, in turn, and a small batch submitted behind
+a big one starts within about one chunk's time. A chunk holds at least CVFLEET_CHUNK_SECONDS (2 s)
 of work, from the model's speed measured in this process (`vision.chunking`).
 
 `prepare` ends the video itself when nothing needs YOLO: the same run is already on disk, or only
@@ -51,7 +52,8 @@ from workers.app import app
 
 log = logging.getLogger(__name__)
 
-CHUNKS_PER_PROCESS = 2  # a batch's chunks in flight per worker process: one running, one queued
+CHUNKS_PER_PROCESS = 1  # a batch's chunks in flight (queued or running) per worker process; 2 made a
+# small batch wait behind one more chunk of the big one (benchmarks/bench_fair.py)
 REDIS_DOWN = (ConnectionError, TimeoutError, BusyLoadingError)
 
 

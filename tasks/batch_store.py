@@ -10,7 +10,7 @@ Every check-and-write is one Lua script, so two workers never both move a video 
 Detect chunks are not all queued at once. A video's chunks wait in its batch's `pending` list;
 `dispatch` moves at most `cap` of a batch's chunks out at a time (`inflight`, each with the time
 of its last news), and every chunk that ends lets its batch send the next. So each batch keeps a
-few chunks per worker process queued, and a batch submitted behind a big one is served at once.
+chunk per worker process in flight, and a batch submitted behind a big one is served at once.
 """
 
 from __future__ import annotations
