@@ -84,7 +84,7 @@ def main() -> None:
         fleet.down()
     assert small_video["state"] == "done", small_video
     print(
-        f"small batch: {small_video.get('chunks')} detect task(s) at {small_video.get('ms_per_tile')} ms/tile measured; "
+        f"small batch: {small_video.get('chunks')} detect task(s) at {small_video.get('ms_per_tile')} ms/tile; "
         f"big batch meanwhile: {big_video['state']}, {big_video['tiles_done']}/{big_video['tiles']} tiles, "
         f"{big_video.get('chunks')} tasks at {big_video.get('ms_per_tile')} ms/tile (then cancelled)"
     )

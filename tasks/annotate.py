@@ -157,6 +157,15 @@ class ChunkTask(VideoTask):
             self.fail_item(reason, self.request.id, **ids)
         return {"error": reason}
 
+    def __call__(self, *args, **ids):
+        """A chunk that did not finish (its video failed or ended, or the batch was cancelled) leaves
+        flight at once, and its batch's next chunk goes out in its place."""
+        result = super().__call__(*args, **ids)
+        if ids.get("run") is not None and ("error" in result or result.get("state") == "gone"):
+            batch_store.chunk_dropped(ids["batch_id"], batch_store.ref(ids["index"], ids["chunk"], ids["run"]))
+            feed(ids["batch_id"])
+        return result
+
 
 def feed(batch_id: str) -> int:
     """Send the batch's next chunks, up to its share of the fleet; returns how many went out."""

@@ -22,7 +22,7 @@ import uuid
 from tasks.store import RECORD_TTL, client, key
 
 TERMINAL = ("done", "failed", "cancelled")
-RUNNING = key("running")  # set of batch ids with a video not yet ended (the watchdog's list)
+RUNNING = key("batches", "running")  # set of batch ids with a video not yet ended (the watchdog's list)
 WORKERS = key("workers")  # hash worker name -> "processes last-seen-time"
 
 _scripts: dict = {}
@@ -267,6 +267,15 @@ def sent(batch_id: str, chunk_ref: str, task_id: str) -> int:
     return pipe.execute()[1]
 
 
+def chunk_dropped(batch_id: str, chunk_ref: str) -> None:
+    """A chunk that will not report (its video ended, or it failed it): out of flight, so it no longer
+    takes a place of its batch's share."""
+    pipe = client().pipeline()
+    pipe.zrem(_bk(batch_id, "inflight"), chunk_ref)
+    pipe.hdel(_bk(batch_id, "tasks"), chunk_ref)
+    pipe.execute()
+
+
 def chunk_started(batch_id: str, chunk_ref: str) -> None:
     """News of a chunk in flight (a worker took it): its stall clock starts again."""
     client().zadd(_bk(batch_id, "inflight"), {chunk_ref: time.time()}, xx=True)
@@ -414,7 +423,7 @@ def ended(batch_id: str) -> None:
     """Every video of the batch ended: drop its dispatch keys and take it off the watchdog's list."""
     pipe = client().pipeline()
     pipe.srem(RUNNING, batch_id)
-    pipe.delete(_bk(batch_id, "pending"), _bk(batch_id, "inflight"), _bk(batch_id, "tasks"))
+    pipe.delete(_bk(batch_id, "pending"), _bk(batch_id, "inflight"), _bk(batch_id, "tasks"), _bk(batch_id, "sends"))
     pipe.execute()
 
 

@@ -6,10 +6,21 @@ keys (queues, `celery-task-meta-*`, chord counters) keep their names; results ex
 cvfleet's records RECORD_TTL (30 days) after their last update.
 
     cvfleet:batches                        zset  batch id -> submit time
+    cvfleet:batches:running                set   batch ids with a video not yet ended (the watchdog's list)
+    cvfleet:workers                        hash  worker name -> "detect pool processes, last heartbeat time"
+    cvfleet:watchdog                       str   which worker looks after the batches this interval (expires)
     cvfleet:batch:<id>                     hash  id, created, out, settings (JSON), static, preview,
-                                                 tiles_per_task, roots (JSON), videos (count)
-    cvfleet:batch:<id>:video:<i>           hash  index, video, video_dir, state, frames, tiles, chunks,
-                                                 error, summary (JSON), finished
+                                                 tiles_per_task, roots (JSON), videos (count), cancelled (time)
+    cvfleet:batch:<id>:pending             list  chunks not yet sent, as "video:chunk:run" (fed a few at a time)
+    cvfleet:batch:<id>:inflight            zset  chunks sent and not yet reported -> time of their last news
+    cvfleet:batch:<id>:tasks               hash  chunk in flight -> its task id (`batch cancel` revokes them)
+    cvfleet:batch:<id>:sends               hash  chunk -> times sent (the watchdog gives up after 3)
+    cvfleet:batch:<id>:video:<i>           hash  index, video, video_dir, state, run, updated, frames, tiles,
+                                                 tiles_reused, chunks, cache, ms_per_tile, task_id (prepare),
+                                                 label_task_id, label_sent, label_sends, prepare_sends, error,
+                                                 warning, summary (JSON), finished
+    cvfleet:batch:<id>:video:<i>:plan      hash  chunk index -> its jobs (JSON [[frame, tile], ...]); dropped when
+                                                 the video ends
     cvfleet:batch:<id>:video:<i>:chunks    hash  detect chunk index -> tiles in it (progress; dropped when
                                                  the video is done)
 
@@ -29,7 +40,8 @@ cvfleet's records RECORD_TTL (30 days) after their last update.
     cvfleet:attempts:<task id>             str   runs of one task (count_attempt); a trial's task id is
                                                  <sweep id>-<trial id>-<random>, so `sweep delete` finds them
 
-A video moves queued -> extracting -> detecting -> labelling -> done | failed; a trial
+A video moves queued -> extracting -> detecting -> labelling -> done | failed | cancelled (a retry
+starts it again as run n + 1); a trial
 queued -> running -> done | pruned | failed.
 """
 

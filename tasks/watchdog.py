@@ -54,9 +54,11 @@ def look_after(batch_id: str, stall: float, now: float | None = None) -> list[st
         index, chunk, run = batch_store.parse_ref(chunk_ref)
         flying.add(index)
         v = videos[index] if index < len(videos) else None
-        if v is None or v["state"] != "detecting" or int(v.get("run") or 1) != run or now - seen < stall:
+        if v is None or v["state"] != "detecting" or int(v.get("run") or 1) != run:
+            batch_store.chunk_dropped(batch_id, chunk_ref)  # its video ended: it holds no place any more
             continue
-        actions.append(_resend_chunk(batch_id, chunk_ref, v))
+        if now - seen >= stall:
+            actions.append(_resend_chunk(batch_id, chunk_ref, v))
     pending = {batch_store.parse_ref(r)[0] for r in client().lrange(key("batch", batch_id, "pending"), 0, -1)}
     for v in videos:
         if v["state"] in batch_store.TERMINAL:
@@ -145,9 +147,13 @@ _stop = threading.Event()
 
 @worker_ready.connect
 def _start(sender=None, **_):
-    """Start the watchdog thread in the worker's main process, and say at once that the worker is up."""
+    """Start the watchdog thread in the worker's main process, and say at once that the worker is up
+    (with its pool processes if it consumes the detect queue, else 0)."""
     name = getattr(sender, "hostname", None) or f"worker-{os.getpid()}"
     processes = getattr(getattr(sender, "controller", None), "concurrency", None) or os.cpu_count() or 1
+    queues = {q.name for q in getattr(getattr(sender, "task_consumer", None), "queues", ())}
+    if queues and "detect" not in queues:
+        processes = 0
     try:
         batch_store.heartbeat(name, processes)
     except Exception as e:
