@@ -324,13 +324,13 @@ local ids = redis.call('HVALS', KEYS[4])
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 for i = 0, tonumber(ARGV[3]) - 1 do
   local vk = ARGV[2] .. i
-  local v = redis.call('HMGET', vk, 'state', 'task_id', 'label_task_id')
+  local v = redis.call('HMGET', vk, 'state', 'task_id', 'label_task_id', 'label_sent')
   if v[1] and v[1] ~= 'done' and v[1] ~= 'failed' and v[1] ~= 'cancelled' then
     redis.call('HSET', vk, 'state', 'cancelled', 'finished', ARGV[1], 'updated', ARGV[1],
                'error', 'cancelled while ' .. v[1])
     redis.call('DEL', vk .. ':plan')
-    if v[2] then table.insert(ids, v[2]) end
-    if v[3] then table.insert(ids, v[3]) end
+    if v[1] == 'queued' and v[2] then table.insert(ids, v[2]) end
+    if v[4] and v[3] then table.insert(ids, v[3]) end
   end
 end
 return ids

@@ -272,6 +272,8 @@ def report(info: dict) -> None:
                 if s.get("reused")
                 else " (re-merged from detections.jsonl, no YOLO)"
                 if s.get("remerged")
+                else f" ({v['tiles_reused']} tiles' boxes kept from before)"
+                if v.get("tiles_reused")
                 else ""
             )
             click.echo(
@@ -320,7 +322,7 @@ def _cancel(batch_id: str) -> None:
     info = batch_store.progress(batch_id)
     n = info["cancelled_videos"]
     click.echo(
-        f"batch {batch_id} cancelled: {n} video(s) stopped, {len(revoked)} queued task(s) revoked; "
+        f"batch {batch_id} cancelled: {n} video(s) stopped, {len(revoked)} task(s) revoked; "
         f"`cvfleet batch retry {batch_id}` continues it",
         err=True,
     )
