@@ -301,6 +301,8 @@ def label(self, *, batch_id: str, index: int, run: int | None = None) -> dict:
     if not batch_store.update_video(batch_id, index, run, when=("detecting", "labelling"), state="labelling"):
         return {"state": "skipped"}
     meta = read_video_meta(video_dir)
+    if meta is None:
+        raise VisionError(f"no readable video.json in {video_dir} (removed while the video ran?); retry the batch")
     jobs = pipeline.tile_jobs(meta, pipeline.plan_tiles(meta, settings))
     cache = tile_cache.cache_dir(video_dir, meta, settings.fingerprint("detection"))
     detections = pipeline.gather_detections([tile_cache.gathered(cache, jobs)])

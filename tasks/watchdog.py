@@ -90,6 +90,8 @@ def _resend_chunk(batch_id: str, chunk_ref: str, v: dict) -> str:
             "(lost in a Redis outage, revoked, expired, or its worker died each time); `cvfleet batch retry` it"
         )
         batch_store.fail_video(batch_id, index, reason, run)
+        batch_store.chunk_dropped(batch_id, chunk_ref)
+        v["state"] = "failed"  # its other chunks in flight are dropped on this same look
         return f"{batch_id}: video {index} failed: {reason}"
     jobs = batch_store.plan_jobs(batch_id, index, chunk)
     if jobs is None:
