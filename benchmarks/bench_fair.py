@@ -88,6 +88,11 @@ def main() -> None:
         f"big batch meanwhile: {big_video['state']}, {big_video['tiles_done']}/{big_video['tiles']} tiles, "
         f"{big_video.get('chunks')} tasks at {big_video.get('ms_per_tile')} ms/tile (then cancelled)"
     )
+    work = small_video["tiles"] * float(small_video.get("ms_per_tile") or 0) / 1000
+    print(
+        f"small batch's own work at the measured speed: {work:.1f} s of one process; "
+        f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     shutil.rmtree(root, ignore_errors=True)
     print(f"small batch behind big: first label {first:.1f} s, done {done:.1f} s")
 
