@@ -18,7 +18,7 @@ cvfleet's records RECORD_TTL (30 days) after their last update.
     cvfleet:batch:<id>:video:<i>           hash  index, video, video_dir, state, run, updated, frames, tiles,
                                                  tiles_reused, chunks, cache, ms_per_tile, task_id (prepare),
                                                  label_task_id, label_sent, label_sends, prepare_sends, error,
-                                                 warning, summary (JSON), finished
+                                                 warning, summary (JSON), finished, updated_by
     cvfleet:batch:<id>:video:<i>:plan      hash  chunk index -> its jobs (JSON [[frame, tile], ...]); dropped when
                                                  the video ends
     cvfleet:batch:<id>:video:<i>:chunks    hash  detect chunk index -> tiles in it (progress; dropped when
