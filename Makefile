@@ -49,6 +49,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_runtime.py
 	$(BIN)/python benchmarks/bench_annotate.py --runtime opencv
 	$(BIN)/python benchmarks/bench_annotate.py --runtime onnxruntime
+	$(BIN)/python benchmarks/bench_fair.py
 	$(BIN)/python benchmarks/bench_sweep.py
 
 clean:

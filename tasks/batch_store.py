@@ -1,8 +1,16 @@
-"""Annotation batches as Redis records: what was submitted, and where each video stands.
+"""Annotation batches as Redis records: what was submitted, where each video stands, which detect
+chunks wait, which are out, and which are done.
 
 The keys and their fields are listed once, in `tasks.store`. A video moves queued -> extracting ->
-detecting -> labelling -> done, or to failed with a one-line reason. Writes are idempotent (HSET), so
-a task that runs twice records once.
+detecting -> labelling -> done, or to failed (with a one-line reason) or cancelled. Those three are
+final: a state change of a video that has ended, or that comes from an older run of it (a message
+left from before a retry), changes nothing; only `retry` starts a video again, as run n + 1.
+Every check-and-write is one Lua script, so two workers never both move a video on.
+
+Detect chunks are not all queued at once. A video's chunks wait in its batch's `pending` list;
+`dispatch` moves at most `cap` of a batch's chunks out at a time (`inflight`, each with the time
+of its last news), and every chunk that ends lets its batch send the next. So each batch keeps a
+chunk per worker process in flight, and a batch submitted behind a big one is served at once.
 """
 
 from __future__ import annotations
@@ -13,12 +21,45 @@ import uuid
 
 from tasks.store import RECORD_TTL, client, key
 
-TERMINAL = ("done", "failed")
+TERMINAL = ("done", "failed", "cancelled")
+RUNNING = key("batches", "running")  # set of batch ids with a video not yet ended (the watchdog's list)
+WORKERS = key("workers")  # hash worker name -> "processes last-seen-time"
+
+_scripts: dict = {}
+
+
+def _script(name: str, text: str):
+    r = client()
+    cached = _scripts.get(name)
+    if cached is None or cached[0] is not r:
+        _scripts[name] = (r, r.register_script(text))
+    return _scripts[name][1]
 
 
 def _touch(pipe, *keys) -> None:
     for k in keys:
         pipe.expire(k, RECORD_TTL)
+
+
+def _vk(batch_id: str, index, *rest) -> str:
+    return key("batch", batch_id, "video", index, *rest)
+
+
+def _bk(batch_id: str, *rest) -> str:
+    return key("batch", batch_id, *rest)
+
+
+def ref(index: int, chunk: int, run: int) -> str:
+    """A chunk's name in the pending list and in flight: `video:chunk:run`."""
+    return f"{index}:{chunk}:{run}"
+
+
+def parse_ref(text: str) -> tuple[int, int, int]:
+    index, chunk, run = text.split(":")
+    return int(index), int(chunk), int(run)
+
+
+# -- submission ------------------------------------------------------------------------------
 
 
 def create_batch(
@@ -33,13 +74,14 @@ def create_batch(
     static_ignore: str | None = None,
 ) -> str:
     batch_id = uuid.uuid4().hex[:12]
+    now = time.time()
     pipe = client().pipeline()
-    bk = key("batch", batch_id)
+    bk = _bk(batch_id)
     pipe.hset(
         bk,
         mapping={
             "id": batch_id,
-            "created": time.time(),
+            "created": now,
             "out": out,
             "settings": json.dumps(settings),
             "static": static or "",
@@ -51,17 +93,21 @@ def create_batch(
         },
     )
     for i, (video, video_dir) in enumerate(zip(videos, video_dirs)):
-        vk = key("batch", batch_id, "video", i)
-        pipe.hset(vk, mapping={"index": i, "video": video, "video_dir": video_dir, "state": "queued"})
+        vk = _vk(batch_id, i)
+        pipe.hset(
+            vk,
+            mapping={"index": i, "video": video, "video_dir": video_dir, "state": "queued", "run": 1, "updated": now},
+        )
         _touch(pipe, vk)
-    pipe.zadd(key("batches"), {batch_id: time.time()})
+    pipe.zadd(key("batches"), {batch_id: now})
+    pipe.sadd(RUNNING, batch_id)
     _touch(pipe, bk)
     pipe.execute()
     return batch_id
 
 
 def batch(batch_id: str) -> dict | None:
-    data = client().hgetall(key("batch", batch_id))
+    data = client().hgetall(_bk(batch_id))
     if not data:
         return None
     for field in ("settings", "roots"):
@@ -69,6 +115,7 @@ def batch(batch_id: str) -> dict | None:
     data["videos"] = int(data["videos"])
     data["preview"] = bool(int(data["preview"]))
     data["tiles_per_task"] = int(data["tiles_per_task"]) or None
+    data["cancelled"] = float(data["cancelled"]) if data.get("cancelled") else None
     return data
 
 
@@ -78,35 +125,323 @@ def batch_ids(limit: int = 20) -> list[str]:
 
 
 def video(batch_id: str, index: int) -> dict | None:
-    """A video's record (video, video_dir, state, ...) or None."""
-    return client().hgetall(key("batch", batch_id, "video", index)) or None
+    """A video's record (video, video_dir, state, run, ...) or None."""
+    return client().hgetall(_vk(batch_id, index)) or None
 
 
-def update_video(batch_id: str, index: int, **fields) -> None:
-    """Set fields of a video's record; a video that ends drops its per-chunk progress hash
-    (one field per detect task: thousands for a long video), its tiles all counted as done."""
-    vk = key("batch", batch_id, "video", index)
-    mapping = {k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in fields.items()}
-    if fields.get("state") in TERMINAL:
-        mapping["finished"] = time.time()
+def set_task_id(batch_id: str, index: int, field: str, task_id: str) -> None:
+    """Remember the id of a video's queued prepare or label message (`batch cancel` revokes it)."""
+    client().hset(_vk(batch_id, index), field, task_id)
+
+
+# -- one video's state -----------------------------------------------------------------------
+
+_UPDATE = """
+local cur = redis.call('HMGET', KEYS[1], 'state', 'run')
+if not cur[1] then return 0 end
+if ARGV[1] ~= '' and cur[2] ~= ARGV[1] then return 0 end
+if cur[1] == 'done' or cur[1] == 'failed' or cur[1] == 'cancelled' then return 0 end
+if ARGV[4] ~= '' and not string.find(',' .. ARGV[4] .. ',', ',' .. cur[1] .. ',', 1, true) then return 0 end
+local state = nil
+for i = 5, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  if ARGV[i] == 'state' then state = ARGV[i + 1] end
+end
+redis.call('HSET', KEYS[1], 'updated', ARGV[3])
+if state == 'done' or state == 'failed' or state == 'cancelled' then
+  redis.call('HSET', KEYS[1], 'finished', ARGV[3])
+  redis.call('DEL', KEYS[3])
+  if state == 'done' then redis.call('DEL', KEYS[2]) end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+def update_video(batch_id: str, index: int, run: int | None = None, when: tuple = (), **fields) -> bool:
+    """Set fields of a video that has not ended (of run `run`, and in one of the states `when`, if
+    given); False if it changed nothing.
+
+    A video that ends drops its chunk plan, and when done its per-chunk progress hash (one field per
+    detect task), its tiles all counted as done."""
+    args = []
+    for k, v in fields.items():
+        args += [k, json.dumps(v) if isinstance(v, (dict, list)) else v]
+    keys = [_vk(batch_id, index), _vk(batch_id, index, "chunks"), _vk(batch_id, index, "plan")]
+    argv = ["" if run is None else run, RECORD_TTL, time.time(), ",".join(when), *args]
+    return bool(_script("update", _UPDATE)(keys, argv))
+
+
+def fail_video(batch_id: str, index: int, reason: str, run: int | None = None) -> bool:
+    return update_video(batch_id, index, run, state="failed", error=reason.splitlines()[0] if reason else "failed")
+
+
+def gate(batch_id: str, index: int, run: int | None) -> bool:
+    """Whether a task of this video (of run `run`, if given) should run: the batch is not cancelled,
+    the video has not ended, and no retry started a newer run."""
     pipe = client().pipeline()
-    pipe.hset(vk, mapping=mapping)
-    _touch(pipe, vk)
-    if fields.get("state") == "done":
-        pipe.delete(key("batch", batch_id, "video", index, "chunks"))
+    pipe.hexists(_bk(batch_id), "cancelled")
+    pipe.hmget(_vk(batch_id, index), "state", "run")
+    cancelled, (state, current) = pipe.execute()
+    if cancelled or state is None or state in TERMINAL:
+        return False
+    return run is None or str(run) == current
+
+
+# -- detect chunks ---------------------------------------------------------------------------
+
+_START_DETECTING = """
+local cur = redis.call('HMGET', KEYS[1], 'state', 'run')
+if redis.call('HEXISTS', KEYS[5], 'cancelled') == 1 then return 0 end
+if cur[1] ~= 'extracting' or cur[2] ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2], KEYS[3])
+local n = tonumber(ARGV[4])
+for c = 0, n - 1 do
+  redis.call('HSET', KEYS[2], c, ARGV[6 + c])
+  redis.call('RPUSH', KEYS[4], ARGV[5] .. ':' .. c .. ':' .. ARGV[1])
+end
+for i = 6 + n, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[1], 'state', 'detecting', 'chunks', n, 'updated', ARGV[2])
+redis.call('HDEL', KEYS[1], 'label_sent', 'label_sends')
+for k = 1, 4 do redis.call('EXPIRE', KEYS[k], ARGV[3]) end
+return 1
+"""
+
+
+def start_detecting(batch_id: str, index: int, run: int, chunks: list, **fields) -> bool:
+    """Record the video's chunk plan and queue its chunks in the batch's pending list; False (and
+    nothing written) if the video is not extracting in this run, or the batch was cancelled."""
+    args = [run, time.time(), RECORD_TTL, len(chunks), index, *(json.dumps(c) for c in chunks)]
+    for k, v in fields.items():
+        args += [k, json.dumps(v) if isinstance(v, (dict, list)) else v]
+    keys = [
+        _vk(batch_id, index),
+        _vk(batch_id, index, "plan"),
+        _vk(batch_id, index, "chunks"),
+        _bk(batch_id, "pending"),
+        _bk(batch_id),
+    ]
+    return bool(_script("start_detecting", _START_DETECTING)(keys, args))
+
+
+_DISPATCH = """
+if redis.call('HEXISTS', KEYS[1], 'cancelled') == 1 then return {} end
+local out = {}
+local room = tonumber(ARGV[1]) - redis.call('ZCARD', KEYS[3])
+while room > 0 do
+  local ref = redis.call('LPOP', KEYS[2])
+  if not ref then break end
+  local i, c, r = string.match(ref, '^(%d+):(%d+):(%d+)$')
+  local vk = ARGV[3] .. i
+  local v = redis.call('HMGET', vk, 'state', 'run', 'video_dir', 'cache')
+  if v[1] == 'detecting' and v[2] == r then
+    local jobs = redis.call('HGET', vk .. ':plan', c)
+    if jobs then
+      redis.call('ZADD', KEYS[3], ARGV[2], ref)
+      table.insert(out, ref)
+      table.insert(out, v[3])
+      table.insert(out, v[4] or '')
+      table.insert(out, jobs)
+      room = room - 1
+    end
+  end
+end
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+return out
+"""
+
+
+def dispatch(batch_id: str, cap: int) -> list[tuple[str, str, str, list]]:
+    """Take pending chunks out until `cap` of the batch's chunks are in flight: [(ref, video_dir,
+    tile cache dir, jobs), ...] to send. Chunks of a video that ended or of an older run are dropped
+    on the way."""
+    keys = [_bk(batch_id), _bk(batch_id, "pending"), _bk(batch_id, "inflight")]
+    flat = _script("dispatch", _DISPATCH)(keys, [cap, time.time(), _vk(batch_id, ""), RECORD_TTL])
+    return [(flat[k], flat[k + 1], flat[k + 2], json.loads(flat[k + 3])) for k in range(0, len(flat), 4)]
+
+
+def sent(batch_id: str, chunk_ref: str, task_id: str) -> int:
+    """Record the task id a chunk went out under; returns how many times it was sent."""
+    pipe = client().pipeline()
+    pipe.hset(_bk(batch_id, "tasks"), chunk_ref, task_id)
+    pipe.hincrby(_bk(batch_id, "sends"), chunk_ref, 1)
+    _touch(pipe, _bk(batch_id, "tasks"), _bk(batch_id, "sends"))
+    return pipe.execute()[1]
+
+
+def chunk_dropped(batch_id: str, chunk_ref: str) -> None:
+    """A chunk that will not report (its video ended, or it failed it): out of flight, so it no longer
+    takes a place of its batch's share."""
+    pipe = client().pipeline()
+    pipe.zrem(_bk(batch_id, "inflight"), chunk_ref)
+    pipe.hdel(_bk(batch_id, "tasks"), chunk_ref)
     pipe.execute()
 
 
-def fail_video(batch_id: str, index: int, reason: str) -> None:
-    update_video(batch_id, index, state="failed", error=reason.splitlines()[0] if reason else "failed")
+def chunk_started(batch_id: str, chunk_ref: str) -> None:
+    """News of a chunk in flight (a worker took it): its stall clock starts again."""
+    client().zadd(_bk(batch_id, "inflight"), {chunk_ref: time.time()}, xx=True)
 
 
-def chunk_done(batch_id: str, index: int, chunk: int, tiles: int) -> None:
-    ck = key("batch", batch_id, "video", index, "chunks")
+_CHUNK_DONE = """
+redis.call('ZREM', KEYS[3], ARGV[3])
+redis.call('HDEL', KEYS[4], ARGV[3])
+local v = redis.call('HMGET', KEYS[1], 'state', 'run', 'chunks', 'label_sent')
+if v[1] ~= 'detecting' or v[2] ~= ARGV[4] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('HSET', KEYS[1], 'updated', ARGV[5])
+if redis.call('HLEN', KEYS[2]) >= tonumber(v[3]) and not v[4] then
+  redis.call('HSET', KEYS[1], 'label_sent', ARGV[5])
+  return 1
+end
+return 0
+"""
+
+
+def chunk_done(batch_id: str, index: int, chunk: int, tiles: int, run: int | None = None) -> bool:
+    """Count a chunk's tiles as done and take it out of flight; True when it was the video's last
+    chunk and the caller is the one to send `label` (exactly one caller gets True)."""
+    if run is None:
+        run = int(client().hget(_vk(batch_id, index), "run") or 1)
+    keys = [_vk(batch_id, index), _vk(batch_id, index, "chunks"), _bk(batch_id, "inflight"), _bk(batch_id, "tasks")]
+    args = [chunk, tiles, ref(index, chunk, run), run, time.time(), RECORD_TTL]
+    return bool(_script("chunk_done", _CHUNK_DONE)(keys, args))
+
+
+def label_sent(batch_id: str, index: int, run: int) -> int:
+    """Mark a (re)sent label of this run; returns how many times it was sent."""
     pipe = client().pipeline()
-    pipe.hset(ck, chunk, tiles)
-    _touch(pipe, ck)
+    pipe.hset(_vk(batch_id, index), "label_sent", time.time())
+    pipe.hincrby(_vk(batch_id, index), "label_sends", 1)
+    return pipe.execute()[1]
+
+
+# -- steering: cancel, retry -----------------------------------------------------------------
+
+_CANCEL = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('HSET', KEYS[1], 'cancelled', ARGV[1])
+local ids = redis.call('HVALS', KEYS[4])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+for i = 0, tonumber(ARGV[3]) - 1 do
+  local vk = ARGV[2] .. i
+  local v = redis.call('HMGET', vk, 'state', 'task_id', 'label_task_id', 'label_sent')
+  if v[1] and v[1] ~= 'done' and v[1] ~= 'failed' and v[1] ~= 'cancelled' then
+    redis.call('HSET', vk, 'state', 'cancelled', 'finished', ARGV[1], 'updated', ARGV[1],
+               'error', 'cancelled while ' .. v[1])
+    redis.call('DEL', vk .. ':plan')
+    if v[1] == 'queued' and v[2] then table.insert(ids, v[2]) end
+    if v[4] and v[3] then table.insert(ids, v[3]) end
+  end
+end
+return ids
+"""
+
+
+def cancel(batch_id: str) -> list[str] | None:
+    """Cancel the batch: no chunk is sent any more, every video not ended is `cancelled`. Returns the
+    ids of its messages that may still wait in a queue (to revoke), or None if there is no batch."""
+    info = batch(batch_id)
+    if info is None:
+        return None
+    keys = [_bk(batch_id), _bk(batch_id, "pending"), _bk(batch_id, "inflight"), _bk(batch_id, "tasks")]
+    ids = _script("cancel", _CANCEL)(keys, [time.time(), _vk(batch_id, ""), info["videos"]])
+    client().srem(RUNNING, batch_id)
+    return ids
+
+
+_RETRY = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('HDEL', KEYS[1], 'cancelled')
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+local out = {}
+for i = 0, tonumber(ARGV[3]) - 1 do
+  local vk = ARGV[2] .. i
+  local v = redis.call('HMGET', vk, 'state', 'run')
+  if v[1] == 'failed' or v[1] == 'cancelled' then
+    local run = tonumber(v[2] or '1') + 1
+    redis.call('HSET', vk, 'state', 'queued', 'run', run, 'updated', ARGV[1])
+    redis.call('HDEL', vk, 'error', 'finished', 'label_sent', 'label_sends', 'task_id', 'label_task_id',
+               'chunks', 'tiles_reused', 'prepare_sends')
+    redis.call('DEL', vk .. ':plan', vk .. ':chunks')
+    table.insert(out, i)
+    table.insert(out, run)
+  end
+end
+return out
+"""
+
+
+def retry(batch_id: str) -> list[tuple[int, int]] | None:
+    """Start the batch's failed and cancelled videos again (each as its next run): [(index, run)] to
+    queue a `prepare` for, or None if there is no batch. Done videos are left as they are."""
+    info = batch(batch_id)
+    if info is None:
+        return None
+    keys = [
+        _bk(batch_id),
+        _bk(batch_id, "pending"),
+        _bk(batch_id, "inflight"),
+        _bk(batch_id, "tasks"),
+        _bk(batch_id, "sends"),
+    ]
+    flat = _script("retry", _RETRY)(keys, [time.time(), _vk(batch_id, ""), info["videos"]])
+    if flat:
+        client().sadd(RUNNING, batch_id)
+    return [(int(flat[k]), int(flat[k + 1])) for k in range(0, len(flat), 2)]
+
+
+# -- what the watchdog reads -----------------------------------------------------------------
+
+
+def running_batches() -> list[str]:
+    return sorted(client().smembers(RUNNING))
+
+
+def inflight(batch_id: str) -> list[tuple[str, float]]:
+    """[(chunk ref, time of its last news)] of the batch's chunks in flight, oldest news first."""
+    return client().zrange(_bk(batch_id, "inflight"), 0, -1, withscores=True)
+
+
+def sends(batch_id: str, chunk_ref: str) -> int:
+    return int(client().hget(_bk(batch_id, "sends"), chunk_ref) or 0)
+
+
+def plan_jobs(batch_id: str, index: int, chunk: int) -> list | None:
+    text = client().hget(_vk(batch_id, index, "plan"), chunk)
+    return json.loads(text) if text else None
+
+
+def chunks_done(batch_id: str, index: int) -> int:
+    return client().hlen(_vk(batch_id, index, "chunks"))
+
+
+def touch_inflight(batch_id: str, chunk_ref: str) -> None:
+    client().zadd(_bk(batch_id, "inflight"), {chunk_ref: time.time()})
+
+
+def ended(batch_id: str) -> None:
+    """Every video of the batch ended: drop its dispatch keys and take it off the watchdog's list."""
+    pipe = client().pipeline()
+    pipe.srem(RUNNING, batch_id)
+    pipe.delete(_bk(batch_id, "pending"), _bk(batch_id, "inflight"), _bk(batch_id, "tasks"), _bk(batch_id, "sends"))
     pipe.execute()
+
+
+def heartbeat(worker: str, processes: int) -> None:
+    """A worker says it is alive and how many pool processes it has (dispatch sizes by them)."""
+    client().hset(WORKERS, worker, f"{processes} {time.time()}")
+
+
+def processes(fresh: float) -> int:
+    """Pool processes of the workers heard from in the last `fresh` seconds (at least 1)."""
+    now, total = time.time(), 0
+    for value in client().hvals(WORKERS):
+        n, seen = value.split()
+        if now - float(seen) <= fresh:
+            total += int(n)
+    return max(total, 1)
 
 
 def progress(batch_id: str) -> dict | None:
@@ -117,19 +452,21 @@ def progress(batch_id: str) -> dict | None:
     r = client()
     pipe = r.pipeline()
     for i in range(info["videos"]):
-        pipe.hgetall(key("batch", batch_id, "video", i))
-        pipe.hvals(key("batch", batch_id, "video", i, "chunks"))
+        pipe.hgetall(_vk(batch_id, i))
+        pipe.hvals(_vk(batch_id, i, "chunks"))
     replies = pipe.execute()
     videos = []
     for i in range(info["videos"]):
         v, chunks = replies[2 * i], replies[2 * i + 1]
-        for field in ("frames", "tiles"):
+        for field in ("frames", "tiles", "tiles_reused"):
             v[field] = int(v.get(field) or 0)
-        v["tiles_done"] = v["tiles"] if v["state"] == "done" else sum(int(c) for c in chunks)
+        done = v["tiles_reused"] + sum(int(c) for c in chunks)
+        v["tiles_done"] = v["tiles"] if v["state"] == "done" else min(done, v["tiles"])
         if v.get("summary"):
             v["summary"] = json.loads(v["summary"])
         videos.append(v)
     info["video_states"] = videos
     info["finished"] = all(v["state"] in TERMINAL for v in videos)
     info["failed"] = sum(v["state"] == "failed" for v in videos)
+    info["cancelled_videos"] = sum(v["state"] == "cancelled" for v in videos)
     return info

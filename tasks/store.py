@@ -6,10 +6,21 @@ keys (queues, `celery-task-meta-*`, chord counters) keep their names; results ex
 cvfleet's records RECORD_TTL (30 days) after their last update.
 
     cvfleet:batches                        zset  batch id -> submit time
+    cvfleet:batches:running                set   batch ids with a video not yet ended (the watchdog's list)
+    cvfleet:workers                        hash  worker name -> "detect pool processes, last heartbeat time"
+    cvfleet:watchdog                       str   which worker looks after the batches this interval (expires)
     cvfleet:batch:<id>                     hash  id, created, out, settings (JSON), static, static_ignore,
-                                                 preview, tiles_per_task, roots (JSON), videos (count)
-    cvfleet:batch:<id>:video:<i>           hash  index, video, video_dir, state, frames, tiles, chunks,
-                                                 error, summary (JSON), finished
+                                                 preview, tiles_per_task, roots (JSON), videos (count), cancelled (time)
+    cvfleet:batch:<id>:pending             list  chunks not yet sent, as "video:chunk:run" (fed a few at a time)
+    cvfleet:batch:<id>:inflight            zset  chunks sent and not yet reported -> time of their last news
+    cvfleet:batch:<id>:tasks               hash  chunk in flight -> its task id (`batch cancel` revokes them)
+    cvfleet:batch:<id>:sends               hash  chunk -> times sent (the watchdog gives up after 3)
+    cvfleet:batch:<id>:video:<i>           hash  index, video, video_dir, state, run, updated, frames, tiles,
+                                                 tiles_reused, chunks, cache, ms_per_tile, task_id (prepare),
+                                                 label_task_id, label_sent, label_sends, prepare_sends, error,
+                                                 warning, summary (JSON), finished, updated_by
+    cvfleet:batch:<id>:video:<i>:plan      hash  chunk index -> its jobs (JSON [[frame, tile], ...]); dropped when
+                                                 the video ends
     cvfleet:batch:<id>:video:<i>:chunks    hash  detect chunk index -> tiles in it (progress; dropped when
                                                  the video is done)
 
@@ -38,9 +49,9 @@ cvfleet's records RECORD_TTL (30 days) after their last update.
     cvfleet:attempts:<task id>             str   runs of one task (count_attempt); a trial's task id is
                                                  <sweep id>-<trial id>-<random>, so `sweep delete` finds them
 
-A video moves queued -> extracting -> detecting -> labelling -> done | failed; a trial
-queued -> running -> done | pruned | failed | cancelled. Checkpoints are files, not keys:
-$CVFLEET_DATA/sweeps/<id>/.checkpoints/<tid>.npz (tasks/trial.py).
+A video moves queued -> extracting -> detecting -> labelling -> done | failed | cancelled (a retry
+starts it again as run n + 1); a trial queued -> running -> done | pruned | failed | cancelled.
+Checkpoints are files, not keys: $CVFLEET_DATA/sweeps/<id>/.checkpoints/<tid>.npz (tasks/trial.py).
 """
 
 from __future__ import annotations
@@ -52,6 +63,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 from redis.retry import Retry
 
+from workers import config
 from workers.app import app
 
 PREFIX = "cvfleet:"
@@ -63,8 +75,9 @@ _clients: dict[int, redis.Redis] = {}
 def client() -> redis.Redis:
     """One client per process (created after a fork, never inherited).
 
-    Commands retry with backoff for about two minutes, so a Redis restart (AOF reload) delays
-    a task's bookkeeping instead of failing the task.
+    Commands retry with backoff for CVFLEET_REDIS_RETRY_SECONDS (two minutes), so a Redis restart
+    (AOF reload) delays a task's bookkeeping instead of failing the task. A longer outage fails the
+    task's Redis writes; the batch watchdog (`tasks.watchdog`) sends its work again later.
     """
     pid = os.getpid()
     if pid not in _clients:
@@ -74,10 +87,20 @@ def client() -> redis.Redis:
             decode_responses=True,
             socket_timeout=30,
             health_check_interval=30,
-            retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), 70),
+            retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries_for(config.load().redis_retry_seconds)),
             retry_on_error=[ConnectionError, TimeoutError, BusyLoadingError],
         )
     return _clients[pid]
+
+
+def retries_for(seconds: float, base: float = 0.1, cap: float = 2.0) -> int:
+    """How many retries of an exponential backoff (base, doubling, at most `cap` s each) span `seconds`."""
+    n, waited, wait = 0, 0.0, base
+    while waited < seconds:
+        waited += min(wait, cap)
+        wait *= 2
+        n += 1
+    return max(n, 1)
 
 
 def key(*parts) -> str:

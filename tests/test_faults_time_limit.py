@@ -26,6 +26,8 @@ def test_a_detect_task_killed_at_the_hard_time_limit_fails_its_video(tmp_path):
             "--input-size",
             "2560",
             "--full-frame",
+            "--tiles-per-task",  # a fixed chunk size: no timing forward in `prepare`
+            "1",
             env=env,
             timeout=120,
         )

@@ -103,6 +103,12 @@ def detect_plan(video_dir, video_meta: dict, settings: AnnotateSettings) -> tupl
     return tiles, gated_jobs(jobs, still)
 
 
+def planned_jobs(video_dir, video_meta: dict, settings: AnnotateSettings) -> list:
+    """The jobs `detect_plan` chose, read back (still_tiles.json, not planned again)."""
+    jobs = tile_jobs(video_meta, plan_tiles(video_meta, settings))
+    return gated_jobs(jobs, read_still(video_dir)) if settings.skip_still is not None else jobs
+
+
 def complete_detections(video_dir, per_frame: dict) -> dict:
     """Every frame's tiles: the still ones (still_tiles.json, if any) get their key frame's boxes."""
     still = read_still(video_dir)

@@ -27,6 +27,16 @@ def _int(var: str, default: int) -> int:
         raise SystemExit(f"cvfleet: {var}={value!r} is not a whole number; set it to one or unset it") from None
 
 
+def _float(var: str, default: float) -> float:
+    value = os.environ.get(var)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise SystemExit(f"cvfleet: {var}={value!r} is not a number; set it to one or unset it") from None
+
+
 REDIS_PASSWORD_FILE = "redis.password"  # in the fleet dir, mode 0600, written by `cvfleet up`
 
 
@@ -39,6 +49,10 @@ class Config:
     flower_user: str
     visibility_timeout: int  # seconds; must exceed the longest task
     task_time_limit: int  # seconds; hard limit, a little below visibility_timeout
+    redis_retry_seconds: float  # how long a task's Redis command retries through an outage before it fails
+    watchdog_interval: float  # seconds between two looks of the batch watchdog (tasks/watchdog.py)
+    stall_seconds: float  # a chunk, label or prepare with no news for this long is sent again
+    chunk_seconds: float  # detect tasks hold at least this much work (measured ms per tile), about 2-4 s
 
     @property
     def fleet_dir(self) -> Path:
@@ -80,6 +94,10 @@ def load() -> Config:
         flower_user=os.environ.get("CVFLEET_FLOWER_USER", "cvfleet"),
         visibility_timeout=vt,
         task_time_limit=_int("CVFLEET_TASK_TIME_LIMIT", vt - min(60, vt // 10)),  # always below vt
+        redis_retry_seconds=_float("CVFLEET_REDIS_RETRY_SECONDS", 120),
+        watchdog_interval=_float("CVFLEET_WATCHDOG_INTERVAL", 10),
+        stall_seconds=_float("CVFLEET_STALL_SECONDS", 300),
+        chunk_seconds=_float("CVFLEET_CHUNK_SECONDS", 2.0),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -102,7 +103,12 @@ def settings_options(command):
     help="static_ignore.txt (YOLO format): false boxes that stand still, suppressed in every frame.",
 )
 @click.option("--preview", is_flag=True, help="Also write previews/ with boxes drawn and contact_sheet.png.")
-@click.option("--tiles-per-task", type=int, default=None, help="Tiles per detect task (default: one frame's tiles).")
+@click.option(
+    "--tiles-per-task",
+    type=int,
+    default=None,
+    help="Tiles per detect task (default: sized by time, about 2-4 s each, from the model's measured speed).",
+)
 @click.option("--no-wait", is_flag=True, help="Print the batch id and return; follow with `cvfleet batch show ID`.")
 def annotate(
     videos,
@@ -161,21 +167,50 @@ def annotate(
         click.echo(batch_id)
         return
     sys.exit(
-        follow_until_interrupted(batch_id, announce=f"batch {batch_id}: {len(files)} video(s) -> {Path(out).resolve()}")
+        follow_until_interrupted(
+            batch_id, announce=f"batch {batch_id}: {len(files)} video(s) -> {Path(out).resolve()}", offer_cancel=True
+        )
     )
 
 
-def follow_until_interrupted(batch_id: str, once: bool = False, announce: str | None = None) -> int:
-    """`follow`, where Ctrl-C only stops the watching: the batch goes on in the fleet."""
+CANCEL_GRACE = 3.0  # seconds after a first Ctrl-C in which a second one offers to cancel the batch
+
+
+def follow_until_interrupted(
+    batch_id: str, once: bool = False, announce: str | None = None, offer_cancel: bool = False
+) -> int:
+    """`follow`, where Ctrl-C only stops the watching: the batch goes on in the fleet. With
+    `offer_cancel`, a second Ctrl-C within CANCEL_GRACE seconds asks whether to cancel the batch."""
     try:
         if announce:
             click.echo(announce, err=True)
         return follow(batch_id, once)
     except KeyboardInterrupt:
+        pass
+    try:  # a second Ctrl-C may come at any point from here on
         click.echo(
             f"\nbatch {batch_id} keeps running on the fleet; follow it with `cvfleet batch show {batch_id}`", err=True
         )
+        if not offer_cancel:
+            return 130
+        click.echo(f"(Ctrl-C again within {CANCEL_GRACE:.0f} s to cancel it)", err=True)
+        time.sleep(CANCEL_GRACE)
         return 130
+    except KeyboardInterrupt:
+        pass
+    _offer_cancel(batch_id)
+    return 130
+
+
+def _offer_cancel(batch_id: str) -> None:
+    try:
+        yes = click.confirm(f"\ncancel batch {batch_id}?", default=False, err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt, EOFError):
+        yes = False
+    if yes:
+        _cancel(batch_id)
+    else:
+        click.echo(f"batch {batch_id} keeps running", err=True)
 
 
 def follow(batch_id: str, once: bool = False) -> int:
@@ -193,7 +228,7 @@ def follow(batch_id: str, once: bool = False) -> int:
         show = _Bars(info) if sys.stderr.isatty() else _StateLines()
         info = watch(info, lambda: batch_store.progress(batch_id), show, 0.5, f"cvfleet batch show {batch_id}")
     report(info)
-    return 1 if info["failed"] else 0
+    return 1 if info["failed"] or info["cancelled_videos"] else 0
 
 
 class _Bars:
@@ -245,7 +280,7 @@ class _StateLines:
 def report(info: dict) -> None:
     from vision.pipeline import format_counts
 
-    state = "finished" if info["finished"] else "running"
+    state = "cancelled" if info.get("cancelled") else "finished" if info["finished"] else "running"
     done = sum(v["state"] == "done" for v in info["video_states"])  # a running video is not ok yet
     click.echo(
         f"batch {info['id']} {state}: {done} of {len(info['video_states'])} video(s) ok, output in {info['out']}"
@@ -254,6 +289,8 @@ def report(info: dict) -> None:
         name = Path(v["video"]).name
         if v["state"] == "failed":
             click.echo(f"  FAILED {name}: {v.get('error', '')}")
+        elif v["state"] == "cancelled":
+            click.echo(f"  cancelled {name}: {v['tiles_done']}/{v['tiles']} tiles detected ({v.get('error', '')})")
         elif v["state"] == "done":
             s = v["summary"]
             reused = (
@@ -263,6 +300,8 @@ def report(info: dict) -> None:
                 if s.get("relabelled")
                 else " (re-merged from detections.jsonl, no YOLO)"
                 if s.get("remerged")
+                else f" ({v['tiles_reused']} tiles' boxes kept from before)"
+                if v.get("tiles_reused")
                 else ""
             )
             click.echo(
@@ -296,7 +335,7 @@ def report(info: dict) -> None:
 
 @group()
 def batch():
-    """Inspect annotation batches recorded in Redis."""
+    """Inspect and steer annotation batches recorded in Redis (show, list, cancel, retry)."""
 
 
 @batch.command("show")
@@ -308,6 +347,49 @@ def show(batch_id, once):
     sys.exit(follow_until_interrupted(batch_id, once))
 
 
+@batch.command("cancel")
+@click.argument("batch_id")
+def cancel(batch_id):
+    """Cancel batch BATCH_ID: its queued detect tasks are revoked, a worker that still picks one
+    skips it, and its unfinished videos end `cancelled`. Files already written stay valid; a video
+    that did not finish gets no annotation.json. `cvfleet batch retry` picks it up again."""
+    fleet.require_redis(config.load())
+    _cancel(batch_id)
+
+
+def _cancel(batch_id: str) -> None:
+    from tasks import annotate as annotate_tasks
+    from tasks import batch_store
+
+    revoked = annotate_tasks.cancel(batch_id)
+    if revoked is None:
+        raise VisionError(f"no batch {batch_id!r} in Redis: check the id with `cvfleet batch list`")
+    info = batch_store.progress(batch_id)
+    n = info["cancelled_videos"]
+    click.echo(
+        f"batch {batch_id} cancelled: {n} video(s) stopped, {len(revoked)} task(s) revoked; "
+        f"`cvfleet batch retry {batch_id}` continues it",
+        err=True,
+    )
+
+
+@batch.command("retry")
+@click.argument("batch_id")
+@click.option("--no-wait", is_flag=True, help="Queue the videos again and return.")
+def retry(batch_id, no_wait):
+    """Queue the failed and cancelled videos of batch BATCH_ID again (done videos stay as they are),
+    reusing their frames and every tile already detected, then follow the batch to its end."""
+    from tasks import annotate as annotate_tasks
+
+    fleet.require_redis(config.load())
+    queued = annotate_tasks.retry(batch_id)
+    if queued is None:
+        raise VisionError(f"no batch {batch_id!r} in Redis: check the id with `cvfleet batch list`")
+    click.echo(f"batch {batch_id}: {len(queued)} video(s) queued again", err=True)
+    if not no_wait:
+        sys.exit(follow_until_interrupted(batch_id, offer_cancel=True))
+
+
 @batch.command("list")
 def list_():
     """Recent batches, newest first."""
@@ -317,5 +399,5 @@ def list_():
     for batch_id in batch_store.batch_ids(20):
         info = batch_store.progress(batch_id)
         if info:
-            state = "finished" if info["finished"] else "running"
-            click.echo(f"{batch_id}  {state:8s}  {info['videos']} video(s), {info['failed']} failed  -> {info['out']}")
+            state = "cancelled" if info["cancelled"] else "finished" if info["finished"] else "running"
+            click.echo(f"{batch_id}  {state:9s}  {info['videos']} video(s), {info['failed']} failed  -> {info['out']}")
