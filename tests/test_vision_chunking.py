@@ -15,7 +15,7 @@ from vision.pipeline import (
     detect_jobs,
     finish_video,
     gather_detections,
-    label_frames,
+    merge_frames,
     plan_tiles,
     prepare_video,
     tile_jobs,
@@ -89,7 +89,7 @@ def test_time_sized_chunks_kept_on_disk_give_the_labels_of_one_process(clip12, s
         tile_cache.write_chunk(cache, chunk, detect_jobs(video_dir, chunk, detector))
     tile_cache.write_chunk(cache, chunks[0], detect_jobs(video_dir, chunks[0], detector))  # a chunk run twice
     assert tile_cache.missing_jobs(cache, jobs) == []
-    label_frames(video_dir, meta, gather_detections([tile_cache.gathered(cache, jobs)]), settings)
+    merge_frames(video_dir, meta, gather_detections([tile_cache.gathered(cache, jobs)]), settings)
     finish_video(video_dir, meta, settings)
     for name in sorted(p.name for p in (reference / "clip12" / "labels").iterdir()):
         assert (video_dir / "labels" / name).read_bytes() == (reference / "clip12" / "labels" / name).read_bytes()

@@ -62,7 +62,7 @@ def read_static_labels(path, option: str = "--static") -> list:
     """Rows of a static labels file; VisionError (file, line, reason) if unreadable or malformed.
 
     Coordinates are rounded to the 6 decimals of a label file, so a propagated row reads back
-    equal to its static row (which is how `suggest_static` can leave them out).
+    equal to its static row (so suggestions can leave them out).
     """
     path = Path(path)
     try:
