@@ -163,3 +163,11 @@ def test_early_stopping_stops_when_val_loss_stalls_and_restores_the_best_weights
     best = int(np.argmin(losses))
     assert len(losses) == best + 3  # two epochs without improvement after the best
     assert model.evaluate(xv, yv)[0] == pytest.approx(losses[best], rel=1e-6)
+
+
+def test_every_preset_is_a_valid_recipe_that_builds():
+    from nn.recipe import PRESETS
+
+    for name, preset in PRESETS.items():
+        recipe = validate_recipe(preset)
+        assert build_model(recipe).output_shape == (10,), name
