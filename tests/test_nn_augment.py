@@ -33,3 +33,20 @@ def test_random_augmentation_is_seeded_and_changes_images():
     a = augmenter(1.0)(x, np.random.default_rng(4))
     b = augmenter(1.0)(x, np.random.default_rng(4))
     assert np.array_equal(a, b) and a.shape == x.shape and not np.allclose(a, x)
+
+
+def test_bilinear_resampling_matches_scipy_map_coordinates_grid_constant():
+    from scipy.ndimage import map_coordinates
+
+    rng = np.random.default_rng(2)
+    x = rng.random((16, 2, 12, 10)).astype(np.float32)
+    degrees, shifts = rng.uniform(-40, 40, 16), rng.uniform(-4, 4, (16, 2))
+    out = rotate_shift(x, degrees, shifts)
+    yy, xx = np.meshgrid(np.arange(12) - 5.5, np.arange(10) - 4.5, indexing="ij")
+    for i in range(16):
+        a = np.deg2rad(degrees[i])
+        y, x_ = yy - shifts[i, 0], xx - shifts[i, 1]
+        src = [np.cos(a) * y + np.sin(a) * x_ + 5.5, -np.sin(a) * y + np.cos(a) * x_ + 4.5]
+        for c in range(2):
+            expected = map_coordinates(x[i, c].astype(np.float64), src, order=1, mode="grid-constant")
+            assert np.allclose(out[i, c], expected, atol=1e-5)

@@ -1,4 +1,5 @@
-"""One seed makes a run reproducible: initial weights, shuffling, dropout and augmentation."""
+"""One seed makes a run reproducible: initial weights, shuffling, dropout and augmentation (with an lr
+schedule and weight decay on)."""
 
 import numpy as np
 
@@ -11,7 +12,17 @@ def data():
 
 
 def run(seed):
-    recipe = {"epochs": 2, "batch_size": 16, "dropout": 0.3, "augment": True, "seed": seed, "conv": [4], "dense": 16}
+    recipe = {
+        "epochs": 2,
+        "batch_size": 16,
+        "dropout": 0.3,
+        "augment": True,
+        "schedule": "onecycle",
+        "weight_decay": 1e-3,
+        "seed": seed,
+        "conv": [4],
+        "dense": 16,
+    }
     x, y = data()
     return train_recipe(recipe, (x, y), (x[:32], y[:32]))
 

@@ -39,6 +39,10 @@ def test_defaults_fill_in_and_lr_resolves_per_optimizer():
         ({"batchnorm": 1}, "batchnorm"),
         ({"padding": "full"}, "padding"),
         ({"augment": -1}, "augment"),
+        ({"schedule": "linear"}, "schedule"),
+        ({"schedule": None}, "schedule"),
+        ({"weight_decay": -1e-4}, "weight_decay"),
+        ({"weight_decay": math.nan}, "finite"),
     ],
 )
 def test_bad_recipes_raise_one_line_value_errors(bad, words):
@@ -90,6 +94,13 @@ def test_build_optimizer_follows_the_recipe():
     assert type(build_optimizer({"optimizer": "adam"})).__name__ == "Adam"
 
 
+def test_build_optimizer_spans_the_schedule_over_every_step_and_sets_weight_decay():
+    opt = build_optimizer({"schedule": "onecycle", "epochs": 3, "weight_decay": 5e-4, "lr": 0.1}, steps_per_epoch=10)
+    assert (opt.schedule.name, opt.schedule.total, opt.weight_decay) == ("onecycle", 30, 5e-4)
+    assert opt.current_lr() == pytest.approx(0.1 / 25)
+    assert build_optimizer({}).schedule.name == "constant" and build_optimizer({}).weight_decay == 0.0
+
+
 def small_data():
     rng = np.random.default_rng(0)
     return (rng.random((64, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 64))
@@ -121,6 +132,14 @@ def test_callbacks_get_json_serialisable_metrics_every_epoch():
     json.dumps(history.epochs)
 
 
+def test_the_schedule_ends_with_the_last_step_of_the_last_epoch():
+    x, y = small_data()  # 64 samples in batches of 24: 3 steps per epoch
+    model, _ = train_recipe({"epochs": 2, "batch_size": 24, "schedule": "step", "conv": [2], "dense": 8}, (x, y), None)
+    opt = model.optimizer
+    assert opt.t == opt.schedule.total == 6
+    assert [opt.schedule(t) for t in range(6)] == pytest.approx([1, 1, 1, 0.1, 0.1, 0.01])
+
+
 def test_without_validation_data_val_metrics_are_none():
     x, y = small_data()
     _, history = train_recipe({"epochs": 1, "conv": [2], "dense": 8}, (x, y), None)
@@ -144,3 +163,11 @@ def test_early_stopping_stops_when_val_loss_stalls_and_restores_the_best_weights
     best = int(np.argmin(losses))
     assert len(losses) == best + 3  # two epochs without improvement after the best
     assert model.evaluate(xv, yv)[0] == pytest.approx(losses[best], rel=1e-6)
+
+
+def test_every_preset_is_a_valid_recipe_that_builds():
+    from nn.recipe import PRESETS
+
+    for name, preset in PRESETS.items():
+        recipe = validate_recipe(preset)
+        assert build_model(recipe).output_shape == (10,), name

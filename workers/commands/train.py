@@ -7,7 +7,11 @@
 (CSV, IDX file, or a directory of the four MNIST-layout IDX files). A data set with its own
 test split (a directory) trains on train and reports test (the per-epoch validation is
 then that test split too: read it, do not tune or early-stop on it); a single file is split
-by a seeded hold-out (20 % by default; mnist5k → 4,000 train / 1,000 held out).
+by a seeded hold-out (20 % by default; mnist5k → 4,000 train / 1,000 held out). To validate
+on part of MNIST's 60,000 instead, train on mnist-train and evaluate the model on mnist:
+
+    cvfleet train --data mnist-train --holdout 5000 --preset mnist --save mnist-model
+    cvfleet evaluate --model mnist-model --data mnist
 """
 
 from __future__ import annotations
@@ -148,7 +152,7 @@ def write_plots(model, history, directory: Path) -> list[Path]:
 @click.option("--batch-size", type=int, help="Batch size (overrides the recipe).")
 @click.option("--lr", type=float, help="Learning rate (overrides the recipe).")
 @click.option("--spec", type=click.Path(dir_okay=False), help="Recipe file, JSON or TOML (keys: see nn/recipe.py).")
-@click.option("--preset", help="Named recipe (nn/recipe.py PRESETS): reference, wide, mlp, fashion.")
+@click.option("--preset", help="Named recipe (nn/recipe.py PRESETS): reference, wide, mlp, fashion, mnist.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Recipe override, repeatable (conv=[16,32]).")
 @click.option("--save", type=click.Path(file_okay=False), help="Directory to save the trained model in.")
 @click.option("--plots", type=click.Path(file_okay=False), help="Directory for learning_curves.png and filters.png.")
