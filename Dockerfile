@@ -9,6 +9,8 @@ COPY tasks tasks
 COPY workers workers
 RUN pip install . \
  && cvfleet assets fetch yolov3-tiny mnist5k \
+ && python -c "from vision.darknet_onnx import cached_onnx; from workers.asset_cache import yolov3_tiny_files as f; \
+m = f(); print('converted', cached_onnx(m['cfg'], m['weights'], 416))" \
  && useradd --create-home --uid 1000 cvfleet \
  && mkdir -p /data && chown cvfleet /data
 USER cvfleet

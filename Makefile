@@ -46,7 +46,9 @@ test: setup
 bench: setup
 	$(BIN)/pip install --quiet -e '.[bench]'
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python benchmarks/bench_nn.py
-	$(BIN)/python benchmarks/bench_annotate.py
+	$(BIN)/python benchmarks/bench_runtime.py
+	$(BIN)/python benchmarks/bench_annotate.py --runtime opencv
+	$(BIN)/python benchmarks/bench_annotate.py --runtime onnxruntime
 	$(BIN)/python benchmarks/bench_fair.py
 	$(BIN)/python benchmarks/bench_sweep.py
 

@@ -76,6 +76,21 @@ def scale(boxes, k: float, dx: float = 0.0, dy: float = 0.0) -> list:
     return [Box(b.cls, b.conf, b.x1 * k + dx, b.y1 * k + dy, b.x2 * k + dx, b.y2 * k + dy) for b in boxes]
 
 
+def grid_clip(picks, native: Detector) -> tuple[list, list]:
+    """(frames, references): each frame a 3x3 grid of the vtest frames of one entry of `picks` (nine
+    source frame indices), its reference the native detector's boxes of each piece moved into the grid."""
+    source = vtest_frames([i for p in picks for i in p])
+    frames, references = [], []
+    for p in picks:
+        cells = [source[i] for i in p]
+        frames.append(np.vstack([np.hstack(cells[r * 3 : r * 3 + 3]) for r in range(3)]))
+        ch, cw = cells[0].shape[:2]
+        references.append(
+            [b for c, cell in enumerate(cells) for b in scale(native.detect(cell), 1.0, (c % 3) * cw, (c // 3) * ch)]
+        )
+    return frames, references
+
+
 def run_clip(name: str, frames, references, settings: AnnotateSettings, detector: Detector) -> Score:
     h, w = frames[0].shape[:2]
     tiles = tile_grid(w, h, settings.tile, settings.tile_h, settings.overlap, full_frame=True)
@@ -109,7 +124,8 @@ def main() -> None:
     model = ModelSpec(**asset_cache.yolov3_tiny_files())
     settings = AnnotateSettings(model=model, conf=CONF)
     detector = Detector(**settings.detector_spec())
-    native = NativeDetector(**settings.detector_spec())
+    # the reference runs each image at its own size: only cv2.dnn's net takes any size (the ONNX graph is fixed)
+    native = NativeDetector(**{**settings.detector_spec(), "runtime": "opencv"})
     print(
         f"machine: {os.cpu_count()} cores, OpenCV {cv2.__version__}; yolov3-tiny, conf {CONF}, tile {settings.tile}, "
         f"overlap {settings.overlap}, merge {settings.merge} over {settings.metric} {settings.merge_threshold}"
@@ -119,15 +135,7 @@ def main() -> None:
     # crowded: a 3x3 grid of frames far apart in time, a different set per clip frame
     n = args.frames
     picks = [[(f * 9 + c) * 795 // (9 * n) for c in range(9)] for f in range(n)]
-    source = vtest_frames([i for p in picks for i in p])
-    crowded, crowded_ref = [], []
-    for p in picks:
-        cells = [source[i] for i in p]
-        crowded.append(np.vstack([np.hstack(cells[r * 3 : r * 3 + 3]) for r in range(3)]))
-        ch, cw = cells[0].shape[:2]
-        crowded_ref.append(
-            [b for c, cell in enumerate(cells) for b in scale(native.detect(cell), 1.0, (c % 3) * cw, (c // 3) * ch)]
-        )
+    crowded, crowded_ref = grid_clip(picks, native)
     crowd = run_clip("crowded", crowded, crowded_ref, settings, detector)
 
     # large: vtest upscaled 3x, reference from the native frames

@@ -4,8 +4,10 @@ The bare side is a single-process loop over the same `vision/` functions (`annot
 with OpenCV's best thread count, chosen here by measuring 1..cores threads on the clip's tiles.
 Both sides start from empty output directories and include frame extraction and labelling.
 Prints tiles/s for both and ends with `ratio fleet/bare tiles/s: X` (goal >= 0.95 on 2 cores).
+Run it once per `--runtime` (opencv, onnxruntime) to compare the runtimes on the fleet; onnxruntime's
+session has one intra-op thread whatever OpenCV's setting, so its bare loop is 1 process x 1 thread.
 
-    python benchmarks/bench_annotate.py [--frames 150] [--every 2] [--concurrency N]
+    python benchmarks/bench_annotate.py [--frames 150] [--every 2] [--concurrency N] [--runtime R]
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=150, help="frames of vtest.avi to annotate")
     ap.add_argument("--every", type=int, default=2, help="keep every N-th frame")
     ap.add_argument("--concurrency", type=int, default=os.cpu_count(), help="fleet worker processes")
+    ap.add_argument("--runtime", choices=("opencv", "onnxruntime"), default="onnxruntime", help="YOLO runtime")
     args = ap.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="cvfleet-bench-annotate-"))
@@ -55,11 +58,15 @@ def main() -> None:
     video = root / "vtest.avi"
     shutil.copy(asset_cache.ensure("vtest.avi"), video)
     settings = AnnotateSettings(
-        every=args.every, max_frames=args.frames, model=ModelSpec(**asset_cache.yolov3_tiny_files())
+        every=args.every,
+        max_frames=args.frames,
+        runtime=args.runtime,
+        model=ModelSpec(**asset_cache.yolov3_tiny_files()),
     )
     print(
         f"machine: {os.cpu_count()} cores, OpenCV {cv2.__version__}; clip: vtest.avi, {args.frames} frames "
-        f"every {args.every}, tile {settings.tile} overlap {settings.overlap}, yolov3-tiny {settings.model.input_size}"
+        f"every {args.every}, tile {settings.tile} overlap {settings.overlap}, yolov3-tiny {settings.model.input_size} "
+        f"on {args.runtime}"
     )
 
     # OpenCV's best thread setting for the bare loop, measured on this clip's tiles.
@@ -101,7 +108,7 @@ def main() -> None:
     fleet_rate = v["summary"]["tiles"] / fleet_s
     print(
         f"fleet: {v['summary']['tiles']} tiles in {fleet_s:.1f} s = {fleet_rate:.1f} tiles/s  "
-        f"({args.concurrency} worker processes x 1 OpenCV thread, through Redis)"
+        f"({args.concurrency} worker processes x 1 {args.runtime} thread, through Redis)"
     )
     same = all(
         (root / "fleet" / "vtest" / "labels" / p.name).read_bytes() == p.read_bytes()

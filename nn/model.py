@@ -132,10 +132,13 @@ class Sequential:
         shuffle: bool = True,
         callbacks=(),
         augment=None,
+        initial_epoch: int = 0,
     ) -> History:
         """Train for `epochs` passes over (x, y) in mini-batches.
 
         augment: optional f(batch, rng) -> batch applied to every training batch.
+        initial_epoch: epochs already trained (a run resumed from nn.checkpoint): training goes on
+        with epoch initial_epoch + 1, and the history holds only the epochs trained now.
         Callbacks see each epoch's metrics (see nn.callbacks) and may stop training early.
         """
         self._ensure_built(x)
@@ -143,7 +146,7 @@ class Sequential:
         callbacks = CallbackList(callbacks)
         callbacks.on_train_begin(self)
         n = len(x)
-        for epoch in range(1, epochs + 1):
+        for epoch in range(initial_epoch + 1, epochs + 1):
             start = time.perf_counter()
             order = self.rng.permutation(n) if shuffle else np.arange(n)
             total_loss, total_correct = 0.0, 0

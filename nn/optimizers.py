@@ -35,6 +35,24 @@ class Optimizer:
     def config(self) -> dict:
         raise NotImplementedError
 
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Everything a resumed run needs to take the same next step: the step count and copies of
+        the per-parameter arrays, keyed 't' and '<parameter index>.<name>' (npz-ready)."""
+        out = {"t": np.array(self.t), "n": np.array(len(self.state))}
+        for i, s in enumerate(self.state):
+            for k, v in s.items():
+                out[f"{i}.{k}"] = v.copy()
+        return out
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore what `get_state` returned (before the first step of the resumed run)."""
+        self.t = int(state["t"])
+        self.state = [{} for _ in range(int(state["n"]))]
+        for name, v in state.items():
+            if "." in name:
+                i, k = name.split(".", 1)
+                self.state[int(i)][k] = np.array(v)
+
 
 class SGD(Optimizer):
     """v = momentum · v - lr_t · g;  p += v   (plain SGD when momentum = 0).

@@ -24,6 +24,7 @@ from .activations import ReLU
 from .augment import augmenter
 from .batchnorm import BatchNorm
 from .callbacks import EarlyStopping
+from .checkpoint import load_checkpoint
 from .conv import Conv2D
 from .convpool import ConvPool2D
 from .dense import Dense
@@ -175,13 +176,17 @@ def build_optimizer(recipe: dict):
     return OPTIMIZERS[name](r["lr"], decay=r["decay"])
 
 
-def train_recipe(recipe: dict, train, val, callbacks=()):
+def train_recipe(recipe: dict, train, val, callbacks=(), resume_from=None):
     """Build, compile and fit the recipe's model on train = (x, y), validating on val = (x, y)
-    (or None). Returns (model, history)."""
+    (or None). Returns (model, history).
+
+    resume_from: a checkpoint of this recipe (nn.checkpoint): training goes on after its epoch, and
+    the history holds every epoch, the checkpoint's first."""
     r = validate_recipe(recipe)
     x, y = train
     model = build_model(r, input_shape=x.shape[1:], n_classes=_n_classes(y, val))
     model.compile(optimizer=build_optimizer(r))
+    done, before = load_checkpoint(model, resume_from) if resume_from is not None else (0, [])
     callbacks = list(callbacks)
     if r["early_stopping"]:
         callbacks.append(EarlyStopping(patience=r["early_stopping"]))
@@ -194,7 +199,9 @@ def train_recipe(recipe: dict, train, val, callbacks=()):
         validation_data=tuple(val) if val is not None else None,
         callbacks=callbacks,
         augment=augmenter(strength) if strength else None,
+        initial_epoch=done,
     )
+    history.epochs[:0] = before
     return model, history
 
 

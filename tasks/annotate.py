@@ -14,11 +14,11 @@ Chunks are not all queued at once: the fleet keeps one chunk per worker process 
 each chunk that ends sends the next one (just before it ends, so no process idles) from the batch
 with the fewest chunks left (`batch_store.dispatch_all`). So a small batch submitted behind a big
 one takes the next free processes and is done within seconds, and the big one goes on after it.
-A chunk holds at least CVFLEET_CHUNK_SECONDS (2 s)
-of work, from the model's speed measured in this process (`vision.chunking`).
+A chunk holds at least CVFLEET_CHUNK_SECONDS (2 s) of work, from the model's speed measured in
+this process (`vision.chunking`).
 
 `prepare` ends the video itself when nothing needs YOLO: the same run is already on disk, or only
-merge options changed (re-merged from detections.jsonl). A video whose header announces more
+static boxes or merge options changed (labels written again from detections.jsonl). A video whose header announces more
 frames than decode is annotated as far as it decodes, done with a warning (unless --strict).
 
 Messages carry a batch id, paths, frame names and tile coordinates, never pixels. Every task names
@@ -47,7 +47,7 @@ from vision.detector import get_detector
 from vision.errors import VisionError
 from vision.frames import IMAGES_DIR, frame_size, read_video_meta
 from vision.settings import AnnotateSettings
-from vision.static import read_static_labels
+from vision.static import Statics, read_statics
 from workers import config
 from workers.app import app
 
@@ -91,11 +91,10 @@ def _video(batch_id: str, index: int) -> tuple[Path, Path, int]:
     return Path(v["video"]), resolve_inside(v["video_dir"], _batch(batch_id)["roots"]), int(v.get("run") or 1)
 
 
-def _static_rows(batch_id: str):
+def _statics(batch_id: str) -> Statics:
     info = _batch(batch_id)
-    if not info["static"]:
-        return None
-    return read_static_labels(resolve_inside(info["static"], info["roots"]))
+    paths = [resolve_inside(info[k], info["roots"]) if info.get(k) else None for k in ("static", "static_ignore")]
+    return read_statics(*paths)
 
 
 def _done(
@@ -229,22 +228,25 @@ def prepare(self, *, batch_id: str, index: int, run: int | None = None) -> dict:
     for path in (settings.model.cfg, settings.model.weights, settings.model.onnx, settings.model.names):
         if path:
             resolve_inside(path, roots)
-    static_rows = _static_rows(batch_id)
+    statics = _statics(batch_id)
     if not batch_store.update_video(batch_id, index, run, when=("queued", "extracting"), state="extracting"):
         return {"state": "skipped"}  # a copy of this prepare got further, or the video ended
     meta = pipeline.prepare_video(video, video_dir, settings)
     warning = pipeline.decode_warning(meta, settings)  # strict: raises, the video fails
     tiles = pipeline.plan_tiles(meta, settings)
-    jobs = pipeline.tile_jobs(meta, tiles)
-    fields = {"frames": len(meta["frames"]), "tiles": len(jobs), **({"warning": warning} if warning else {})}
-    summary = pipeline.reusable_summary(video_dir, meta, settings, static_rows)
-    if summary is None and pipeline.remergeable(video_dir, meta, settings):
+    fields = {
+        "frames": len(meta["frames"]),
+        "tiles": len(tiles) * len(meta["frames"]),
+        **({"warning": warning} if warning else {}),
+    }
+    if pipeline.relabelable(video_dir, meta, settings) or pipeline.remergeable(video_dir, meta, settings):
         batch_store.update_video(batch_id, index, run, state="labelling", **fields)
-        pipeline.remerge_video(video_dir, meta, settings)
-        summary = pipeline.finish_video(video_dir, meta, settings, static_rows, remerged=True)
+    summary = pipeline.reuse(video_dir, meta, settings, statics)
     if summary is not None:
         return _done(batch_id, index, run, video_dir, settings, summary, **fields)
     get_detector(settings.detector_spec())  # a model that does not load fails here, once
+    _, jobs = pipeline.detect_plan(video_dir, meta, settings)
+    fields["tiles"] = len(jobs)  # with --skip-still, only the tiles that go through YOLO
     cache = tile_cache.cache_dir(video_dir, meta, settings.fingerprint("detection"))
     todo = tile_cache.missing_jobs(cache, jobs)  # a retry reuses every tile already detected
     chunks, ms_tile = _chunks(batch_id, todo, video_dir, settings, todo[0][0]) if todo else ([], 0.0)
@@ -304,11 +306,11 @@ def label(self, *, batch_id: str, index: int, run: int | None = None) -> dict:
     meta = read_video_meta(video_dir)
     if meta is None:
         raise VisionError(f"no readable video.json in {video_dir} (removed while the video ran?); retry the batch")
-    jobs = pipeline.tile_jobs(meta, pipeline.plan_tiles(meta, settings))
+    jobs = pipeline.planned_jobs(video_dir, meta, settings)
     cache = tile_cache.cache_dir(video_dir, meta, settings.fingerprint("detection"))
     detections = pipeline.gather_detections([tile_cache.gathered(cache, jobs)])
-    pipeline.label_frames(video_dir, meta, detections, settings)
-    summary = pipeline.finish_video(video_dir, meta, settings, _static_rows(batch_id))
+    pipeline.merge_frames(video_dir, meta, pipeline.complete_detections(video_dir, detections), settings)
+    summary = pipeline.finish_video(video_dir, meta, settings, _statics(batch_id))
     return _done(batch_id, index, run, video_dir, settings, summary)
 
 
@@ -320,6 +322,7 @@ def submit(
     preview: bool = False,
     tiles_per_task: int | None = None,
     extra_roots=(),
+    static_ignore: Path | None = None,
 ) -> str:
     """Record a batch in Redis and queue one `prepare` per video; returns the batch id.
 
@@ -333,8 +336,7 @@ def submit(
         size = frame_size(video)
         if size:
             pipeline.frame_tiles(*size, settings)
-    if static is not None:
-        read_static_labels(static)
+    read_statics(static, static_ignore)
     if tiles_per_task is not None and tiles_per_task < 1:
         raise VisionError(f"--tiles-per-task must be at least 1, got {tiles_per_task}")
     out = Path(os.path.abspath(out))
@@ -356,7 +358,7 @@ def submit(
             str(out),
             *(str(v.parent) for v in videos),
             *(str(Path(os.path.abspath(p)).parent) for p in model_files),
-            *([str(Path(os.path.abspath(static)).parent)] if static else []),
+            *(str(Path(os.path.abspath(p)).parent) for p in (static, static_ignore) if p),
             *map(str, extra_roots),
         }
     )
@@ -369,6 +371,7 @@ def submit(
         preview,
         tiles_per_task,
         roots,
+        str(Path(os.path.abspath(static_ignore))) if static_ignore else None,
     )
     for i in range(len(videos)):
         send_prepare(batch_id, i, 1)

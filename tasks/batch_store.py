@@ -72,6 +72,7 @@ def create_batch(
     preview: bool,
     tiles_per_task: int | None,
     roots: list[str],
+    static_ignore: str | None = None,
 ) -> str:
     batch_id = uuid.uuid4().hex[:12]
     now = time.time()
@@ -85,6 +86,7 @@ def create_batch(
             "out": out,
             "settings": json.dumps(settings),
             "static": static or "",
+            "static_ignore": static_ignore or "",
             "preview": int(preview),
             "tiles_per_task": tiles_per_task or 0,
             "roots": json.dumps(roots),

@@ -9,8 +9,8 @@ cvfleet's records RECORD_TTL (30 days) after their last update.
     cvfleet:batches:running                set   batch ids with a video not yet ended (the watchdog's list)
     cvfleet:workers                        hash  worker name -> "detect pool processes, last heartbeat time"
     cvfleet:watchdog                       str   which worker looks after the batches this interval (expires)
-    cvfleet:batch:<id>                     hash  id, created, out, settings (JSON), static, preview,
-                                                 tiles_per_task, roots (JSON), videos (count), cancelled (time)
+    cvfleet:batch:<id>                     hash  id, created, out, settings (JSON), static, static_ignore,
+                                                 preview, tiles_per_task, roots (JSON), videos (count), cancelled (time)
     cvfleet:batch:<id>:pending             list  chunks not yet sent, as "video:chunk:run" (fed a few at a time)
     cvfleet:batch:<id>:inflight            zset  chunks sent and not yet reported -> time of their last news
     cvfleet:batch:<id>:tasks               hash  chunk in flight -> its task id (`batch cancel` revokes them)
@@ -25,24 +25,33 @@ cvfleet's records RECORD_TTL (30 days) after their last update.
                                                  the video is done)
 
     cvfleet:sweeps                         zset  sweep id -> last submit time
-    cvfleet:sweep:<id>                     hash  id, created, submitted, grid (JSON), prune, roots (JSON)
-    cvfleet:sweep:<id>:trials              zset  trial id -> index in the grid's product
+    cvfleet:sweep:<id>                     hash  id, created, submitted, grid (JSON: data, fixed, sweep, space,
+                                                 metric, mode, scheduler), prune, roots (JSON)
+    cvfleet:sweep:<id>:trials              zset  trial id -> index in the grid's product (x samples)
     cvfleet:sweep:<id>:trial:<tid>         hash  id, index, point, recipe (JSON), state, task_id, run, queued,
                                                  started, finished, worker, pid, epochs, val_accuracy,
                                                  best_val_accuracy, best_epoch, val_loss, loss, accuracy,
-                                                 seconds, weights, blas_threads, pruned_at, median, error,
-                                                 attempts (which run of its task trained it)
-    cvfleet:sweep:<id>:trial:<tid>:epochs  list  one JSON object per finished epoch, appended as it ends
-    cvfleet:sweep:<id>:leaderboard         zset  trial id -> final validation accuracy (done trials)
-    cvfleet:sweep:<id>:epoch:<k>           zset  trial id -> validation accuracy after epoch k (done trials:
-                                                 the median-stopping rule reads these)
+                                                 score (the grid's metric at the end), seconds, weights,
+                                                 blas_threads, pruned_at, scheduler, median (median rule),
+                                                 cutoff and rung_size (ASHA), error, attempts (which run of
+                                                 its task trained it), resumed_from (the checkpoint's epoch
+                                                 it started after; 0: from scratch), cancel (set by
+                                                 `sweep cancel` on a running trial)
+    cvfleet:sweep:<id>:trial:<tid>:epochs  list  one JSON object per finished epoch, appended as it ends (its
+                                                 metrics, epoch, time (end, Unix s), pid)
+    cvfleet:sweep:<id>:leaderboard         zset  trial id -> final metric (done trials; read in the grid's mode)
+    cvfleet:sweep:<id>:epoch:<k>           zset  trial id -> metric after epoch k (done trials: the
+                                                 median-stopping rule reads these)
+    cvfleet:sweep:<id>:rung:<k>            zset  trial id -> metric after epoch k, for every trial that reached
+                                                 ASHA's rung at epoch k
+    cvfleet:sweep:<id>:rung:<k>:decided    hash  trial id -> "promote|stop <rung size then> <top-1/eta cutoff>"
 
     cvfleet:attempts:<task id>             str   runs of one task (count_attempt); a trial's task id is
                                                  <sweep id>-<trial id>-<random>, so `sweep delete` finds them
 
 A video moves queued -> extracting -> detecting -> labelling -> done | failed | cancelled (a retry
-starts it again as run n + 1); a trial
-queued -> running -> done | pruned | failed.
+starts it again as run n + 1); a trial queued -> running -> done | pruned | failed | cancelled.
+Checkpoints are files, not keys: $CVFLEET_DATA/sweeps/<id>/.checkpoints/<tid>.npz (tasks/trial.py).
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
 """Sweeps as Redis records: the grid, every trial's state and metrics, the leaderboard.
 
 The keys and their fields are listed once, in `tasks.store`. A trial moves queued -> running ->
-done | pruned | failed. Exactly one record per grid point: the record is keyed by the trial id, and
-every write a task makes is a Lua script that first checks the task still owns the trial (`run`, a
-token per execution) and that the record is not final, so a redelivered, superseded or duplicated
-execution writes nothing twice.
+done | pruned | failed | cancelled. Exactly one record per grid point: the record is keyed by the
+trial id, and every write a task makes is a Lua script that first checks the task still owns the
+trial (`run`, a token per execution) and that the record is not final, so a redelivered, superseded
+or duplicated execution writes nothing twice.
+
+Scores: the leaderboard and the per-epoch zsets hold the grid's metric (validation accuracy unless
+the grid names another), ranked in the grid's mode (max or min).
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ import time
 
 from tasks.store import RECORD_TTL, client, key
 
-FINAL = ("done", "pruned", "failed")
-STATES = ("queued", "running", "done", "pruned", "failed")
+FINAL = ("done", "pruned", "failed", "cancelled")
+STATES = ("queued", "running", "done", "pruned", "failed", "cancelled")
 
 
 def sweep_key(sweep_id: str, *parts) -> str:
@@ -34,7 +37,7 @@ local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'done' or state == 'pruned' then return 0 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'index', ARGV[2], 'point', ARGV[3], 'recipe', ARGV[4],
            'state', 'queued', 'task_id', ARGV[5], 'queued', ARGV[6])
-redis.call('HDEL', KEYS[1], 'run', 'error', 'started', 'finished', 'worker')
+redis.call('HDEL', KEYS[1], 'run', 'error', 'started', 'finished', 'worker', 'cancel')
 redis.call('EXPIRE', KEYS[1], ARGV[7])
 return 1
 """
@@ -42,11 +45,12 @@ return 1
 _CLAIM = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return 'gone' end
-if state == 'done' or state == 'pruned' or state == 'failed' then return 'final' end
+if state == 'done' or state == 'pruned' or state == 'failed' or state == 'cancelled' then return 'final' end
 if redis.call('HGET', KEYS[1], 'task_id') ~= ARGV[1] then return 'stale' end
-redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[1], 'state', 'running', 'run', ARGV[2], 'worker', ARGV[3], 'started', ARGV[4], 'epochs', 0,
-           'pid', ARGV[6], 'attempts', ARGV[7])
+local keep = tonumber(ARGV[8])
+if keep > 0 then redis.call('LTRIM', KEYS[2], 0, keep - 1) else redis.call('DEL', KEYS[2]) end
+redis.call('HSET', KEYS[1], 'state', 'running', 'run', ARGV[2], 'worker', ARGV[3], 'started', ARGV[4],
+           'epochs', redis.call('LLEN', KEYS[2]), 'pid', ARGV[6], 'attempts', ARGV[7], 'resumed_from', keep)
 redis.call('HDEL', KEYS[1], 'error', 'finished')
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 'ok'
@@ -56,11 +60,51 @@ _APPEND = """
 if redis.call('HGET', KEYS[1], 'run') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'state') ~= 'running' then
   return 0
 end
-if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[4]) then return 1 end
+local reply = 1
+if redis.call('HGET', KEYS[1], 'cancel') then reply = 2 end
+if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[4]) then return reply end
 redis.call('RPUSH', KEYS[2], ARGV[2])
 redis.call('HSET', KEYS[1], 'epochs', redis.call('LLEN', KEYS[2]))
 redis.call('EXPIRE', KEYS[2], ARGV[3])
-return 1
+return reply
+"""
+
+# A queued trial is cancelled at once; a running one is flagged, and its next append tells it to stop.
+_CANCEL = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'queued' then
+  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished', ARGV[1])
+elseif state == 'running' then
+  redis.call('HSET', KEYS[1], 'cancel', 1)
+end
+return state or 'gone'
+"""
+
+# ASHA's promotion at one rung, decided once per trial and atomically: the trial's value joins the
+# rung; it goes on when fewer than k = max(1, floor(n / eta)) of the n values so far are strictly
+# better (Optuna's SuccessiveHalvingPruner rule). A repeated call (a resumed trial) gets the first answer.
+# KEYS: rung zset, decisions hash.  ARGV: trial id, value, eta, mode, TTL.
+_PROMOTE = """
+local known = redis.call('HGET', KEYS[2], ARGV[1])
+if known then return known end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local n = redis.call('ZCARD', KEYS[1])
+local k = math.max(1, math.floor(n / tonumber(ARGV[3])))
+local better, kth
+if ARGV[4] == 'max' then
+  better = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[2], '+inf')
+  kth = redis.call('ZREVRANGE', KEYS[1], k - 1, k - 1, 'WITHSCORES')[2]
+else
+  better = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. ARGV[2])
+  kth = redis.call('ZRANGE', KEYS[1], k - 1, k - 1, 'WITHSCORES')[2]
+end
+local decision = 'stop'
+if better < k then decision = 'promote' end
+local answer = decision .. ' ' .. n .. ' ' .. kth
+redis.call('HSET', KEYS[2], ARGV[1], answer)
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+return answer
 """
 
 # KEYS: trial, leaderboard, epoch:1..epoch:n.  ARGV: guard field, guard value, trial id, state,
@@ -68,9 +112,10 @@ return 1
 _FINISH = """
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'done' or state == 'pruned' or state == 'failed' then return 0 end
+if state == 'done' or state == 'pruned' or state == 'failed' or state == 'cancelled' then return 0 end
 local nfields = tonumber(ARGV[7])
 redis.call('HSET', KEYS[1], 'state', ARGV[4])
+redis.call('HDEL', KEYS[1], 'cancel')
 for i = 0, nfields - 1 do
   redis.call('HSET', KEYS[1], ARGV[8 + 2 * i], ARGV[9 + 2 * i])
 end
@@ -150,13 +195,14 @@ def queue_trial(sweep_id: str, trial, task_id: str) -> bool:
 # -- trial execution (worker) ----------------------------------------------------------------
 
 
-def claim(sweep_id: str, trial_id: str, task_id: str, run: str, worker: str, attempt: int = 1) -> str:
-    """'ok' when this execution now owns the trial (its old epochs cleared), else why not:
-    'gone' (no record: sweep deleted), 'final' (already done/pruned/failed), 'stale' (superseded).
-    `attempt`: which run of its task this is (2 after a worker died on it), kept in the record."""
+def claim(sweep_id: str, trial_id: str, task_id: str, run: str, worker: str, attempt: int = 1, keep: int = 0) -> str:
+    """'ok' when this execution now owns the trial, else why not: 'gone' (no record: sweep
+    deleted), 'final' (already done/pruned/failed/cancelled), 'stale' (superseded).
+    `keep`: the epochs its checkpoint holds; those stay recorded, any later ones are dropped (it
+    trains them again). `attempt`: which run of its task this is (2 after a worker died on it)."""
     return _script("claim", _CLAIM)(
         keys=[trial_key(sweep_id, trial_id), trial_key(sweep_id, trial_id, "epochs")],
-        args=[task_id, run, worker, time.time(), RECORD_TTL, os.getpid(), attempt],
+        args=[task_id, run, worker, time.time(), RECORD_TTL, os.getpid(), attempt, int(keep)],
     )
 
 
@@ -166,17 +212,28 @@ def trial_recipe(sweep_id: str, trial_id: str) -> dict | None:
     return None if raw is None else json.loads(raw)
 
 
-def append_epoch(sweep_id: str, trial_id: str, run: str, metrics: dict) -> bool:
-    """Append one epoch's metrics; False if this execution no longer owns the trial.
+def append_epoch(sweep_id: str, trial_id: str, run: str, metrics: dict) -> str:
+    """Append one epoch's metrics: 'ok', 'cancel' (recorded, and the sweep was cancelled: stop
+    now), or 'lost' (this execution no longer owns the trial: nothing written).
 
     Idempotent by epoch number: a client retry after a Redis restart (the script ran, its reply was
     lost) finds the epoch already there and appends nothing."""
-    return bool(
-        _script("append", _APPEND)(
-            keys=[trial_key(sweep_id, trial_id), trial_key(sweep_id, trial_id, "epochs")],
-            args=[run, json.dumps(metrics), RECORD_TTL, int(metrics["epoch"])],
-        )
+    reply = _script("append", _APPEND)(
+        keys=[trial_key(sweep_id, trial_id), trial_key(sweep_id, trial_id, "epochs")],
+        args=[run, json.dumps(metrics), RECORD_TTL, int(metrics["epoch"])],
     )
+    return {0: "lost", 1: "ok", 2: "cancel"}[int(reply)]
+
+
+def promote(sweep_id: str, trial_id: str, epoch: int, value: float, eta: int, mode: str) -> tuple[bool, int, float]:
+    """ASHA at the rung of `epoch`: (goes on, trials in the rung so far, the value the top 1/eta
+    needed), decided atomically and once per trial (see _PROMOTE)."""
+    answer = _script("promote", _PROMOTE)(
+        keys=[sweep_key(sweep_id, "rung", epoch), sweep_key(sweep_id, "rung", epoch, "decided")],
+        args=[trial_id, repr(float(value)), eta, mode, RECORD_TTL],
+    )
+    decision, n, cutoff = answer.split()
+    return decision == "promote", int(n), float(cutoff)
 
 
 def finish(
@@ -191,8 +248,8 @@ def finish(
     curve: list[float] = (),
 ) -> bool:
     """Write the trial's final state once: guarded by its run token (or task id, for a task that
-    gives up before it runs). `score` puts it on the leaderboard; `curve` (validation accuracy
-    per epoch) makes it count in the median-stopping rule."""
+    gives up before it runs). `score` (the grid's metric at the end) puts it on the leaderboard;
+    `curve` (that metric per epoch) makes it count in the median-stopping rule."""
     guard = ("run", run) if run is not None else ("task_id", task_id)
     fields = {**fields, "finished": time.time()}
     flat = [str(x) for kv in fields.items() for x in (kv[0], _text(kv[1]))]
@@ -223,11 +280,26 @@ def _text(value) -> str:
 
 
 def median_at(sweep_id: str, epoch: int, min_finished: int) -> float | None:
-    """Median validation accuracy after `epoch` over done trials; None with fewer than min_finished."""
+    """Median of the metric after `epoch` over done trials; None with fewer than max(1, min_finished)."""
     values = [s for _, s in client().zrange(sweep_key(sweep_id, "epoch", epoch), 0, -1, withscores=True)]
-    if len(values) < min_finished:
+    if not values or len(values) < min_finished:
         return None
     return statistics.median(values)
+
+
+def cancel(sweep_id: str) -> dict[str, int]:
+    """Cancel the sweep's trials: queued ones at once, running ones at their next epoch end (their
+    metrics and checkpoints stay, so submitting the grid again continues them). Returns how many
+    trials were in each state when cancelled ('queued' ones are now cancelled, 'running' ones stop
+    at their next epoch end, the others had ended)."""
+    r = client()
+    ids = r.zrange(sweep_key(sweep_id, "trials"), 0, -1)
+    script = _script("cancel", _CANCEL)
+    counts: dict[str, int] = {}
+    for tid in ids:
+        outcome = script(keys=[trial_key(sweep_id, tid)], args=[time.time()])
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
 
 
 # -- reading (client) ------------------------------------------------------------------------
@@ -240,6 +312,11 @@ def sweep(sweep_id: str) -> dict | None:
     data["grid"] = json.loads(data["grid"])
     data["roots"] = json.loads(data.get("roots") or "[]")
     data["prune"] = bool(int(data.get("prune", 1)))
+    grid = data["grid"]
+    grid.setdefault("space", {})
+    grid.setdefault("metric", "val_accuracy")
+    grid.setdefault("mode", "max")
+    grid.setdefault("scheduler", {"name": "median", "n_startup_trials": 2, "n_warmup_steps": 0})
     for f in ("created", "submitted"):
         data[f] = float(data[f])
     return data
@@ -256,8 +333,10 @@ _FLOATS = (
     "started",
     "finished",
     "median",
+    "score",
+    "cutoff",
 )
-_INTS = ("index", "epochs", "best_epoch", "blas_threads", "pruned_at", "pid", "attempts")
+_INTS = ("index", "epochs", "best_epoch", "blas_threads", "pruned_at", "pid", "attempts", "resumed_from", "rung_size")
 
 
 def _trial_record(raw: dict) -> dict:
@@ -294,9 +373,12 @@ def trials(sweep_id: str, with_epochs: bool = False) -> list[dict]:
     return out
 
 
-def leaderboard(sweep_id: str) -> list[tuple[str, float]]:
-    """(trial id, final validation accuracy) of done trials, best first."""
-    return client().zrevrange(sweep_key(sweep_id, "leaderboard"), 0, -1, withscores=True)
+def leaderboard(sweep_id: str, mode: str | None = None) -> list[tuple[str, float]]:
+    """(trial id, final metric) of done trials, best first (in the sweep's mode unless given)."""
+    if mode is None:
+        mode = json.loads(client().hget(sweep_key(sweep_id), "grid") or "{}").get("mode", "max")
+    read = client().zrevrange if mode == "max" else client().zrange
+    return read(sweep_key(sweep_id, "leaderboard"), 0, -1, withscores=True)
 
 
 def progress(sweep_id: str) -> dict | None:
@@ -308,7 +390,7 @@ def progress(sweep_id: str) -> dict | None:
     counts = dict.fromkeys(STATES, 0)
     for t in ts:
         counts[t.get("state", "queued")] = counts.get(t.get("state", "queued"), 0) + 1
-    board = client().zrevrange(sweep_key(sweep_id, "leaderboard"), 0, 0, withscores=True)
+    board = leaderboard(sweep_id, info["grid"]["mode"])[:1]
     info.update(
         trials=ts, counts=counts, best=board[0] if board else None, finished=all(t.get("state") in FINAL for t in ts)
     )

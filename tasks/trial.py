@@ -1,16 +1,20 @@
 """One trial of a sweep: train a grid point on queue `train`, record every epoch and the result.
 
     train_trial(sweep_id=, trial_id=)   (the recipe is read from Redis)
-      per epoch: metrics appended to Redis; the median-stopping rule; at the end the result,
-      the leaderboard entry and the weights under $CVFLEET_DATA/sweeps/<sweep>/<trial>/
+      per epoch: metrics appended to Redis, a checkpoint written, the scheduler asked (median
+      stopping or ASHA: tasks/schedulers.py); at the end the result, the leaderboard entry and the
+      weights under $CVFLEET_DATA/sweeps/<sweep>/<trial>/
 
-Median stopping: after epoch k (not the last), a trial whose validation accuracy is below the
-median of the *done* trials' validation accuracy after epoch k stops and is recorded pruned, its
-metrics kept. The rule waits for MIN_FINISHED done trials. Pruning is on unless the sweep was
-submitted with --no-prune.
+Checkpoints: after each epoch it recorded, a trial writes its weights, optimizer state and random
+generator state to $CVFLEET_DATA/sweeps/<sweep>/.checkpoints/<trial>.npz (nn.checkpoint). A trial
+whose worker died, or that was cancelled and submitted again, starts after the checkpoint's epoch
+instead of epoch 1; the epochs recorded up to there stay (recorded once), and the weights it ends
+with are bit for bit those of a run that never stopped. The checkpoint goes when the trial is done
+or pruned. An epoch is appended before its checkpoint is written, so the checkpoint never runs
+ahead of the record; an epoch recorded but not checkpointed is trained again and recorded anew.
 
-A trial's record is written once whatever happens to its task (redelivered, superseded, killed):
-see `tasks.sweep_store`.
+Stopping early is on unless the sweep was submitted with --no-prune. A trial's record is written
+once whatever happens to its task (redelivered, superseded, killed): see `tasks.sweep_store`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import os
 import shutil
 import socket
+import time
 import uuid
 from pathlib import Path
 
@@ -28,11 +33,10 @@ from nn.callbacks import Callback
 from tasks import sweep_store
 from tasks.base import ItemTask
 from tasks.roots import OutsideRoots, resolve_inside
+from tasks.schedulers import Scheduler, Stop
 from tasks.trial_data import load_splits
 from workers.app import app
 from workers.asset_cache import DATA_SETS
-
-MIN_FINISHED = 2  # done trials needed before the median-stopping rule prunes anything
 
 
 def blas_threads() -> int | None:
@@ -43,26 +47,53 @@ def blas_threads() -> int | None:
     return max(counts) if counts else None
 
 
-class _Recorder(Callback):
-    """Append each epoch to Redis; stop when superseded or pruned."""
+def checkpoint_path(sweep_id: str, trial_id: str) -> Path:
+    from workers import config
 
-    def __init__(self, sweep_id: str, trial_id: str, run: str, epochs: int, prune: bool):
-        self.sweep_id, self.trial_id, self.run, self.epochs, self.prune = sweep_id, trial_id, run, epochs, prune
-        self.superseded = False
-        self.pruned_at = self.median = None
+    return config.load().data / "sweeps" / sweep_id / ".checkpoints" / f"{trial_id}.npz"
+
+
+def read_checkpoint(path: Path) -> tuple[int, list[dict]]:
+    """(epoch, recorded epochs) of a trial's checkpoint; (0, []) when there is none to trust."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return int(f["epoch"]), json.loads(str(f["history"]))
+    except (OSError, KeyError, ValueError):
+        return 0, []
+
+
+class _Recorder(Callback):
+    """Append each epoch to Redis, then checkpoint it; stop when superseded, cancelled or stopped
+    by the scheduler."""
+
+    def __init__(self, sweep_id: str, trial_id: str, run: str, checkpoint: Path, scheduler, history: list[dict]):
+        self.sweep_id, self.trial_id, self.run = sweep_id, trial_id, run
+        self.checkpoint, self.scheduler, self.history = checkpoint, scheduler, list(history)
+        self.superseded = self.cancelled = False
+        self.stop: Stop | None = None
+
+    def on_train_begin(self, model) -> None:
+        self.model = model
 
     def on_epoch_end(self, epoch: int, metrics: dict) -> bool:
+        from nn.checkpoint import save_checkpoint
+
         m = {k: (None if v is None else float(v)) for k, v in metrics.items()}
-        m["epoch"] = int(epoch)
-        if not sweep_store.append_epoch(self.sweep_id, self.trial_id, self.run, m):
+        m.update(epoch=int(epoch), time=time.time(), pid=os.getpid())
+        reply = sweep_store.append_epoch(self.sweep_id, self.trial_id, self.run, m)
+        if reply == "lost":
             self.superseded = True
             return True
-        if self.prune and epoch < self.epochs and m["val_accuracy"] is not None:
-            median = sweep_store.median_at(self.sweep_id, epoch, MIN_FINISHED)
-            if median is not None and m["val_accuracy"] < median:
-                self.pruned_at, self.median = epoch, median
-                return True
-        return False
+        self.history.append(m)
+        save_checkpoint(self.model, self.checkpoint, epoch, self.history)
+        if reply == "cancel":
+            self.cancelled = True
+            return True
+        if self.scheduler is not None:
+            self.stop = self.scheduler.after_epoch(epoch, m)
+        return self.stop is not None
 
 
 def _save_weights(model, sweep_id: str, trial_id: str, info: dict, recipe: dict, history: list) -> Path:
@@ -119,22 +150,36 @@ def train_trial(self, *, sweep_id: str, trial_id: str) -> dict:
 
     run = uuid.uuid4().hex
     worker = self.request.hostname or socket.gethostname()
-    claimed = sweep_store.claim(sweep_id, trial_id, self.request.id, run, worker, self.request.attempt)
+    ckpt = checkpoint_path(sweep_id, trial_id)
+    kept, before = read_checkpoint(ckpt)
+    claimed = sweep_store.claim(sweep_id, trial_id, self.request.id, run, worker, self.request.attempt, kept)
     if claimed != "ok":
         return {"state": claimed}
     info = sweep_store.sweep(sweep_id)
     recipe = sweep_store.trial_recipe(sweep_id, trial_id)
     if info is None or recipe is None:
         return {"state": "gone"}
+    for m in before:  # epochs the checkpoint holds but Redis lost (appends are idempotent by epoch)
+        sweep_store.append_epoch(sweep_id, trial_id, run, m)
     data = info["grid"]["data"]
     if data["data"] not in DATA_SETS:
         resolve_inside(data["data"], info["roots"])
-    train, val = load_splits(json.dumps(data, sort_keys=True))
-    recorder = _Recorder(sweep_id, trial_id, run, recipe["epochs"], info["prune"])
-    model, history = train_recipe(recipe, train, val, callbacks=[recorder])
+    grid = info["grid"]
+    metric, mode = grid["metric"], grid["mode"]
+    scheduler = None
+    if info["prune"]:
+        scheduler = Scheduler(sweep_id, trial_id, recipe["epochs"], metric, mode, grid["scheduler"])
+    recorder = _Recorder(sweep_id, trial_id, run, ckpt, scheduler, before)
+    # a run that died after checkpointing an epoch but before asking about it asks now
+    stop = scheduler.after_epoch(kept, before[-1]) if scheduler and before else None
+    if stop is None:
+        train, val = load_splits(json.dumps(data, sort_keys=True))
+        model, history = train_recipe(recipe, train, val, callbacks=[recorder], resume_from=ckpt if kept else None)
+        epochs = history.epochs
+    else:
+        recorder.stop, model, epochs = stop, None, before
     if recorder.superseded:
         return {"state": "superseded"}
-    epochs = history.epochs
     last = epochs[-1]
     best = max(epochs, key=lambda e: e["val_accuracy"])
     result = {
@@ -145,21 +190,24 @@ def train_trial(self, *, sweep_id: str, trial_id: str) -> dict:
         "accuracy": last["accuracy"],
         "best_val_accuracy": best["val_accuracy"],
         "best_epoch": best["epoch"],
+        "score": last[metric],
         "seconds": round(sum(e["seconds"] for e in epochs), 3),
         "blas_threads": blas_threads(),
     }
-    if recorder.pruned_at is not None:
-        result.update(pruned_at=recorder.pruned_at, median=recorder.median)
-        sweep_store.finish(sweep_id, trial_id, "pruned", result, run=run)
+    if recorder.cancelled:
+        sweep_store.finish(sweep_id, trial_id, "cancelled", result, run=run)
+        return {"state": "cancelled", "epochs": len(epochs)}
+    if recorder.stop is not None:
+        s = recorder.stop
+        result.update(pruned_at=s.epoch, scheduler=grid["scheduler"]["name"])
+        result.update({"median": s.threshold} if s.among is None else {"cutoff": s.threshold, "rung_size": s.among})
+        if sweep_store.finish(sweep_id, trial_id, "pruned", result, run=run):
+            ckpt.unlink(missing_ok=True)
         return {"state": "pruned", "epochs": len(epochs)}
     result["weights"] = str(_save_weights(model, sweep_id, trial_id, info, recipe, epochs))
-    sweep_store.finish(
-        sweep_id,
-        trial_id,
-        "done",
-        result,
-        run=run,
-        score=last["val_accuracy"],
-        curve=[e["val_accuracy"] for e in epochs],
+    ended = sweep_store.finish(
+        sweep_id, trial_id, "done", result, run=run, score=last[metric], curve=[e[metric] for e in epochs]
     )
-    return {"state": "done", "val_accuracy": last["val_accuracy"]}
+    if ended:  # an execution that lost the trial leaves the checkpoint to the one that has it
+        ckpt.unlink(missing_ok=True)
+    return {"state": "done", metric: last[metric]}

@@ -183,3 +183,96 @@ def test_tree_avi_whose_header_says_444_frames_is_annotated_from_the_68_that_dec
     meta = json.loads((tmp_path / "out" / "tree" / "video.json").read_text())
     assert (meta["frame_count"], meta["frames_decoded"], len(meta["frames"])) == (444, 68, 17)
     assert len(list((tmp_path / "out" / "tree" / "labels").glob("*.txt"))) == 17
+
+
+def test_the_whole_loop_annotate_correct_add_a_static_re_run_review_export(fleet, videos, static_file, tmp_path):
+    """What a person does: annotate, review, correct a frame, add a static box, re-run (the
+    correction kept, no YOLO), export a dataset, and overwrite the corrections on request."""
+    out = tmp_path / "out"
+    first = cvfleet("annotate", str(videos / "vtest.avi"), "--out", str(out), *CLIP)
+    assert first.returncode == 0, first.stderr + first.stdout
+    to_review = [line for line in first.stdout.splitlines() if "review first:" in line]
+    assert len(to_review) == 1
+
+    review = cvfleet("review", str(out), "--top", "3")
+    assert review.returncode == 0, review.stderr
+    worst = review.stdout.splitlines()[1].split()[0]
+    assert to_review[0].split("review first: ")[1].startswith(worst)
+    assert (out / "vtest" / "review_sheet.png").is_file()
+
+    labels = out / "vtest" / "labels"
+    corrected = "0 0.500000 0.500000 0.100000 0.200000\n"  # the person redrew the frame as one box
+    (labels / f"{worst}.txt").write_text(corrected)
+    rerun = cvfleet("annotate", str(videos / "vtest.avi"), "--out", str(out), "--static", str(static_file), *CLIP)
+    assert rerun.returncode == 0, rerun.stderr + rerun.stdout
+    assert "kept 1 corrected frame(s)" in rerun.stdout and "no YOLO, no merging" in rerun.stdout
+    static = static_file.read_text()
+    assert (labels / f"{worst}.txt").read_text() == corrected + static
+    automatic = (out / "vtest" / "labels.auto" / f"{worst}.txt").read_text()
+    assert automatic.endswith(static) and automatic != corrected + static
+    for other in sorted(labels.iterdir()):
+        assert other.read_text().endswith(static)
+
+    export = cvfleet("export", str(out), "--out", str(tmp_path / "dataset"), "--split", "0.6")
+    assert export.returncode == 0, export.stderr
+    assert "exported 5 frames (3 train / 2 val, split by block) from 1 video(s)" in export.stdout
+    exported = {p.name: p.read_text() for p in (tmp_path / "dataset" / "labels").rglob("*.txt")}
+    assert exported[f"vtest_{worst}.txt"] == corrected + static
+
+    overwrite = cvfleet(
+        "annotate",
+        str(videos / "vtest.avi"),
+        "--out",
+        str(out),
+        "--static",
+        str(static_file),
+        "--overwrite-corrections",
+        *CLIP,
+    )
+    assert overwrite.returncode == 0, overwrite.stderr + overwrite.stdout
+    assert "overwrote 1 corrected frame(s)" in overwrite.stdout
+    assert (labels / f"{worst}.txt").read_text() == automatic
+    (backup,) = (out / "vtest").glob("labels.bak-*")
+    assert (backup / f"{worst}.txt").read_text() == corrected + static
+
+    # the detector's standing boxes, confirmed as false: suppressed in every frame but the corrected one
+    ignore = out / "vtest" / "static_suggestions.txt"
+    assert ignore.read_text()
+    (labels / f"{worst}.txt").write_text(corrected)
+    quiet = cvfleet(
+        "annotate",
+        str(videos / "vtest.avi"),
+        "--out",
+        str(out),
+        "--static-ignore",
+        str(ignore),
+        "--learn-static",
+        *CLIP,
+    )
+    assert quiet.returncode == 0, quiet.stderr + quiet.stdout
+    assert "static negative(s) proposed" in quiet.stdout
+    from vision.labels import read_yolo_labels
+    from vision.static import suppress
+
+    standing = read_yolo_labels(ignore)
+    for other in sorted(labels.iterdir()):
+        rows = read_yolo_labels(other)
+        assert suppress(rows, standing) == rows, other.name
+    assert (labels / f"{worst}.txt").read_text() == corrected
+
+
+def test_skip_still_through_the_fleet_equals_one_process(fleet, videos, tmp_path):
+    from vision.pipeline import annotate_video
+    from vision.settings import AnnotateSettings, ModelSpec
+
+    run = cvfleet("annotate", str(videos / "vtest.avi"), "--out", str(tmp_path / "fleet"), "--skip-still", "200", *CLIP)
+    assert run.returncode == 0, run.stderr + run.stdout
+    settings = AnnotateSettings(
+        every=25, max_frames=5, skip_still=200.0, model=ModelSpec(**asset_cache.yolov3_tiny_files())
+    )
+    annotate_video(videos / "vtest.avi", tmp_path / "bare", settings)
+    fleet_labels = sorted((tmp_path / "fleet" / "vtest" / "labels").iterdir())
+    assert [p.read_bytes() for p in fleet_labels] == [
+        p.read_bytes() for p in sorted((tmp_path / "bare" / "vtest" / "labels").iterdir())
+    ]
+    assert fleet_labels[0].read_bytes() == fleet_labels[-1].read_bytes()  # everything still: frame 1's boxes

@@ -16,6 +16,9 @@ from workers.fleet import alive, port_free
 
 @pytest.fixture(scope="module")
 def own_fleet(tmp_path_factory):
+    from workers import asset_cache
+
+    asset_cache.ensure("yolov3-tiny")  # in the cache before the workers start: they prewarm it
     env = fleet_environ(tmp_path_factory.mktemp("own-fleet"))
     up = cvfleet("up", "-c", "1", env=env, timeout=180)
     assert up.returncode == 0, up.stderr
@@ -62,6 +65,16 @@ def test_task_from_a_client_process_returns_its_json_result(own_fleet):
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["x"] == 7 and result["square"] == 49
+
+
+def test_every_pool_process_has_loaded_the_default_model_before_its_first_task(own_fleet):
+    env, _, _ = own_fleet
+    client = "import json; from tasks.smoke import models; print(json.dumps(models.delay().get(timeout=60)))"
+    out = subprocess.run(
+        [sys.executable, "-c", client], env={**os.environ, **env}, cwd=ROOT, capture_output=True, text=True, timeout=90
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["loaded"] == 1
 
 
 def test_status_lists_the_worker_and_queues(own_fleet):

@@ -162,3 +162,112 @@ def test_unreadable_grid_files_are_refused_in_one_line(tmp_path):
         read_grid(tmp_path / "bad.toml")
     with pytest.raises(GridError, match=r"missing.toml: no such grid file$"):
         read_grid(tmp_path / "missing.toml")
+
+
+SPACE = {
+    "lr": {"dist": "loguniform", "low": 1e-3, "high": 0.3},
+    "momentum": {"dist": "uniform", "low": 0.5, "high": 0.95},
+    "dense": {"dist": "int", "low": 16, "high": 64},
+    "optimizer": {"dist": "choice", "values": ["sgd", "adam"]},
+}
+
+
+def test_space_samples_are_seeded_inside_their_ranges_and_a_larger_sample_extends_a_smaller_one():
+    g = parse_grid({"data": "mnist5k", "space": SPACE})
+    a = select(g, samples=20, seed=4)
+    assert [t.point for t in a] == [t.point for t in select(g, samples=20, seed=4)]
+    assert [t.point for t in a] != [t.point for t in select(g, samples=20, seed=5)]
+    assert [t.point for t in select(g, samples=8, seed=4)] == [t.point for t in a[:8]]
+    for t in a:
+        p = t.point
+        assert 1e-3 <= p["lr"] <= 0.3 and 0.5 <= p["momentum"] <= 0.95
+        assert isinstance(p["dense"], int) and 16 <= p["dense"] <= 64
+        assert p["optimizer"] in ("sgd", "adam")
+        assert t.recipe["lr"] == p["lr"] and t.recipe["dense"] == p["dense"]
+    assert {t.point["optimizer"] for t in a} == {"sgd", "adam"}
+
+
+def test_loguniform_draws_spread_evenly_over_the_decades():
+    g = parse_grid({"data": "mnist5k", "space": {"lr": {"dist": "loguniform", "low": 1e-4, "high": 1.0}}})
+    lrs = [t.point["lr"] for t in select(g, samples=400, seed=0)]
+    per_decade = [sum(10.0**k <= lr < 10.0 ** (k + 1) for lr in lrs) for k in (-4, -3, -2, -1)]
+    assert all(70 <= n <= 130 for n in per_decade), per_decade
+
+
+def test_a_grid_and_a_space_combine_each_sample_runs_at_every_grid_point():
+    g = parse_grid(
+        {"data": "mnist5k", "sweep": {"batch_size": [32, 64]}, "space": {"lr": SPACE["lr"]}, "fixed": {"epochs": 2}}
+    )
+    trials = select(g, samples=3, seed=1)
+    assert len(trials) == 6 and len({t.id for t in trials}) == 6
+    assert [t.point["batch_size"] for t in trials] == [32, 64] * 3
+    lrs = [t.point["lr"] for t in trials]
+    assert lrs[0] == lrs[1] and lrs[2] == lrs[3] and lrs[4] == lrs[5] and len(set(lrs)) == 3
+    assert [t.index for t in trials] == list(range(6))
+
+
+def test_metric_and_mode_default_to_validation_accuracy_maximised_and_follow_the_metric():
+    assert (grid({}).metric, grid({}).mode) == ("val_accuracy", "max")
+    g = parse_grid({"data": "mnist5k", "metric": "val_loss"})
+    assert (g.metric, g.mode) == ("val_loss", "min")
+    assert parse_grid({"data": "mnist5k", "metric": "val_loss", "mode": "max"}).mode == "max"
+
+
+def test_scheduler_settings_are_filled_in_and_change_the_grid_id_only_when_given():
+    plain = grid({"lr": [0.1]})
+    assert plain.scheduler == {"name": "median", "n_startup_trials": 2, "n_warmup_steps": 0}
+    assert plain.id == grid({"lr": [0.1]}, fixed=None).id
+    assert plain.id == stable_id({"data": plain.data, "fixed": {}, "sweep": {"lr": [0.1]}})  # ids of old grids hold
+    asha = parse_grid({"data": "mnist5k", "sweep": {"lr": [0.1]}, "scheduler": {"name": "asha"}})
+    assert asha.scheduler == {"name": "asha", "eta": 3, "min_epochs": 1}
+    assert asha.id != plain.id
+    median = parse_grid(
+        {"data": "mnist5k", "sweep": {"lr": [0.1]}, "scheduler": {"n_startup_trials": 5, "n_warmup_steps": 1}}
+    )
+    assert median.scheduler == {"name": "median", "n_startup_trials": 5, "n_warmup_steps": 1}
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"space": {"lr": {"dist": "uniform", "low": 0.3, "high": 0.1}}}, "space.lr: low = 0.3 must be below high"),
+        ({"space": {"lr": {"dist": "uniform", "low": 0.1, "high": 0.1}}}, "space.lr: low = 0.1 must be below high"),
+        ({"space": {"lr": {"dist": "loguniform", "low": 0, "high": 0.1}}}, "space.lr: loguniform needs low > 0, got 0"),
+        (
+            {"space": {"momentum": {"dist": "loguniform", "low": -0.5, "high": 0.9}}},
+            "space.momentum: loguniform needs low > 0",
+        ),
+        ({"space": {"lr": {"dist": "normal", "low": 0, "high": 1}}}, "space.lr: unknown distribution 'normal'; one of"),
+        ({"space": {"lr": 0.1}}, "space.lr = 0.1: a distribution such as"),
+        ({"space": {"dense": {"dist": "int", "low": 8.5, "high": 64}}}, "space.dense.low = 8.5: a whole number"),
+        ({"space": {"lr": {"dist": "uniform", "low": 0, "high": 0.1}}}, "space.lr: recipe key 'lr' = 0.0: must be > 0"),
+        ({"space": {"lrr": {"dist": "uniform", "low": 0.1, "high": 0.2}}}, "unknown recipe key space.lrr"),
+        ({"space": {"optimizer": {"dist": "choice", "values": []}}}, "space.optimizer.values is an empty list"),
+        (
+            {"sweep": {"lr": [0.1]}, "space": {"lr": {"dist": "uniform", "low": 0.1, "high": 0.2}}},
+            "'lr' is both in [space] and in [sweep]",
+        ),
+        ({"scheduler": {"name": "asha", "eta": 1}}, "scheduler.eta = 1: a whole number >= 2"),
+        ({"scheduler": {"name": "asha", "eta": 1.5}}, "scheduler.eta = 1.5: a whole number >= 2"),
+        ({"scheduler": {"name": "hyperband"}}, "scheduler.name = 'hyperband': one of median, asha"),
+        ({"scheduler": {"name": "median", "eta": 3}}, "scheduler.eta: the median scheduler takes n_startup_trials"),
+        ({"scheduler": {"n_warmup_steps": -1}}, "scheduler.n_warmup_steps = -1: a whole number >= 0"),
+        ({"metric": "f1"}, "metric = 'f1' is not recorded; a trial records val_accuracy, val_loss, accuracy, loss"),
+        ({"mode": "maximize"}, "mode = 'maximize': min or max"),
+    ],
+)
+def test_an_invalid_space_objective_or_scheduler_is_refused_in_one_line(extra, message):
+    with pytest.raises(GridError) as e:
+        parse_grid({"data": "mnist5k", **extra})
+    assert str(e.value).startswith(message), str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_samples_need_a_space_and_a_space_needs_samples():
+    with pytest.raises(GridError, match=r"^--samples draws from a \[space\] table"):
+        select(grid({"lr": [0.1]}), samples=4)
+    g = parse_grid({"data": "mnist5k", "space": SPACE})
+    with pytest.raises(GridError, match=r"^the grid has a \[space\]: say how many points"):
+        select(g)
+    with pytest.raises(GridError, match=r"^5 samples x 1 grid point\(s\) = 5 trials, more than --max-trials 4"):
+        select(g, samples=5, max_trials=4)

@@ -17,14 +17,14 @@ from vision.pipeline import (
     finish_video,
     format_counts,
     gather_detections,
-    label_frames,
+    merge_frames,
     plan_tiles,
     prepare_video,
     tile_jobs,
     video_out_dir,
 )
 from vision.settings import AnnotateSettings, ModelSpec
-from vision.static import read_static_labels
+from vision.static import read_statics
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +58,7 @@ def test_writes_the_dataset_layout(reference):
         "labels/000001.txt",
         "labels/000002.txt",
         "labels/000003.txt",
+        "review.txt",
         "static_suggestions.txt",
         "video.json",
     ]
@@ -99,7 +100,7 @@ def test_any_chunking_through_json_gives_the_same_labels(reference, clip12, sett
         json.loads(json.dumps(detect_jobs(video_dir, chunk, detector))) for chunk in chunk_jobs(jobs, tiles_per_task)
     ]
     random.Random(tiles_per_task).shuffle(results)
-    label_frames(video_dir, meta, gather_detections(results), settings)
+    merge_frames(video_dir, meta, gather_detections(results), settings)
     finish_video(video_dir, meta, settings)
     assert label_bytes(video_dir) == label_bytes(reference[0])
     assert (video_dir / "annotation.json").read_bytes() == (reference[0] / "annotation.json").read_bytes().replace(
@@ -140,7 +141,7 @@ def test_finishing_twice_writes_the_same_bytes(clip12, settings, tmp_path):
     video_dir = tmp_path / "out" / "clip12"
     before = {p: p.read_bytes() for p in sorted(video_dir.rglob("*.*"))}
     meta = json.loads((video_dir / "video.json").read_text())
-    finish_video(video_dir, meta, settings, read_static_labels(static))
+    finish_video(video_dir, meta, settings, read_statics(static))
     assert {p: p.read_bytes() for p in sorted(video_dir.rglob("*.*"))} == before
     assert b"11 0.500000" not in (video_dir / "static_suggestions.txt").read_bytes()
 
@@ -169,7 +170,7 @@ def test_fewer_frames_remove_the_labels_of_frames_gone(clip12, settings, tmp_pat
 def test_detections_for_unknown_frames_are_refused(clip12, settings, tmp_path):
     meta = prepare_video(clip12, tmp_path, settings)
     with pytest.raises(VisionError, match="not in video.json"):
-        label_frames(tmp_path, meta, {"000099": []}, settings)
+        merge_frames(tmp_path, meta, {"000099": []}, settings)
 
 
 def test_chunks_hold_at_most_the_given_number_of_tiles():
@@ -235,3 +236,43 @@ def test_a_strict_run_refuses_a_truncated_video_and_a_tolerant_one_warns(clip12,
         annotate_video(half, tmp_path / "strict", dataclasses.replace(settings, strict=True))
     summary = annotate_video(half, tmp_path / "tolerant", settings)
     assert summary["warning"].startswith("header says 12 frames, ") and summary["truncated"]
+
+
+def test_temporal_settings_re_merge_without_yolo_and_mark_filled_boxes(clip12, model_fields, tmp_path, monkeypatch):
+    import dataclasses
+
+    from vision.detections import read_detections
+
+    every = AnnotateSettings(every=1, max_frames=8, model=ModelSpec(**model_fields))
+    both = dataclasses.replace(every, temporal="both", fill_gap=2)
+    fresh = annotate_video(clip12, tmp_path / "fresh", both)
+    annotate_video(clip12, tmp_path / "rerun", every)
+
+    def no_yolo(spec):
+        raise AssertionError("the detector was called")
+
+    monkeypatch.setattr("vision.detector.get_detector", no_yolo)
+    again = annotate_video(clip12, tmp_path / "rerun", both)
+    assert again["remerged"] and again["boxes"] == fresh["boxes"]
+    assert label_bytes(tmp_path / "rerun" / "clip12") == label_bytes(tmp_path / "fresh" / "clip12")
+    records = read_detections(tmp_path / "fresh" / "clip12" / "detections.jsonl")
+    filled = [b for r in records.values() for b in r["boxes"] if b.get("filled")]
+    assert all(b["tiles"] == [] for b in filled)
+
+
+def test_skip_still_runs_yolo_only_on_tiles_that_changed(clip12, model_fields, tmp_path, monkeypatch):
+    import dataclasses
+
+    from vision import pipeline
+
+    settings = AnnotateSettings(every=4, model=ModelSpec(**model_fields), skip_still=200.0)  # all is still
+    calls = []
+    real = pipeline.detect_jobs
+    monkeypatch.setattr(pipeline, "detect_jobs", lambda d, jobs, det: calls.append(len(jobs)) or real(d, jobs, det))
+    summary = annotate_video(clip12, tmp_path, settings)
+    assert sum(calls) == summary["tiles_per_frame"]  # the first frame's tiles only
+    labels = label_bytes(tmp_path / "clip12")
+    assert labels["000002.txt"] == labels["000001.txt"] == labels["000003.txt"]
+    assert (tmp_path / "clip12" / "still_tiles.json").is_file()
+    off = annotate_video(clip12, tmp_path, dataclasses.replace(settings, skip_still=None))
+    assert not off["remerged"] and not (tmp_path / "clip12" / "still_tiles.json").exists()

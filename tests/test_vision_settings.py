@@ -56,6 +56,7 @@ def test_fingerprint_is_stable_and_ignores_int_versus_float():
         dict(metric="iou"),
         dict(merge_threshold=0.6),
         dict(class_agnostic=True),
+        dict(runtime="opencv"),
         dict(model=dataclasses.replace(MODEL, input_size=608)),
     ],
 )
@@ -64,8 +65,8 @@ def test_fingerprint_changes_with_every_option(change):
     assert dataclasses.replace(base, **change).fingerprint() != base.fingerprint()
 
 
-def test_detector_spec_holds_model_thresholds_and_classes():
-    s = AnnotateSettings(model=MODEL, conf=0.3, nms=0.4, classes=["person"])
+def test_detector_spec_holds_model_thresholds_classes_and_runtime():
+    s = AnnotateSettings(model=MODEL, conf=0.3, nms=0.4, classes=["person"], runtime="onnxruntime")
     assert s.detector_spec() == {
         "cfg": "m/yolov3-tiny.cfg",
         "weights": "m/yolov3-tiny.weights",
@@ -74,6 +75,7 @@ def test_detector_spec_holds_model_thresholds_and_classes():
         "conf": 0.3,
         "nms": 0.4,
         "classes": ["person"],
+        "runtime": "onnxruntime",
     }
 
 
@@ -107,6 +109,7 @@ def test_valid_settings_validate_to_themselves():
         (dict(model=dataclasses.replace(MODEL, onnx="y.onnx")), "not both"),
         (dict(model=dataclasses.replace(MODEL, names=None)), "class names"),
         (dict(model=dataclasses.replace(MODEL, input_size=420)), "multiple of 32"),
+        (dict(runtime="tensorrt"), "unknown runtime 'tensorrt'; choose one of: opencv, onnxruntime"),
     ],
 )
 def test_invalid_settings_raise_one_line_vision_error(change, word):
@@ -155,5 +158,23 @@ def test_only_merge_options_leave_the_detection_fingerprint_alone():
         changed = dataclasses.replace(base, **change)
         assert changed.fingerprint("detection") == base.fingerprint("detection")
         assert changed.fingerprint("merge") != base.fingerprint("merge")
-    for change in (dict(tile=320), dict(conf=0.3), dict(full_frame=False), dict(every=2)):
+    for change in (dict(tile=320), dict(conf=0.3), dict(full_frame=False), dict(every=2), dict(runtime="opencv")):
         assert dataclasses.replace(base, **change).fingerprint("detection") != base.fingerprint("detection")
+
+
+def test_runtime_is_a_detection_option_and_round_trips():
+    s = AnnotateSettings(model=MODEL, runtime="onnxruntime")
+    assert AnnotateSettings.from_json(json.loads(json.dumps(s.to_json()))) == s
+    assert s.validate() is s  # onnx and onnxruntime are in the dev extra
+    assert s.fingerprint("merge") == AnnotateSettings(model=MODEL).fingerprint("merge")
+
+
+def test_onnxruntime_is_the_default_runtime_and_opencv_the_one_before_the_option():
+    assert AnnotateSettings(model=MODEL).runtime == "onnxruntime"
+    assert AnnotateSettings(model=MODEL).detector_spec()["runtime"] == "onnxruntime"
+
+
+def test_settings_from_before_the_runtime_option_read_as_opencv():
+    data = AnnotateSettings(model=MODEL).to_json()
+    del data["runtime"]
+    assert AnnotateSettings.from_json(data).runtime == "opencv"

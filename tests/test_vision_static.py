@@ -4,74 +4,67 @@ import re
 
 import pytest
 
+from vision.corrections import settle_labels
 from vision.errors import VisionError
-from vision.labels import LabelRow, format_labels, read_yolo_labels
-from vision.static import find_static_rows, propagate_static, read_static_labels, suggest_static
+from vision.labels import LabelRow, read_yolo_labels
+from vision.static import add_static_rows, find_static_rows, learn_ignore, read_static_labels, suppress
 
 SIGN = LabelRow(11, 0.9, 0.1, 0.05, 0.08)  # a stop sign, top right
 BENCH = LabelRow(13, 0.2, 0.8, 0.2, 0.1)
 
 
-def make_labels(tmp_path, frames):
-    labels = tmp_path / "labels"
-    labels.mkdir()
-    for i, rows in enumerate(frames, start=1):
-        (labels / f"{i:06d}.txt").write_text(format_labels(rows))
-    return labels
-
-
-def snapshot(labels):
-    return {p.name: p.read_bytes() for p in sorted(labels.iterdir())}
-
-
-def test_static_boxes_are_appended_to_every_frame(tmp_path):
+def test_static_boxes_are_appended_to_every_frame():
     person = LabelRow(0, 0.5, 0.5, 0.1, 0.3)
-    labels = make_labels(tmp_path, [[person], []])
-    assert propagate_static(labels, [SIGN, BENCH]) == 4
-    assert read_yolo_labels(labels / "000001.txt") == [person, SIGN, BENCH]
-    assert read_yolo_labels(labels / "000002.txt") == [SIGN, BENCH]
+    assert add_static_rows([person], [SIGN, BENCH]) == [person, SIGN, BENCH]
+    assert add_static_rows([], [SIGN, BENCH]) == [SIGN, BENCH]
 
 
 def test_second_propagation_changes_no_byte(tmp_path):
-    labels = make_labels(tmp_path, [[LabelRow(0, 0.5, 0.5, 0.1, 0.3)], [], [BENCH]])
-    propagate_static(labels, [SIGN, BENCH])
-    before = snapshot(labels)
-    mtimes = {p.name: p.stat().st_mtime_ns for p in labels.iterdir()}
-    assert propagate_static(labels, [SIGN, BENCH]) == 0
-    assert snapshot(labels) == before
-    assert {p.name: p.stat().st_mtime_ns for p in labels.iterdir()} == mtimes
+    """Label files written with static boxes, written again: same bytes, same mtimes."""
+    auto = {"000001": [LabelRow(0, 0.5, 0.5, 0.1, 0.3)], "000002": [], "000003": [BENCH]}
+    first = settle_labels(tmp_path, tmp_path / "labels", auto, [SIGN, BENCH])
+    files = sorted((tmp_path / "labels").iterdir())
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in files}
+    assert read_yolo_labels(tmp_path / "labels" / "000003.txt") == [BENCH, SIGN]
+    settle_labels(tmp_path, tmp_path / "labels", auto, [SIGN, BENCH], first.written)
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in files} == before
 
 
-def test_a_static_box_already_detected_is_not_added_again(tmp_path):
+def test_a_static_box_already_detected_is_not_added_again():
     detected_sign = LabelRow(11, 0.905, 0.1, 0.05, 0.08)  # IoU with SIGN ≈ 0.82
-    labels = make_labels(tmp_path, [[detected_sign]])
-    assert propagate_static(labels, [SIGN]) == 0
-    assert read_yolo_labels(labels / "000001.txt") == [detected_sign]
+    assert add_static_rows([detected_sign], [SIGN]) == [detected_sign]
 
 
-def test_a_same_place_box_of_another_class_does_not_block_the_static_box(tmp_path):
+def test_a_same_place_box_of_another_class_does_not_block_the_static_box():
     other_class = LabelRow(0, 0.9, 0.1, 0.05, 0.08)
-    labels = make_labels(tmp_path, [[other_class]])
-    assert propagate_static(labels, [SIGN]) == 1
-    assert read_yolo_labels(labels / "000001.txt") == [other_class, SIGN]
+    assert add_static_rows([other_class], [SIGN]) == [other_class, SIGN]
 
 
-def test_a_same_class_box_overlapping_half_or_less_does_not_block(tmp_path):
+def test_a_same_class_box_overlapping_half_or_less_does_not_block():
     nearby = LabelRow(11, 0.95, 0.1, 0.05, 0.08)  # shares half the width: IoU 1/3
-    labels = make_labels(tmp_path, [[nearby]])
-    assert propagate_static(labels, [SIGN]) == 1
+    assert add_static_rows([nearby], [SIGN]) == [nearby, SIGN]
 
 
-def test_only_frame_label_files_are_touched(tmp_path):
-    labels = make_labels(tmp_path, [[]])
-    (labels / "notes.txt").write_text("not a label file\n")
-    propagate_static(labels, [SIGN])
-    assert (labels / "notes.txt").read_text() == "not a label file\n"
+def test_static_negatives_suppress_their_box_in_every_frame_and_nothing_else():
+    lamp_seen_as_bird = LabelRow(14, 0.302, 0.2, 0.04, 0.05)
+    ignore = [LabelRow(14, 0.3, 0.2, 0.04, 0.05)]
+    person_there = LabelRow(0, 0.3, 0.2, 0.04, 0.05)
+    bird_elsewhere = LabelRow(14, 0.7, 0.2, 0.04, 0.05)
+    assert suppress([lamp_seen_as_bird, person_there, bird_elsewhere], ignore) == [person_there, bird_elsewhere]
 
 
-def test_suggestions_leave_out_the_ignored_static_rows(tmp_path):
-    labels = make_labels(tmp_path, [[BENCH, SIGN] for _ in range(10)])
-    assert suggest_static(labels, ignore=[SIGN]) == [BENCH]
+def test_learned_negatives_are_deleted_boxes_the_detector_saw_standing_still():
+    lamp = LabelRow(14, 0.3, 0.2, 0.04, 0.05)
+    auto = {f"{i:06d}": [walking_person(i)] + ([lamp] if i % 2 else []) for i in range(10)}  # half the frames
+    kept = {"000001": [walking_person(1)], "000003": [walking_person(3), lamp]}  # deleted in 1, kept in 3
+    assert learn_ignore(auto, kept) == [lamp]
+    assert learn_ignore(auto, {"000003": [walking_person(3), lamp]}) == []  # never deleted
+    assert learn_ignore(auto, {"000002": []}) == []  # deleted where the detector did not see it
+
+
+def test_a_box_in_place_in_every_frame_is_suggested():
+    frames = [[BENCH] for _ in range(10)]
+    assert find_static_rows(frames) == [BENCH]
 
 
 def test_static_rows_are_rounded_to_label_precision(tmp_path):
@@ -128,10 +121,3 @@ def test_a_jittering_box_is_suggested_at_its_median_place():
 def test_a_box_counts_once_per_frame():
     frames = [[SIGN, SIGN]] + [[] for _ in range(9)]
     assert find_static_rows(frames, iou=0.7, min_fraction=0.2) == []
-
-
-def test_suggestions_are_written_to_the_given_file(tmp_path):
-    labels = make_labels(tmp_path, [[walking_person(i), BENCH, SIGN] for i in range(10)])
-    out = tmp_path / "static_suggestions.txt"
-    assert suggest_static(labels, out_path=out) == [BENCH, SIGN]
-    assert out.read_text() == ("13 0.200000 0.800000 0.200000 0.100000\n11 0.900000 0.100000 0.050000 0.080000\n")

@@ -7,7 +7,8 @@ One JSON object per frame, in frame order:
      "raw":   [{"tile": [x, y, w, h], "boxes": [[cls, conf, x1, y1, x2, y2], ...]}, ...]}
 
 `boxes` are the merged boxes the label file holds, each with its confidence and the tiles (or the
-full-frame pass, a tile that is the whole frame) that saw it; `raw` is every tile's own output in
+full-frame pass, a tile that is the whole frame) that saw it, and boxes filled in over a gap of a
+track (`"filled": true`, no tiles; vision/temporal.py); `raw` is every tile's own output in
 frame pixels, before merging. Pixel coordinates, confidences in 0..1. With it, review, re-merging
 with other options and filling over time never need YOLO again.
 """
@@ -23,14 +24,19 @@ from .tiling import Tile
 DETECTIONS_NAME = "detections.jsonl"
 
 
-def frame_record(name: str, per_tile, merged) -> dict:
-    """The record of one frame. per_tile: [(Tile, [Box])]; merged: [(Box, [index into per_tile])]."""
+def frame_record(name: str, per_tile, merged, filled=()) -> dict:
+    """The record of one frame. per_tile: [(Tile, [Box])]; merged: [(Box, [index into per_tile])];
+    filled: Boxes filled in over a gap of a track (vision/temporal.py), seen by no tile."""
     tiles = [Tile(*t).to_json() for t, _ in per_tile]
     return {
         "frame": name,
         "boxes": [
             {"cls": b.cls, "conf": b.conf, "xyxy": [b.x1, b.y1, b.x2, b.y2], "tiles": [tiles[i] for i in sources]}
             for b, sources in merged
+        ]
+        + [
+            {"cls": b.cls, "conf": b.conf, "xyxy": [b.x1, b.y1, b.x2, b.y2], "tiles": [], "filled": True}
+            for b in filled
         ],
         "raw": [{"tile": tiles[i], "boxes": [b.to_json() for b in boxes]} for i, (_, boxes) in enumerate(per_tile)],
     }

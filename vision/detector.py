@@ -1,4 +1,9 @@
-"""A YOLO detector over OpenCV's dnn module: Darknet (.cfg + .weights) or ONNX (YOLOv5/v8).
+"""A YOLO detector over OpenCV's dnn module or onnxruntime: Darknet (.cfg + .weights) or ONNX (YOLOv5/v8).
+
+Two runtimes run the same model: 'opencv' (`cv2.dnn`, this class's default: it needs nothing
+else) and 'onnxruntime' (the annotation default, `AnnotateSettings.runtime`: the Darknet model
+converted by `darknet_onnx` into a graph whose outputs are `cv2.dnn`'s, cached beside the
+weights; an ONNX export as it is). Same boxes within float rounding.
 
 One image per forward pass: measured on this kind of CPU, a batch blob of 6 tiles is not faster
 than 6 single forwards, and single forwards make each tile's result independent of what else
@@ -18,6 +23,7 @@ import numpy as np
 from .boxes import Box, sort_boxes
 from .errors import VisionError
 from .labels import read_classes
+from .onnx_runtime import OnnxRuntimeNet, darknet_net
 from .yolo_outputs import decode_darknet, decode_onnx
 
 
@@ -61,13 +67,17 @@ def check_darknet_weights(net, cfg, weights) -> None:
         )
 
 
+RUNTIMES = ("opencv", "onnxruntime")
+
+
 class Detector:
     """YOLO inference on one image at a time, boxes in that image's pixels.
 
     spec keys: 'cfg' + 'weights' (Darknet) or 'onnx'; 'names' (class names file, required);
     'input_size' (square net input in pixels, default 416; an ONNX export's fixed size, often 640);
     'conf' (keep boxes with class confidence >= conf, default 0.25); 'nms' (IoU threshold of
-    the class-wise NMS within one image, default 0.45); 'classes' (class names to keep, default all).
+    the class-wise NMS within one image, default 0.45); 'classes' (class names to keep, default all);
+    'runtime' ('opencv' or 'onnxruntime', default 'opencv').
     """
 
     def __init__(
@@ -80,6 +90,7 @@ class Detector:
         conf: float = 0.25,
         nms: float = 0.45,
         classes=None,
+        runtime: str = "opencv",
     ):
         if not isinstance(input_size, int) or input_size <= 0 or input_size % 32:
             raise VisionError(f"model input size must be a positive multiple of 32, got {input_size!r}")
@@ -93,23 +104,39 @@ class Detector:
         if onnx and (cfg or weights):
             raise VisionError("give either an ONNX model or a Darknet cfg + weights, not both")
         self.kind = "onnx" if onnx else "darknet"
+        if runtime not in RUNTIMES:
+            raise VisionError(f"unknown runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
+        self.runtime = runtime
+        self.net = self.session = None
+        if runtime == "onnxruntime":
+            self.session = self._onnxruntime_net(cfg, weights, onnx)
+            self.output_names = self.session.output_names
+        else:
+            self.net = self._opencv_net(cfg, weights, onnx)
+            self.output_names = list(self.net.getUnconnectedOutLayersNames())
+
+    @staticmethod
+    def _opencv_net(cfg, weights, onnx):
         try:
             if onnx:
-                self.net = cv2.dnn.readNetFromONNX(_existing(onnx, "ONNX"))
+                net = cv2.dnn.readNetFromONNX(_existing(onnx, "ONNX"))
             else:
-                self.net = cv2.dnn.readNetFromDarknet(
-                    _existing(cfg, "Darknet cfg"), _existing(weights, "Darknet weights")
-                )
+                net = cv2.dnn.readNetFromDarknet(_existing(cfg, "Darknet cfg"), _existing(weights, "Darknet weights"))
         except cv2.error as e:
             model = onnx or f"{cfg} + {weights}"
             raise VisionError(f"model does not load: {model}: {_cv2_reason(e)}") from None
         if not onnx:
-            check_darknet_weights(self.net, cfg, weights)
-        self.output_names = list(self.net.getUnconnectedOutLayersNames())
+            check_darknet_weights(net, cfg, weights)
+        return net
+
+    def _onnxruntime_net(self, cfg, weights, onnx):
+        if onnx:
+            return OnnxRuntimeNet(_existing(onnx, "ONNX"), onnx)
+        return darknet_net(_existing(cfg, "Darknet cfg"), _existing(weights, "Darknet weights"), self.input_size)
 
     @classmethod
     def from_spec(cls, spec: dict) -> "Detector":
-        known = {"cfg", "weights", "onnx", "names", "input_size", "conf", "nms", "classes"}
+        known = {"cfg", "weights", "onnx", "names", "input_size", "conf", "nms", "classes", "runtime"}
         unknown = sorted(set(spec) - known)
         if unknown:
             raise VisionError(f"unknown detector spec keys {unknown}; known: {sorted(known)}")
@@ -124,6 +151,8 @@ class Detector:
     def forward(self, image: np.ndarray):
         """Raw net outputs for one BGR image (resized, not letterboxed, to the input size)."""
         blob = cv2.dnn.blobFromImage(image, 1 / 255.0, (self.input_size, self.input_size), swapRB=True, crop=False)
+        if self.net is None:
+            return self.session.forward(blob)
         self.net.setInput(blob)
         try:
             return self.net.forward(self.output_names)

@@ -63,6 +63,7 @@ from .tiling import Tile
 
 MERGE_METHODS = ("nms", "greedy")
 MERGE_METRICS = ("iou", "ios")
+RULE_VERSION = 2  # part of the merge fingerprint: a changed rule re-merges a re-run's labels (no YOLO)
 
 
 def to_frame(boxes, tile: Tile) -> list:

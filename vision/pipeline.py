@@ -2,12 +2,14 @@
 
     prepare_video      extract frames, plan tiles             (once per video)
     detect_jobs        YOLO on (frame, tile) jobs             (any chunking, any worker)
-    label_frames       merge each frame's boxes, write labels and detections.jsonl
+    merge_frames       merge each frame's boxes, write detections.jsonl
                        (once per video, all detections)
-    finish_video       classes.txt, suggestions, static boxes, record, counts
+    finish_video       classes.txt, suggestions, label files (static boxes added, a person's
+                       corrections kept), review.txt, record, counts
 
-A re-run whose detection settings match the previous run's (only merge options changed) re-merges
-from detections.jsonl (`remergeable`, `remerge_video`) and runs no YOLO.
+`reuse` decides what a re-run can skip: nothing changed (the previous summary); only the static
+boxes changed (label files written again from detections.jsonl: no YOLO, no merging); only merge
+options changed (re-merged from detections.jsonl's raw boxes: no YOLO).
 
 `annotate_video` runs them in order in one process. A distributed run calls the same functions
 with the same inputs: the merge sorts its input into a canonical order, so the labels do not
@@ -16,30 +18,51 @@ loss (Python floats), so both runs write the same bytes. Messages carry only pat
 and tile coordinates, never pixels.
 
 Layout of a video's output dir: images/000001.jpg, labels/000001.txt, classes.txt, video.json,
-detections.jsonl, annotation.json, static_suggestions.txt, and on request previews/ and
-contact_sheet.png.
+detections.jsonl, annotation.json, static_suggestions.txt, review.txt; labels.auto/ beside
+corrected frames (vision/corrections.py); on request previews/ and contact_sheet.png.
 """
 
-import hashlib
 import json
 from pathlib import Path
 
 import cv2
 
 from .boxes import boxes_from_json, boxes_to_json
-from .detections import DETECTIONS_NAME, frame_record, raw_detections, read_detections, write_detections
+from .corrections import corrected_frames, recorded_hashes, settle_labels
+from .datasets import RECORD_NAME
+from .detections import (
+    DETECTIONS_NAME,
+    frame_record,
+    merged_boxes,
+    raw_detections,
+    read_detections,
+    write_detections,
+)
 from .errors import VisionError
 from .files import write_text_atomic
 from .frames import IMAGES_DIR, extract_frames
-from .labels import format_labels, read_classes, read_yolo_labels, write_classes, write_yolo_labels
+from .labels import box_to_row, format_labels, read_classes, read_yolo_labels, write_classes
 from .merge import merge_tiles, to_frame
+from .motion import STILL_NAME, gated_jobs, plan_still, read_still, reuse_still, write_still
+from .review import write_review
 from .settings import AnnotateSettings
-from .static import SUGGESTIONS_NAME, frame_label_files, propagate_static, read_static_labels, suggest_static
+from .static import (
+    IGNORE_SUGGESTIONS_NAME,
+    NO_STATICS,
+    SUGGESTIONS_NAME,
+    Statics,
+    find_static_rows,
+    frame_label_files,
+    learn_ignore,
+    read_statics,
+    suppress,
+)
+from .temporal import over_time
 from .tiling import Tile, tile_grid
 
 LABELS_DIR = "labels"
 CLASSES_NAME = "classes.txt"
-RECORD_NAME = "annotation.json"
+REVIEW_FIRST = 5  # frames named in the summary's "review first" line
 
 
 def video_out_dir(out_root, video) -> Path:
@@ -65,6 +88,31 @@ def frame_tiles(width: int, height: int, settings: AnnotateSettings) -> list:
     )
     settings.check_tile_count(len(tiles), width, height)
     return tiles
+
+
+def detect_plan(video_dir, video_meta: dict, settings: AnnotateSettings) -> tuple[list, list]:
+    """(tiles, jobs): the tiles of every frame and the [frame, tile] jobs that go through YOLO. With
+    `skip_still`, the still tiles are left out and recorded in still_tiles.json (vision/motion.py)."""
+    tiles = plan_tiles(video_meta, settings)
+    jobs = tile_jobs(video_meta, tiles)
+    if settings.skip_still is None:
+        (Path(video_dir) / STILL_NAME).unlink(missing_ok=True)
+        return tiles, jobs
+    still = plan_still(video_dir, video_meta["frames"], tiles, settings.skip_still)
+    write_still(video_dir, still)
+    return tiles, gated_jobs(jobs, still)
+
+
+def planned_jobs(video_dir, video_meta: dict, settings: AnnotateSettings) -> list:
+    """The jobs `detect_plan` chose, read back (still_tiles.json, not planned again)."""
+    jobs = tile_jobs(video_meta, plan_tiles(video_meta, settings))
+    return gated_jobs(jobs, read_still(video_dir)) if settings.skip_still is not None else jobs
+
+
+def complete_detections(video_dir, per_frame: dict) -> dict:
+    """Every frame's tiles: the still ones (still_tiles.json, if any) get their key frame's boxes."""
+    still = read_still(video_dir)
+    return reuse_still(per_frame, still) if still else per_frame
 
 
 def tile_jobs(video_meta: dict, tiles) -> list:
@@ -132,38 +180,46 @@ def merge_frame(per_tile, settings: AnnotateSettings, width: int, height: int) -
     )
 
 
-def label_frames(video_dir, video_meta: dict, detections_by_frame: dict, settings: AnnotateSettings) -> int:
-    """Write labels/NNNNNN.txt for every frame of the video (empty if it has no box) and
-    detections.jsonl, and remove label files of frames that no longer exist. Returns the number of
-    merged boxes. detections_by_frame: {frame name: [(Tile, [Box]), ...]} (from gather_detections)."""
-    video_dir = Path(video_dir)
-    labels = video_dir / LABELS_DIR
-    labels.mkdir(parents=True, exist_ok=True)
+def merge_frames(video_dir, video_meta: dict, detections_by_frame: dict, settings: AnnotateSettings) -> int:
+    """Merge every frame's per-tile boxes, then fill gaps and drop flicker over time as the settings
+    ask (vision/temporal.py), and write detections.jsonl (the raw and the merged boxes of every
+    frame, in frame order); `finish_video` writes the label files from it. Returns the number of
+    boxes. detections_by_frame: {frame name: [(Tile, [Box]), ...]} (from gather_detections)."""
     frames = set(video_meta["frames"])
     unknown = sorted(set(detections_by_frame) - frames)
     if unknown:
         raise VisionError(f"detections for frames not in video.json: {unknown[:3]}; re-plan the video")
-    for stale in frame_label_files(labels):
-        if stale.stem not in frames:
-            stale.unlink()
-    written, records = 0, []
     w, h = video_meta["width"], video_meta["height"]
-    for name in video_meta["frames"]:
-        per_tile = detections_by_frame.get(name, [])
-        merged = merge_frame(per_tile, settings, w, h)
-        write_yolo_labels(labels / f"{name}.txt", [b for b, _ in merged], w, h)
-        records.append(frame_record(name, per_tile, merged))
-        written += len(merged)
-    write_detections(video_dir / DETECTIONS_NAME, records)
-    return written
+    per_tile = [detections_by_frame.get(name, []) for name in video_meta["frames"]]
+    merged = [merge_frame(p, settings, w, h) for p in per_tile]
+    kept, filled = over_time([[b for b, _ in m] for m in merged], settings.temporal, settings.fill_gap)
+    records = [
+        frame_record(name, p, [m[i] for i in k], f)
+        for name, p, m, k, f in zip(video_meta["frames"], per_tile, merged, kept, filled)
+    ]
+    write_detections(Path(video_dir) / DETECTIONS_NAME, records)
+    return sum(len(r["boxes"]) for r in records)
 
 
-def remergeable(video_dir, video_meta: dict, settings: AnnotateSettings) -> bool:
-    """Whether the previous run saw the same frames with the same detection settings and left
-    detections.jsonl for every frame: then only merging needs doing again, no YOLO."""
+def automatic_rows(records: dict, video_meta: dict) -> dict:
+    """{frame name: [LabelRow]}: the merged boxes of detections.jsonl's records as label rows, every
+    frame of the video in order (what a label file holds before static boxes and corrections)."""
+    missing = [n for n in video_meta["frames"] if n not in records]
+    if missing:
+        raise VisionError(f"{DETECTIONS_NAME} has no record of frame {missing[0]}; annotate the video again")
+    w, h = video_meta["width"], video_meta["height"]
+    return {
+        name: [r for r in (box_to_row(b, w, h) for b, _ in merged_boxes(records[name])) if r.w > 0.0 and r.h > 0.0]
+        for name in video_meta["frames"]
+    }
+
+
+def _same_inputs(video_dir, video_meta: dict, settings: AnnotateSettings, parts) -> bool:
+    """Whether the previous complete run saw the same frames with the same `parts` of the record
+    and left detections.jsonl for every frame."""
     previous = _previous_record(video_dir)
     record = annotation_record(video_meta, settings)
-    if not previous or any(previous.get(k) != record[k] for k in ("video_sha256", "detection", "frames")):
+    if not previous or any(previous.get(k) != record[k] for k in ("video_sha256", "frames", *parts)):
         return False
     try:
         return set(read_detections(Path(video_dir) / DETECTIONS_NAME)) == set(video_meta["frames"])
@@ -171,10 +227,35 @@ def remergeable(video_dir, video_meta: dict, settings: AnnotateSettings) -> bool
         return False
 
 
+def relabelable(video_dir, video_meta: dict, settings: AnnotateSettings) -> bool:
+    """Whether only the static boxes (or nothing) changed: the label files can be written again from
+    detections.jsonl's merged boxes, with no YOLO and no merging."""
+    return _same_inputs(video_dir, video_meta, settings, ("detection", "merge"))
+
+
+def remergeable(video_dir, video_meta: dict, settings: AnnotateSettings) -> bool:
+    """Whether the previous run saw the same frames with the same detection settings and left
+    detections.jsonl for every frame: then only merging needs doing again, no YOLO."""
+    return _same_inputs(video_dir, video_meta, settings, ("detection",))
+
+
 def remerge_video(video_dir, video_meta: dict, settings: AnnotateSettings) -> int:
-    """Labels again from detections.jsonl's raw per-tile boxes with the settings' merge options."""
+    """Merge again from detections.jsonl's raw per-tile boxes with the settings' merge options."""
     records = read_detections(Path(video_dir) / DETECTIONS_NAME)
-    return label_frames(video_dir, video_meta, {n: raw_detections(r) for n, r in records.items()}, settings)
+    return merge_frames(video_dir, video_meta, {n: raw_detections(r) for n, r in records.items()}, settings)
+
+
+def reuse(video_dir, video_meta: dict, settings: AnnotateSettings, statics: Statics = NO_STATICS):
+    """What a run can skip, from what is on disk: the previous summary when nothing changed, or
+    finish_video's summary after re-labelling (only static boxes changed) or re-merging (only
+    merge options changed); None when YOLO must run."""
+    summary = reusable_summary(video_dir, video_meta, settings, statics)
+    if summary is None and relabelable(video_dir, video_meta, settings):
+        summary = finish_video(video_dir, video_meta, settings, statics, how="relabelled")
+    if summary is None and remergeable(video_dir, video_meta, settings):
+        remerge_video(video_dir, video_meta, settings)
+        summary = finish_video(video_dir, video_meta, settings, statics, how="remerged")
+    return summary
 
 
 def count_classes(labels_dir, names) -> dict:
@@ -195,14 +276,14 @@ def format_counts(counts: dict) -> str:
     return "".join(f"{n:<{width}}  {c}\n" for n, c in counts.items())
 
 
-def annotation_record(video_meta: dict, settings: AnnotateSettings, static_rows=None) -> dict:
-    """What the labels depend on: source checksum, detection and merge fingerprints, static boxes."""
-    static_sha = None if static_rows is None else hashlib.sha256(format_labels(static_rows).encode("ascii")).hexdigest()
+def annotation_record(video_meta: dict, settings: AnnotateSettings, statics: Statics = NO_STATICS) -> dict:
+    """What the labels depend on: source checksum, detection and merge fingerprints, static boxes
+    and static negatives."""
     return {
         "video_sha256": video_meta["sha256"],
         "detection": settings.fingerprint("detection"),
         "merge": settings.fingerprint("merge"),
-        "static_sha256": static_sha,
+        **statics.sha256(),
         "frames": list(video_meta["frames"]),
     }
 
@@ -214,18 +295,23 @@ def _previous_record(video_dir) -> dict | None:
         return None
 
 
-def reusable_summary(video_dir, video_meta: dict, settings: AnnotateSettings, static_rows=None):
+def reusable_summary(video_dir, video_meta: dict, settings: AnnotateSettings, statics: Statics = NO_STATICS):
     """The summary of a previous complete run with the same inputs, or None.
 
     A run is complete when annotation.json (written last) matches and every label file exists.
+    The count of corrected frames is taken afresh (a person may have corrected some since); with
+    `overwrite_corrections` (and corrected frames) or `learn_static` the run is not reused.
     """
-    if _previous_record(video_dir) != annotation_record(video_meta, settings, static_rows):
+    if _previous_record(video_dir) != annotation_record(video_meta, settings, statics):
         return None
     labels = Path(video_dir) / LABELS_DIR
     if not all((labels / f"{n}.txt").is_file() for n in video_meta["frames"]):
         return None
+    corrected = corrected_frames(labels, recorded_hashes(Path(video_dir) / RECORD_NAME))
+    if settings.learn_static or (corrected and settings.overwrite_corrections):
+        return None  # both act on the label files: relabel from detections.jsonl (no YOLO)
     previous = json.loads((Path(video_dir) / RECORD_NAME).read_text(encoding="utf-8"))
-    return {**previous["summary"], "reused": True}
+    return {**previous["summary"], "corrected_kept": len(corrected), "corrected_overwritten": 0, "reused": True}
 
 
 def decode_warning(video_meta: dict, settings: AnnotateSettings) -> str | None:
@@ -240,20 +326,48 @@ def decode_warning(video_meta: dict, settings: AnnotateSettings) -> str | None:
 
 
 def finish_video(
-    video_dir, video_meta: dict, settings: AnnotateSettings, static_rows=None, remerged: bool = False
+    video_dir, video_meta: dict, settings: AnnotateSettings, statics: Statics = NO_STATICS, how: str = "detected"
 ) -> dict:
-    """After all frames are labelled: classes.txt, static suggestions (from the detector's boxes),
-    static propagation, then annotation.json (written last: it marks the video complete).
+    """After detections.jsonl holds every frame's merged boxes: classes.txt, static suggestions
+    (from the detector's boxes), the label files (automatic boxes plus static boxes, a person's
+    corrections kept: see vision/corrections.py), then annotation.json, written last: it marks the
+    video complete and records the hash of every label file cvfleet wrote.
     Idempotent: run again (a redelivered task), it writes the same bytes.
-    Returns the summary (counts per class, frames, tiles, where the output is; `remerged` when the
-    labels came from detections.jsonl without YOLO; a decoding `warning`)."""
+    how: "detected" (YOLO ran), "remerged" (merged again from detections.jsonl's raw boxes, no
+    YOLO) or "relabelled" (only the static boxes changed: no YOLO, no merging).
+    Returns the summary (counts per class, frames, tiles, where the output is, corrected frames
+    kept, a decoding `warning`)."""
     video_dir = Path(video_dir)
     labels = video_dir / LABELS_DIR
     names = read_classes(settings.model.names)
     write_classes(video_dir / CLASSES_NAME, names)
-    suggestions = suggest_static(labels, out_path=video_dir / SUGGESTIONS_NAME, ignore=static_rows or ())
-    if static_rows:
-        propagate_static(labels, static_rows)
+    records = read_detections(video_dir / DETECTIONS_NAME)
+    detected = automatic_rows(records, video_meta)
+    auto = {name: suppress(rows, statics.ignore) for name, rows in detected.items()}
+    ignored = set(statics.labels)
+    suggestions = find_static_rows([[r for r in rows if r not in ignored] for rows in auto.values()])
+    write_text_atomic(video_dir / SUGGESTIONS_NAME, format_labels(suggestions))
+    settled = settle_labels(
+        video_dir,
+        labels,
+        auto,
+        statics.labels,
+        recorded_hashes(video_dir / RECORD_NAME),
+        overwrite=settings.overwrite_corrections,
+    )
+    learned = None
+    if settings.learn_static:
+        learned = learn_ignore(detected, {n: read_yolo_labels(labels / f"{n}.txt") for n in settled.kept})
+        learned = [r for r in learned if r not in set(statics.ignore)]
+        write_text_atomic(video_dir / IGNORE_SUGGESTIONS_NAME, format_labels(learned))
+    ranked = write_review(
+        video_dir,
+        [records[n] for n in video_meta["frames"]],
+        video_meta,
+        settings.conf,
+        settings.model.input_size,
+        settled.kept,
+    )
     tiles = plan_tiles(video_meta, settings)
     counts = count_classes(labels, names)
     summary = {
@@ -264,15 +378,27 @@ def finish_video(
         "tiles": len(tiles) * len(video_meta["frames"]),
         "boxes": sum(counts.values()),
         "counts": counts,
-        "static_boxes": len(static_rows or ()),
+        "static_boxes": len(statics.labels),
+        "static_ignored": len(statics.ignore),
+        "ignore_suggestions": None if learned is None else len(learned),
         "static_suggestions": len(suggestions),
+        "corrected_kept": len(settled.kept),
+        "corrected_overwritten": len(settled.overwritten),
+        "backup": str(settled.backup) if settled.backup else None,
+        "review_first": [d.frame for d in ranked[:REVIEW_FIRST]],
         "truncated": bool(video_meta.get("truncated")),
         "warning": decode_warning(video_meta, settings),
         "full_frame": settings.runs_full_frame(video_meta["width"], video_meta["height"]),
-        "remerged": remerged,
+        "remerged": how == "remerged",
+        "relabelled": how == "relabelled",
         "reused": False,
     }
-    record = {"record": annotation_record(video_meta, settings, static_rows), "summary": summary}
+    record = {
+        "record": annotation_record(video_meta, settings, statics),
+        "summary": summary,
+        "label_sha256": settled.written,
+        "settings": settings.to_json(),
+    }
     write_text_atomic(video_dir / RECORD_NAME, json.dumps(record, indent=1) + "\n")
     return summary
 
@@ -285,41 +411,39 @@ def write_video_previews(video_dir, settings: AnnotateSettings) -> None:
 
 
 def annotate_video(
-    video, out_dir, settings: AnnotateSettings, static=None, progress=None, preview: bool = False
+    video, out_dir, settings: AnnotateSettings, static=None, progress=None, preview: bool = False, static_ignore=None
 ) -> dict:
     """Annotate one video in this process; the reference for the distributed run.
 
     out_dir: dataset root; the video's files go to `video_out_dir(out_dir, video)`.
-    static: path of a static_labels.txt (YOLO format) or None.
+    static: path of a static_labels.txt (YOLO format) or None; static_ignore: of a
+    static_ignore.txt (same format: false boxes standing still, suppressed in every frame) or None.
     progress: optional callable progress(stage, done, total), stage 'frames' or 'tiles'.
     preview: also write previews/ and contact_sheet.png.
     Returns the summary of `finish_video` ('reused': True if nothing needed to be redone,
-    'remerged': True if only the merge ran again).
+    'relabelled': True if only the static boxes changed, 'remerged': True if only the merge ran
+    again).
     """
     from .detector import get_detector
 
     settings.validate()
-    static_rows = read_static_labels(static) if static is not None else None
+    statics = read_statics(static, static_ignore)
     video_dir = video_out_dir(out_dir, video)
     meta = prepare_video(video, video_dir, settings)
     decode_warning(meta, settings)
     if progress:
         progress("frames", len(meta["frames"]), len(meta["frames"]))
-    summary = reusable_summary(video_dir, meta, settings, static_rows)
-    if summary is None and remergeable(video_dir, meta, settings):
-        remerge_video(video_dir, meta, settings)
-        summary = finish_video(video_dir, meta, settings, static_rows, remerged=True)
+    summary = reuse(video_dir, meta, settings, statics)
     if summary is None:
         detector = get_detector(settings.detector_spec())
-        tiles = plan_tiles(meta, settings)
-        jobs = tile_jobs(meta, tiles)
+        tiles, jobs = detect_plan(video_dir, meta, settings)
         results = []
         for done, chunk in enumerate(chunk_jobs(jobs, len(tiles)), start=1):
             results.append(detect_jobs(video_dir, chunk, detector))
             if progress:
-                progress("tiles", done * len(tiles), len(jobs))
-        label_frames(video_dir, meta, gather_detections(results), settings)
-        summary = finish_video(video_dir, meta, settings, static_rows)
+                progress("tiles", min(done * len(tiles), len(jobs)), len(jobs))
+        merge_frames(video_dir, meta, complete_detections(video_dir, gather_detections(results)), settings)
+        summary = finish_video(video_dir, meta, settings, statics)
     if preview:
         write_video_previews(video_dir, settings)
     return summary

@@ -10,9 +10,12 @@ import json
 import numbers
 from dataclasses import dataclass, field
 
+from .detector import RUNTIMES
 from .errors import VisionError
 from .frames import sampling_settings
-from .merge import MERGE_METHODS, MERGE_METRICS, check_merge_args
+from .merge import MERGE_METHODS, MERGE_METRICS, RULE_VERSION, check_merge_args
+from .onnx_runtime import require_onnxruntime
+from .temporal import TEMPORAL_MODES, check_temporal
 from .tiling import tile_grid
 
 MIN_TILE = 32  # pixels: one cell of a YOLO net's coarsest grid
@@ -57,7 +60,10 @@ class AnnotateSettings:
 
     Sampling: every (N-th frame) or fps (target rate), max_frames, jpeg_quality (1..100).
     Tiling: tile (width in pixels), tile_h (height, default = tile), overlap (ratio), full_frame.
-    Detection: model, conf, nms (IoU within a tile), classes (names to keep; empty = all).
+    Detection: model, conf, nms (IoU within a tile), classes (names to keep; empty = all), runtime
+    ('onnxruntime', the default since it ran the fleet faster (benchmarks/bench_annotate.py), or
+    'opencv': same model, boxes equal within float rounding but not bit for bit, so the runtime is
+    part of the detection fingerprint).
     Merging across tiles: merge ('nms' or 'greedy'), metric ('iou' or 'ios'), merge_threshold,
     class_agnostic. Default NMS over IoS: with overlapping tiles most objects lie whole in some
     tile, and IoS drops the cut parts inside that whole box; greedy merging over IoS also joins a
@@ -78,23 +84,57 @@ class AnnotateSettings:
         "[default: auto, whenever a frame is larger than one tile].",
         bool,
     )
+    skip_still: float = _setting(
+        None,
+        "Reuse a tile's boxes while its pixels change by less than this many grey levels since it last "
+        "went through YOLO (fixed cameras; e.g. 8) [default: off].",
+        float,
+    )
     model: ModelSpec = field(default_factory=ModelSpec)
     conf: float = _setting(0.25, "Confidence threshold.")
     nms: float = _setting(0.45, "IoU of the NMS within a tile.")
     classes: tuple = _setting((), "Comma-separated class names to keep (default: all).")
+    runtime: str = _setting(
+        "onnxruntime",
+        "Run YOLO on onnxruntime (the Darknet model converted to ONNX once, cached beside the weights) "
+        "or on OpenCV's dnn. Same boxes within float rounding; onnxruntime was faster on the fleet.",
+        choices=RUNTIMES,
+    )
     merge: str = _setting(
         "nms", "Across tile borders: keep the best box (nms) or join cut pieces (greedy).", choices=MERGE_METHODS
     )
     metric: str = _setting("ios", "Overlap that matches boxes across tiles.", choices=MERGE_METRICS)
     merge_threshold: float = _setting(0.5, "Overlap above which two boxes are one object.")
     class_agnostic: bool = _setting(False, "Merge boxes of different classes too.")
+    temporal: str = _setting(
+        "off",
+        "Over time: fill an object missed for a few frames between two sightings (fill), drop a "
+        "one-frame box below 0.4 confidence (clean), or both. Filled boxes are reviewed first.",
+        choices=TEMPORAL_MODES,
+    )
+    fill_gap: int = _setting(2, "Longest gap, in sampled frames, that --temporal fill fills.")
     strict: bool = _setting(
         False, "Fail a video whose header announces more frames than decode, instead of annotating what decodes."
     )
     force: bool = _setting(False, f"Accept more than {MAX_TILES_PER_FRAME} tiles per frame.")
+    overwrite_corrections: bool = _setting(
+        False,
+        "Rewrite label files a person corrected, after copying them to labels.bak-<time>/ "
+        "[default: keep them, new automatic boxes go to labels.auto/].",
+    )
+    learn_static: bool = _setting(
+        False,
+        "Propose static negatives from your corrections: boxes you deleted that the detector saw "
+        "standing still go to static_ignore_suggestions.txt, to confirm into a --static-ignore file.",
+    )
 
-    MERGE_OPTIONS = ("merge", "metric", "merge_threshold", "class_agnostic")  # re-merging needs no YOLO
-    RUN_OPTIONS = ("strict", "force")  # they decide whether a video runs, not what its labels are
+    MERGE_OPTIONS = ("merge", "metric", "merge_threshold", "class_agnostic", "temporal", "fill_gap")  # no YOLO
+    RUN_OPTIONS = (
+        "strict",
+        "force",
+        "overwrite_corrections",
+        "learn_static",
+    )  # whether a video runs, not what its labels are
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -102,7 +142,7 @@ class AnnotateSettings:
         if isinstance(self.classes, str):
             raise VisionError(f"classes must be a list of class names, got the string {self.classes!r}")
         object.__setattr__(self, "classes", tuple(self.classes or ()))
-        for name in ("fps", "overlap", "conf", "nms", "merge_threshold"):
+        for name in ("fps", "overlap", "conf", "nms", "merge_threshold", "skip_still"):
             value = getattr(self, name)
             if isinstance(value, numbers.Real) and not isinstance(value, bool):
                 object.__setattr__(self, name, float(value))
@@ -124,6 +164,13 @@ class AnnotateSettings:
         if not all(isinstance(c, str) and c for c in self.classes):
             raise VisionError(f"classes must be class names, got {list(self.classes)!r}")
         check_merge_args(self.merge, self.metric, self.merge_threshold)
+        check_temporal(self.temporal, self.fill_gap)
+        if self.skip_still is not None and not (isinstance(self.skip_still, float) and 0.0 < self.skip_still < 255.0):
+            raise VisionError(f"--skip-still is a grey-level difference in (0, 255), e.g. 8; got {self.skip_still!r}")
+        if self.runtime not in RUNTIMES:
+            raise VisionError(f"unknown runtime {self.runtime!r}; choose one of: {', '.join(RUNTIMES)}")
+        if self.runtime == "onnxruntime":
+            require_onnxruntime()
         if self.full_frame not in (None, True, False):
             raise VisionError(f"full_frame must be true, false or null (auto), got {self.full_frame!r}")
         return self
@@ -139,6 +186,8 @@ class AnnotateSettings:
         unknown = sorted(set(data) - known)
         if unknown:
             raise VisionError(f"unknown settings {unknown}; known: {sorted(known)}")
+        if "runtime" not in data:  # settings written before the option existed ran on OpenCV
+            data = {**data, "runtime": "opencv"}
         model = data.get("model") or {}
         model_known = {f.name for f in dataclasses.fields(ModelSpec)}
         if set(model) - model_known:
@@ -152,9 +201,9 @@ class AnnotateSettings:
         return {"every": self.every, "fps": self.fps, "max_frames": self.max_frames, "jpeg_quality": self.jpeg_quality}
 
     def detector_spec(self) -> dict:
-        """The spec of `get_detector`: model files, input size, thresholds, class filter."""
+        """The spec of `get_detector`: model files, input size, thresholds, class filter, runtime."""
         spec = {k: v for k, v in dataclasses.asdict(self.model).items() if v is not None}
-        spec.update(conf=self.conf, nms=self.nms)
+        spec.update(conf=self.conf, nms=self.nms, runtime=self.runtime)
         if self.classes:
             spec["classes"] = list(self.classes)
         return spec
@@ -163,13 +212,18 @@ class AnnotateSettings:
         """Hex sha256 of the canonical JSON of the options that change the labels.
 
         part: "all"; "detection", the options YOLO's raw per-tile boxes depend on (sampling, tiling,
-        the full-frame pass, model, thresholds, classes); or "merge", the MERGE_OPTIONS, which only
+        the full-frame pass, model, thresholds, classes, runtime); or "merge", the MERGE_OPTIONS, which only
         re-merge those boxes. Model files are identified by path; replacing a model file in place
         needs a new path.
         """
         data = {k: v for k, v in self.to_json().items() if k not in self.RUN_OPTIONS}
+        data["merge_rule"] = RULE_VERSION
+        if data["skip_still"] is None:  # off, as before the option: older fingerprints still match
+            del data["skip_still"]
+        if data["runtime"] == "opencv":  # the one runtime before the option: older fingerprints still match
+            del data["runtime"]
         if part != "all":
-            data = {k: v for k, v in data.items() if (k in self.MERGE_OPTIONS) == (part == "merge")}
+            data = {k: v for k, v in data.items() if (k in (*self.MERGE_OPTIONS, "merge_rule")) == (part == "merge")}
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

@@ -4,24 +4,61 @@
 appends its boxes to every frame's label file unless the frame already has a same-class box in
 that place, so running it twice changes nothing. Suggestions go the other way: boxes the
 detector finds in the same place in nearly every frame are proposed as static objects.
+
+Static negatives: `static_ignore.txt`, same format, lists false boxes that stand still (a "bird"
+that is a lamp). A detection of the same class at IoU > 0.5 with one of its lines is suppressed in
+every frame. `learn_ignore` proposes its lines from a person's corrections: boxes the person
+deleted that match a box the detector saw standing still (in at least 30 % of the frames).
 """
 
+import hashlib
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from .boxes import overlap_with
 from .errors import VisionError
-from .files import write_text_atomic
-from .labels import LabelRow, format_labels, parse_labels, read_yolo_labels, write_yolo_rows
+from .labels import LabelRow, format_labels, parse_labels
 
 FRAME_LABEL_NAME = re.compile(r"^\d+\.txt$")
 DUPLICATE_IOU = 0.5
 SUGGESTIONS_NAME = "static_suggestions.txt"
+IGNORE_SUGGESTIONS_NAME = "static_ignore_suggestions.txt"
+STANDING_STILL = 0.3  # share of the frames a learned negative must stand still in
 
 
-def read_static_labels(path) -> list:
+class Statics(NamedTuple):
+    """A person's scene-wide boxes: `labels` added to every frame, `ignore` suppressed in every frame."""
+
+    labels: tuple = ()
+    ignore: tuple = ()
+
+    def sha256(self) -> dict:
+        """The hashes a record keeps of each (None for one not given), so a change relabels."""
+        return {
+            "static_sha256": _rows_sha256(self.labels) if self.labels else None,
+            "ignore_sha256": _rows_sha256(self.ignore) if self.ignore else None,
+        }
+
+
+NO_STATICS = Statics()
+
+
+def _rows_sha256(rows) -> str:
+    return hashlib.sha256(format_labels(rows).encode("ascii")).hexdigest()
+
+
+def read_statics(labels_path=None, ignore_path=None) -> Statics:
+    """The static boxes and static negatives from their files (either may be None)."""
+    return Statics(
+        tuple(read_static_labels(labels_path)) if labels_path else (),
+        tuple(read_static_labels(ignore_path, "--static-ignore")) if ignore_path else (),
+    )
+
+
+def read_static_labels(path, option: str = "--static") -> list:
     """Rows of a static labels file; VisionError (file, line, reason) if unreadable or malformed.
 
     Coordinates are rounded to the 6 decimals of a label file, so a propagated row reads back
@@ -31,7 +68,7 @@ def read_static_labels(path) -> list:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise VisionError(f"static labels file not found: {path}; check the --static path") from None
+        raise VisionError(f"static labels file not found: {path}; check the {option} path") from None
     except (OSError, UnicodeDecodeError) as e:
         raise VisionError(
             f"cannot read static labels {path}: {e.__class__.__name__}; "
@@ -59,22 +96,6 @@ def add_static_rows(rows, static_rows, iou: float = DUPLICATE_IOU) -> list:
             continue
         out.append(LabelRow(*s))
     return out
-
-
-def propagate_static(labels_dir, static_rows) -> int:
-    """Append the static boxes to every frame's label file, skipping duplicates.
-
-    Files are rewritten atomically and only when they change, so a second run writes nothing.
-    Returns the number of boxes appended over all frames.
-    """
-    added = 0
-    for path in frame_label_files(labels_dir):
-        rows = read_yolo_labels(path)
-        new_rows = add_static_rows(rows, static_rows)
-        if len(new_rows) != len(rows):
-            added += len(new_rows) - len(rows)
-            write_yolo_rows(path, new_rows)
-    return added
 
 
 def _median_row(cls: int, members: list) -> LabelRow:
@@ -125,17 +146,31 @@ def find_static_rows(frames_rows, iou: float = 0.7, min_fraction: float = 0.9) -
     return [_median_row(cls, group) for cls, group in zip(classes, members) if n and len(group) / n >= min_fraction]
 
 
-def suggest_static(labels_dir, iou: float = 0.7, min_fraction: float = 0.9, out_path=None, ignore=()) -> list:
-    """Static-object suggestions from the per-frame labels in `labels_dir`.
+def suppress(rows, ignore_rows, iou: float = DUPLICATE_IOU) -> list:
+    """`rows` without those matching a static negative (same class, IoU > `iou`). Pure."""
+    out = []
+    for r in rows:
+        same = [g for g in ignore_rows if g.cls == r.cls]
+        if same and (overlap_with(np.array(r.corners()), _corners(same), "iou") > iou).any():
+            continue
+        out.append(r)
+    return out
 
-    Rows equal to one in `ignore` (the static rows already propagated) are left out, so the
-    answer is the same before and after `propagate_static`. If `out_path` is given, the
-    suggestions are written there as a YOLO label file (`static_suggestions.txt` beside
-    `labels/` by convention), ready to copy into `static_labels.txt`.
-    """
-    ignored = set(ignore)
-    frames_rows = [[r for r in read_yolo_labels(p) if r not in ignored] for p in frame_label_files(labels_dir)]
-    rows = find_static_rows(frames_rows, iou, min_fraction)
-    if out_path is not None:
-        write_text_atomic(out_path, format_labels(rows))
-    return rows
+
+def learn_ignore(auto_rows: dict, kept: dict, iou: float = DUPLICATE_IOU) -> list:
+    """Static-negative proposals: boxes the detector saw standing still (`find_static_rows` over
+    the automatic rows, in at least STANDING_STILL of the frames) that a person deleted from a
+    corrected frame. auto_rows: {frame: [LabelRow]} of every frame; kept: {frame: the person's
+    rows} of the corrected frames."""
+    still = find_static_rows(list(auto_rows.values()), 0.7, STANDING_STILL)
+    proposals = []
+    for s in still:
+        for frame, rows in kept.items():
+            auto_there = [r for r in auto_rows.get(frame, []) if r.cls == s.cls]
+            seen = auto_there and (overlap_with(np.array(s.corners()), _corners(auto_there), "iou") > iou).any()
+            person = [r for r in rows if r.cls == s.cls]
+            kept_by_person = person and (overlap_with(np.array(s.corners()), _corners(person), "iou") > iou).any()
+            if seen and not kept_by_person:
+                proposals.append(s)
+                break
+    return proposals

@@ -81,3 +81,11 @@ def _pin_threads(**_):
         cv2.setNumThreads(threads)
     except ImportError:
         pass
+
+
+@worker_process_init.connect
+def _prewarm(**_):
+    """Load the default model now, not in the first task (workers/prewarm.py)."""
+    from workers.prewarm import prewarm
+
+    prewarm()

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from workers.commands import annotate, assets, fleet, sweep, train
+from workers.commands import annotate, assets, export, fleet, review, sweep, train
 from workers.commands.base import group
 
 
@@ -20,6 +20,8 @@ def cli():
       cvfleet status             workers, queues, Flower URL
       cvfleet down               stop them
       cvfleet annotate VIDEOS --out DIR      videos -> YOLO dataset across the fleet
+      cvfleet review DIR                     the frames to correct first, with reasons
+      cvfleet export DIR... --out D          one train/val dataset (YOLO or COCO)
       cvfleet sweep GRID.toml                NumPy CNN hyperparameter sweep across the fleet
       cvfleet train --data mnist5k --save M  train one CNN here, no fleet needed
     Settings come from the environment: CVFLEET_REDIS_URL, CVFLEET_DATA, CVFLEET_CACHE,
@@ -37,6 +39,8 @@ for command in (
     assets.assets,
     annotate.annotate,
     annotate.batch,
+    review.review,
+    export.export,
     sweep.sweep,
     train.train,
     train.evaluate,

@@ -96,6 +96,12 @@ def settings_options(command):
     default=None,
     help="static_labels.txt (YOLO format) drawn once in LabelImg: appended to every frame.",
 )
+@click.option(
+    "--static-ignore",
+    type=click.Path(),
+    default=None,
+    help="static_ignore.txt (YOLO format): false boxes that stand still, suppressed in every frame.",
+)
 @click.option("--preview", is_flag=True, help="Also write previews/ with boxes drawn and contact_sheet.png.")
 @click.option(
     "--tiles-per-task",
@@ -105,7 +111,20 @@ def settings_options(command):
 )
 @click.option("--no-wait", is_flag=True, help="Print the batch id and return; follow with `cvfleet batch show ID`.")
 def annotate(
-    videos, out, model, cfg_path, weights, onnx, names, input_size, static, preview, tiles_per_task, no_wait, **options
+    videos,
+    out,
+    model,
+    cfg_path,
+    weights,
+    onnx,
+    names,
+    input_size,
+    static,
+    static_ignore,
+    preview,
+    tiles_per_task,
+    no_wait,
+    **options,
 ):
     """Annotate VIDEOS (files or directories of videos) into a YOLO dataset across the fleet.
 
@@ -123,8 +142,9 @@ def annotate(
     from vision.labels import read_classes
     from vision.settings import AnnotateSettings
 
-    if static and not Path(static).is_file():
-        raise click.BadParameter(f"{static} is not a file", param_hint="--static")
+    for option, path in (("--static", static), ("--static-ignore", static_ignore)):
+        if path and not Path(path).is_file():
+            raise click.BadParameter(f"{path} is not a file", param_hint=option)
     options["classes"] = tuple(c.strip() for c in options["classes"].split(",") if c.strip())
     settings = AnnotateSettings(**options, model=_model_spec(model, cfg_path, weights, onnx, names, input_size))
     if settings.classes:
@@ -135,7 +155,13 @@ def annotate(
     fleet.require_redis(config.load())
     files = expand_videos(videos)
     batch_id = annotate_tasks.submit(
-        files, Path(out), settings, Path(static) if static else None, preview, tiles_per_task
+        files,
+        Path(out),
+        settings,
+        Path(static) if static else None,
+        preview,
+        tiles_per_task,
+        static_ignore=Path(static_ignore) if static_ignore else None,
     )
     if no_wait:
         click.echo(batch_id)
@@ -270,6 +296,8 @@ def report(info: dict) -> None:
             reused = (
                 " (reused)"
                 if s.get("reused")
+                else " (labels again from detections.jsonl, no YOLO, no merging)"
+                if s.get("relabelled")
                 else " (re-merged from detections.jsonl, no YOLO)"
                 if s.get("remerged")
                 else f" ({v['tiles_reused']} tiles' boxes kept from before)"
@@ -282,8 +310,25 @@ def report(info: dict) -> None:
             )
             if s.get("warning"):
                 click.echo(f"           warning: {s['warning']}; annotated what decodes")
+            if s.get("corrected_kept"):
+                click.echo(
+                    f"           kept {s['corrected_kept']} corrected frame(s); "
+                    "their new automatic boxes are in labels.auto/"
+                )
+            if s.get("corrected_overwritten"):
+                click.echo(
+                    f"           overwrote {s['corrected_overwritten']} corrected frame(s), "
+                    f"copied first to {s['backup']}"
+                )
+            if s.get("ignore_suggestions") is not None:
+                click.echo(
+                    f"           {s['ignore_suggestions']} static negative(s) proposed from your corrections "
+                    "in static_ignore_suggestions.txt"
+                )
             for line in format_counts(s["counts"]).splitlines():
                 click.echo(f"           {line}")
+            if s.get("review_first"):
+                click.echo(f"           review first: {', '.join(s['review_first'])} (cvfleet review for why)")
         else:
             click.echo(f"  {v['state']:6s} {name}: {v['tiles_done']}/{v['tiles']} tiles")
 

@@ -1,13 +1,15 @@
-"""`cvfleet sweep GRID` and `cvfleet sweep show|best|export|plot|list|delete`: hyperparameter sweeps.
+"""`cvfleet sweep GRID` and `cvfleet sweep show|best|export|plot|cancel|list|delete`: hyperparameter sweeps.
 
     cvfleet sweep examples/grid-demo.toml          queue the grid's trials, follow them, print the leaderboard
     cvfleet sweep show ID                          the leaderboard (IDs may be shortened to a unique prefix)
     cvfleet sweep best ID                          the best trial and its weights (for `cvfleet evaluate`)
     cvfleet sweep export ID --csv trials.csv       every trial, one row each
     cvfleet sweep plot ID --out curves.png         every trial's validation accuracy per epoch
+    cvfleet sweep cancel ID                        stop queued and running trials (submitting again continues)
     cvfleet sweep list | delete ID
 
-Grid syntax: tasks/sweep_grid.py (data options, [fixed] and [sweep] tables of recipe keys).
+Grid syntax: tasks/sweep_grid.py (data options, [fixed], [sweep] and [space] tables of recipe keys,
+metric and mode, [scheduler]).
 """
 
 from __future__ import annotations
@@ -58,19 +60,26 @@ def sweep():
     """Hyperparameter sweeps of the NumPy CNN across the fleet.
 
     \b
-      cvfleet sweep GRID [--random N] [--no-prune] [--no-wait] [--max-trials N]
-      cvfleet sweep show|best|export|plot|delete ID,  cvfleet sweep list
+      cvfleet sweep GRID [--random N | --samples N] [--seed S] [--no-prune] [--no-wait] [--max-trials N]
+      cvfleet sweep show|best|export|plot|cancel|delete ID,  cvfleet sweep list
     \b
     GRID is a TOML or JSON file: data options, a [fixed] table and a [sweep] table of recipe
-    keys, each swept key a list of values (a list-valued key like conv: a list of lists):
+    keys, each swept key a list of values (a list-valued key like conv: a list of lists), a
+    [space] of distributions to sample, the metric, and a [scheduler] (median or asha):
     \b
       data = "mnist5k"
       train_limit = 1000
+      metric = "val_accuracy"
+      mode = "max"
       [fixed]
-      epochs = 3
+      epochs = 9
       [sweep]
-      lr = [0.01, 0.05]
       conv = [[8, 16], [16, 32]]
+      [space]
+      lr = { dist = "loguniform", low = 1e-3, high = 0.3 }
+      [scheduler]
+      name = "asha"
+      eta = 3
     """
 
 
@@ -84,25 +93,32 @@ def sweep():
     metavar="N",
     help="Sample N points of the grid (seeded) instead of running the full product.",
 )
-@click.option("--seed", default=0, show_default=True, help="Seed of --random.")
+@click.option(
+    "--samples",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Draw N points from the grid's [space] (seeded), each run at every point of the [sweep] product.",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of --random and --samples.")
 @click.option(
     "--prune/--no-prune",
     default=True,
     show_default=True,
-    help="Median stopping: stop a trial whose validation accuracy after an epoch is below the median "
-    "of finished trials at that epoch (once 2 trials have finished).",
+    help="Stop trials early with the grid's [scheduler]: median stopping (the default: below the median of "
+    "done trials at that epoch, once 2 are done) or ASHA.",
 )
 @click.option("--max-trials", default=1000, show_default=True, help="Refuse a sweep of more trials than this.")
 @click.option("--no-wait", is_flag=True, help="Print the sweep id and return; look later with `cvfleet sweep show ID`.")
-def run(grid, random_n, seed, prune, max_trials, no_wait):
+def run(grid, random_n, samples, seed, prune, max_trials, no_wait):
     """Queue the trials of GRID not yet finished, follow them, print the leaderboard.
 
     Submitting the same grid again resumes it: done and pruned trials are kept, the rest
-    (failed ones too) run again.
+    (failed and cancelled ones too) run again, from their checkpoints where they have one.
     """
     from tasks import sweep_submit
 
-    grid_, trials, data = sweep_submit.plan(grid, random_n, seed, max_trials)
+    grid_, trials, data = sweep_submit.plan(grid, random_n, seed, max_trials, samples)
     fleet.require_redis(config.load())
     sweep_id, queued, skipped = sweep_submit.submit(grid_, trials, data, prune=prune)
     if no_wait:
@@ -111,10 +127,24 @@ def run(grid, random_n, seed, prune, max_trials, no_wait):
     resumed = f", {skipped} already finished" if skipped else ""
     click.echo(
         f"sweep {sweep_id}: {queued} trial(s) queued{resumed}; data {grid_.data['data']}, "
-        f"pruning {'on' if prune else 'off'}",
+        f"{_stopping(grid_.spec, prune, max((t.recipe['epochs'] for t in trials), default=0))}",
         err=True,
     )
     sys.exit(follow(sweep_id))
+
+
+def _stopping(grid: dict, prune: bool, epochs: int = 0) -> str:
+    """What stops trials early, in a few words."""
+    s = grid["scheduler"]
+    ranked = "" if grid["metric"] == "val_accuracy" else f", ranked by {grid['metric']} ({grid['mode']})"
+    if not prune:
+        return f"pruning off{ranked}"
+    if s["name"] == "asha":
+        from tasks.schedulers import asha_rungs
+
+        rungs = ", ".join(map(str, asha_rungs(s["min_epochs"], s["eta"], epochs))) or "none"
+        return f"ASHA eta {s['eta']} (rungs at epochs {rungs}){ranked}"
+    return f"pruning on{ranked}"
 
 
 def follow(sweep_id: str) -> int:
@@ -140,8 +170,10 @@ def follow(sweep_id: str) -> int:
 def _status(info: dict) -> str:
     c = info["counts"]
     best = f", best {info['best'][1]:.4f} ({info['best'][0]})" if info["best"] else ""
+    cancelled = f" cancelled {c['cancelled']}" if c["cancelled"] else ""
     return (
-        f"done {c['done']} running {c['running']} queued {c['queued']} pruned {c['pruned']} failed {c['failed']}{best}"
+        f"done {c['done']} running {c['running']} queued {c['queued']} pruned {c['pruned']} failed {c['failed']}"
+        f"{cancelled}{best}"
     )
 
 
@@ -156,7 +188,7 @@ class _Bar:
     def update(self, info):
         c = info["counts"]
         self.bar.total = len(info["trials"])
-        self.bar.n = c["done"] + c["pruned"] + c["failed"]
+        self.bar.n = c["done"] + c["pruned"] + c["failed"] + c["cancelled"]
         self.bar.set_postfix_str(_status(info), refresh=True)
 
     def close(self):
@@ -172,10 +204,8 @@ class _Lines:
         if line != self.last:
             self.last = line
             c = info["counts"]
-            click.echo(
-                f"sweep {info['id']}: {c['done'] + c['pruned'] + c['failed']}/{len(info['trials'])} finished: {line}",
-                err=True,
-            )
+            ended = c["done"] + c["pruned"] + c["failed"] + c["cancelled"]
+            click.echo(f"sweep {info['id']}: {ended}/{len(info['trials'])} finished: {line}", err=True)
 
     def close(self):
         pass
@@ -207,17 +237,20 @@ def print_leaderboard(sweep_id: str) -> None:
     from tasks import sweep_store
 
     info = sweep_store.progress(sweep_id)
-    swept = list(info["grid"]["sweep"])
+    grid = info["grid"]
+    swept = [*grid["sweep"], *grid["space"]]
     by_id = {t["id"]: t for t in info["trials"]}
     c = info["counts"]
     state = "finished" if info["finished"] else "running"
+    cancelled = f", {c['cancelled']} cancelled" if c["cancelled"] else ""
+    ranked = "" if grid["metric"] == "val_accuracy" else f"; ranked by {grid['metric']} ({grid['mode']})"
     click.echo(
         f"sweep {sweep_id} {state}: {len(info['trials'])} trials, {c['done']} done, {c['pruned']} pruned, "
-        f"{c['failed']} failed; data {_data_line(info['grid'])}"
+        f"{c['failed']} failed{cancelled}; data {_data_line(grid)}{ranked}"
     )
     header = ["rank", "trial", "val_acc", "best", "val_loss", "epochs", "seconds", "worker", *swept]
     rows = []
-    for rank, (tid, _) in enumerate(sweep_store.leaderboard(sweep_id), 1):
+    for rank, (tid, _) in enumerate(sweep_store.leaderboard(sweep_id, grid["mode"]), 1):
         t = by_id.get(tid)
         if t is None:
             continue
@@ -245,10 +278,15 @@ def print_leaderboard(sweep_id: str) -> None:
     for t in info["trials"]:
         point = " ".join(f"{k}={_fmt(v)}" for k, v in t["point"].items())
         if t["state"] == "pruned":
-            click.echo(
-                f"pruned  {t['id']}  val_acc {_num(t['val_accuracy'])} after epoch {t['pruned_at']} "
-                f"(median of finished trials {_num(t['median'])})  {point}"
-            )
+            score = t["score"] if t["score"] is not None else t["val_accuracy"]
+            value = f"{grid['metric'].replace('accuracy', 'acc')} {_num(score)}"
+            if t.get("scheduler") == "asha":
+                why = f"rung of {t['rung_size']}, top 1/{grid['scheduler']['eta']} needed {_num(t['cutoff'])}"
+            else:
+                why = f"median of finished trials {_num(t['median'])}"
+            click.echo(f"pruned  {t['id']}  {value} after epoch {t['pruned_at']} ({why})  {point}")
+        elif t["state"] == "cancelled":
+            click.echo(f"cancelled {t['id']}  {t['epochs'] or 0} epoch(s) recorded  {point}")
         elif t["state"] == "failed":
             click.echo(f"failed  {t['id']}  {t.get('error', '')}  {point}")
         elif t["state"] in ("queued", "running"):
@@ -309,7 +347,7 @@ def export(sweep_id, csv_path):
     _redis()
     sweep_id = _resolve(sweep_id)
     info = sweep_store.sweep(sweep_id)
-    swept = list(info["grid"]["sweep"])
+    swept = [*info["grid"]["sweep"], *info["grid"]["space"]]
     ranks = {tid: i for i, (tid, _) in enumerate(sweep_store.leaderboard(sweep_id), 1)}
     fields = [
         "trial",
@@ -393,6 +431,25 @@ def plot(sweep_id, out):
     fig.savefig(out, dpi=110)
     plt.close(fig)
     click.echo(f"wrote {out} ({len(trials)} curves)")
+
+
+@sweep.command("cancel")
+@click.argument("sweep_id")
+def cancel(sweep_id):
+    """Cancel SWEEP_ID: queued trials at once, running ones at the end of their current epoch.
+
+    Their metrics and checkpoints stay; submitting the grid again continues them.
+    """
+    from tasks import sweep_store
+
+    _redis()
+    sweep_id = _resolve(sweep_id)
+    counts = sweep_store.cancel(sweep_id)
+    now, stopping = counts.pop("queued", 0), counts.pop("running", 0)
+    click.echo(
+        f"cancelled sweep {sweep_id}: {now} queued trial(s) cancelled, {stopping} running trial(s) stop at "
+        f"the end of their epoch, {sum(counts.values())} had already ended"
+    )
 
 
 @sweep.command("list")
