@@ -10,11 +10,12 @@ boxes on disk (`vision.tile_cache`) before it reports to the batch record, and t
 completes the record's count sends `label`, which reads the boxes back from disk. What a lost
 message, an outage or a dead worker leaves undone, the watchdog (`tasks.watchdog`) sends again.
 
-Chunks are fed per batch (`batch_store.dispatch`): a batch keeps one chunk per worker process in
-flight and each chunk that ends sends its batch's next (just before it ends, so no process idles),
-so the detect queue holds a few chunks of each batch, in turn, and a small batch submitted behind
-a big one starts within about one chunk's time. A chunk holds at least CVFLEET_CHUNK_SECONDS (2 s)
-of work, from the model's speed measured in this process (`vision.chunking`).
+Chunks are not all queued at once: the fleet keeps one chunk per worker process in flight, and
+each chunk that ends sends the next one (just before it ends, so no process idles) from the batch
+with the fewest chunks left (`batch_store.dispatch_all`). So a small batch submitted behind a big
+one takes the next free processes and is done within seconds, and the big one goes on after it.
+A chunk holds at least CVFLEET_CHUNK_SECONDS (2 s) of work, from the model's speed measured in
+this process (`vision.chunking`).
 
 `prepare` ends the video itself when nothing needs YOLO: the same run is already on disk, or only
 static boxes or merge options changed (labels written again from detections.jsonl). A video whose header announces more
@@ -52,8 +53,7 @@ from workers.app import app
 
 log = logging.getLogger(__name__)
 
-CHUNKS_PER_PROCESS = 1  # a batch's chunks in flight (queued or running) per worker process; 2 made a
-# small batch wait behind one more chunk of the big one (benchmarks/bench_fair.py)
+CHUNKS_PER_PROCESS = 1  # chunks in flight (queued or running) per worker process, all batches together
 REDIS_DOWN = (ConnectionError, TimeoutError, BusyLoadingError)
 
 
@@ -166,13 +166,14 @@ class ChunkTask(VideoTask):
         return result
 
 
-def feed(batch_id: str) -> int:
-    """Send the batch's next chunks, up to its share of the fleet; returns how many went out."""
+def feed(batch_id: str | None = None) -> int:
+    """Send the next chunks until the fleet has one per worker process in flight, from the batch with
+    the fewest chunks left first; returns how many went out. (`batch_id` is only the caller's.)"""
     cfg = _cfg()
     cap = CHUNKS_PER_PROCESS * batch_store.processes(3 * cfg.watchdog_interval + 30)
-    out = batch_store.dispatch(batch_id, cap)
-    for chunk_ref, video_dir, cache, jobs in out:
-        send_chunk(batch_id, chunk_ref, video_dir, cache, jobs)
+    out = batch_store.dispatch_all(cap)
+    for owner, chunk_ref, video_dir, cache, jobs in out:
+        send_chunk(owner, chunk_ref, video_dir, cache, jobs)
     return len(out)
 
 

@@ -8,9 +8,10 @@ left from before a retry), changes nothing; only `retry` starts a video again, a
 Every check-and-write is one Lua script, so two workers never both move a video on.
 
 Detect chunks are not all queued at once. A video's chunks wait in its batch's `pending` list;
-`dispatch` moves at most `cap` of a batch's chunks out at a time (`inflight`, each with the time
-of its last news), and every chunk that ends lets its batch send the next. So each batch keeps a
-chunk per worker process in flight, and a batch submitted behind a big one is served at once.
+`dispatch_all` takes them out while fewer than `cap` chunks of all batches are in flight
+(`inflight`, each with the time of its last news), from the batch with the fewest chunks left
+first, and every chunk that ends sends the next. So the queue holds about one chunk per worker
+process, and a small batch submitted behind a big one runs next instead of after it.
 """
 
 from __future__ import annotations
@@ -224,40 +225,53 @@ def start_detecting(batch_id: str, index: int, run: int, chunks: list, **fields)
     return bool(_script("start_detecting", _START_DETECTING)(keys, args))
 
 
-_DISPATCH = """
-if redis.call('HEXISTS', KEYS[1], 'cancelled') == 1 then return {} end
+_DISPATCH_ALL = """
+local room = tonumber(ARGV[1])
+local batches = {}
+for _, b in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local bk = ARGV[3] .. b
+  room = room - redis.call('ZCARD', bk .. ':inflight')
+  local left = redis.call('LLEN', bk .. ':pending')
+  if left > 0 and redis.call('HEXISTS', bk, 'cancelled') == 0 then
+    table.insert(batches, {b, left, tonumber(redis.call('HGET', bk, 'created') or '0')})
+  end
+end
+table.sort(batches, function(x, y) if x[2] ~= y[2] then return x[2] < y[2] end return x[3] < y[3] end)
 local out = {}
-local room = tonumber(ARGV[1]) - redis.call('ZCARD', KEYS[3])
-while room > 0 do
-  local ref = redis.call('LPOP', KEYS[2])
-  if not ref then break end
-  local i, c, r = string.match(ref, '^(%d+):(%d+):(%d+)$')
-  local vk = ARGV[3] .. i
-  local v = redis.call('HMGET', vk, 'state', 'run', 'video_dir', 'cache')
-  if v[1] == 'detecting' and v[2] == r then
-    local jobs = redis.call('HGET', vk .. ':plan', c)
-    if jobs then
-      redis.call('ZADD', KEYS[3], ARGV[2], ref)
-      table.insert(out, ref)
-      table.insert(out, v[3])
-      table.insert(out, v[4] or '')
-      table.insert(out, jobs)
-      room = room - 1
+for _, entry in ipairs(batches) do
+  if room <= 0 then break end
+  local bk = ARGV[3] .. entry[1]
+  while room > 0 do
+    local ref = redis.call('LPOP', bk .. ':pending')
+    if not ref then break end
+    local i, c, r = string.match(ref, '^(%d+):(%d+):(%d+)$')
+    local vk = bk .. ':video:' .. i
+    local v = redis.call('HMGET', vk, 'state', 'run', 'video_dir', 'cache')
+    if v[1] == 'detecting' and v[2] == r then
+      local jobs = redis.call('HGET', vk .. ':plan', c)
+      if jobs then
+        redis.call('ZADD', bk .. ':inflight', ARGV[2], ref)
+        redis.call('EXPIRE', bk .. ':inflight', ARGV[4])
+        table.insert(out, entry[1])
+        table.insert(out, ref)
+        table.insert(out, v[3])
+        table.insert(out, v[4] or '')
+        table.insert(out, jobs)
+        room = room - 1
+      end
     end
   end
 end
-redis.call('EXPIRE', KEYS[3], ARGV[4])
 return out
 """
 
 
-def dispatch(batch_id: str, cap: int) -> list[tuple[str, str, str, list]]:
-    """Take pending chunks out until `cap` of the batch's chunks are in flight: [(ref, video_dir,
-    tile cache dir, jobs), ...] to send. Chunks of a video that ended or of an older run are dropped
-    on the way."""
-    keys = [_bk(batch_id), _bk(batch_id, "pending"), _bk(batch_id, "inflight")]
-    flat = _script("dispatch", _DISPATCH)(keys, [cap, time.time(), _vk(batch_id, ""), RECORD_TTL])
-    return [(flat[k], flat[k + 1], flat[k + 2], json.loads(flat[k + 3])) for k in range(0, len(flat), 4)]
+def dispatch_all(cap: int) -> list[tuple[str, str, str, str, list]]:
+    """Fill the fleet: take pending chunks out until `cap` chunks of all running batches are in
+    flight, the batch with the fewest chunks left first (the oldest on a tie). [(batch id, ref,
+    video_dir, tile cache dir, jobs), ...] to send."""
+    flat = _script("dispatch_all", _DISPATCH_ALL)([RUNNING], [cap, time.time(), key("batch", ""), RECORD_TTL])
+    return [(flat[k], flat[k + 1], flat[k + 2], flat[k + 3], json.loads(flat[k + 4])) for k in range(0, len(flat), 5)]
 
 
 def sent(batch_id: str, chunk_ref: str, task_id: str) -> int:
