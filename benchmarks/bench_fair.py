@@ -15,19 +15,13 @@ import argparse
 import math
 import os
 import shutil
-import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from private_fleet import private_fleet
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> None:
@@ -37,19 +31,11 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=2, help="fleet worker processes")
     args = ap.parse_args()
 
-    root = Path(tempfile.mkdtemp(prefix="cvfleet-bench-fair-"))
-    os.environ.update(
-        CVFLEET_DATA=str(root / "data"),
-        CVFLEET_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
-        CVFLEET_FLOWER_PORT=str(free_port()),
-    )
-    from workers import config, fleet
-
-    fleet.redis_password(config.load())  # before workers.app reads the Redis URL
+    root = private_fleet("cvfleet-bench-fair-")
     from tasks import annotate, batch_store
     from vision.settings import AnnotateSettings, ModelSpec
     from vision.tiling import tile_grid
-    from workers import asset_cache
+    from workers import asset_cache, fleet
 
     video = root / "vtest.avi"
     shutil.copy(asset_cache.ensure("vtest.avi"), video)

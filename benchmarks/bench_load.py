@@ -13,20 +13,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
+from private_fleet import private_fleet
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class MemorySampler(threading.Thread):
@@ -83,15 +77,7 @@ def main() -> None:
     ap.add_argument("--skip-sweep", action="store_true")
     ap.add_argument("--max-frames", type=int, default=None, help="fewer frames for a quick look (default: all 795)")
     args = ap.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="cvfleet-bench-load-"))
-    os.environ.update(
-        CVFLEET_DATA=str(root / "data"),
-        CVFLEET_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
-        CVFLEET_FLOWER_PORT=str(free_port()),
-    )
-    from workers import config, fleet
-
-    fleet.redis_password(config.load())  # before workers.app reads the Redis URL
+    root = private_fleet("cvfleet-bench-load-")
     from tasks import annotate, batch_store
     from tasks.store import client
     from vision.settings import AnnotateSettings, ModelSpec
