@@ -8,6 +8,7 @@ directory created.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -176,11 +177,17 @@ def files(tmp_path_factory) -> Path:
     return d
 
 
+RECORD_KEY = re.compile(r"^cvfleet:(batch:[0-9a-f]+(:video:\d+)?|sweep:[^:]+(:trial:[^:]+)?|batches|sweeps)$")
+
+
 def redis_records():
+    """The batch, video, sweep and trial records and the two indexes: what a submission writes.
+    (Dispatch bookkeeping of batches still running from earlier tests comes and goes meanwhile.)"""
     from tasks.store import client
 
     r = client()
-    return sorted(r.scan_iter("cvfleet:batch*", count=1000)) + sorted(r.scan_iter("cvfleet:sweep*", count=1000))
+    keys = sorted(k for k in r.scan_iter("cvfleet:*", count=1000) if RECORD_KEY.match(k))
+    return keys, r.zrange("cvfleet:batches", 0, -1), r.zrange("cvfleet:sweeps", 0, -1)
 
 
 @pytest.mark.parametrize("case,argv,needle", CASES, ids=[c[0] for c in CASES])
