@@ -20,21 +20,11 @@ import json
 import time
 import uuid
 
-from tasks.store import RECORD_TTL, client, key
+from tasks.store import RECORD_TTL, client, key, script
 
 TERMINAL = ("done", "failed", "cancelled")
 RUNNING = key("batches", "running")  # set of batch ids with a video not yet ended (the watchdog's list)
 WORKERS = key("workers")  # hash worker name -> "processes last-seen-time"
-
-_scripts: dict = {}
-
-
-def _script(name: str, text: str):
-    r = client()
-    cached = _scripts.get(name)
-    if cached is None or cached[0] is not r:
-        _scripts[name] = (r, r.register_script(text))
-    return _scripts[name][1]
 
 
 def _touch(pipe, *keys) -> None:
@@ -170,7 +160,7 @@ def update_video(batch_id: str, index: int, run: int | None = None, when: tuple 
         args += [k, json.dumps(v) if isinstance(v, (dict, list)) else v]
     keys = [_vk(batch_id, index), _vk(batch_id, index, "chunks"), _vk(batch_id, index, "plan")]
     argv = ["" if run is None else run, RECORD_TTL, time.time(), ",".join(when), *args]
-    return bool(_script("update", _UPDATE)(keys, argv))
+    return bool(script(_UPDATE)(keys, argv))
 
 
 def fail_video(batch_id: str, index: int, reason: str, run: int | None = None) -> bool:
@@ -222,7 +212,7 @@ def start_detecting(batch_id: str, index: int, run: int, chunks: list, **fields)
         _bk(batch_id, "pending"),
         _bk(batch_id),
     ]
-    return bool(_script("start_detecting", _START_DETECTING)(keys, args))
+    return bool(script(_START_DETECTING)(keys, args))
 
 
 _DISPATCH_ALL = """
@@ -270,7 +260,7 @@ def dispatch_all(cap: int) -> list[tuple[str, str, str, str, list]]:
     """Fill the fleet: take pending chunks out until `cap` chunks of all running batches are in
     flight, the batch with the fewest chunks left first (the oldest on a tie). [(batch id, ref,
     video_dir, tile cache dir, jobs), ...] to send."""
-    flat = _script("dispatch_all", _DISPATCH_ALL)([RUNNING], [cap, time.time(), key("batch", ""), RECORD_TTL])
+    flat = script(_DISPATCH_ALL)([RUNNING], [cap, time.time(), key("batch", ""), RECORD_TTL])
     return [(flat[k], flat[k + 1], flat[k + 2], flat[k + 3], json.loads(flat[k + 4])) for k in range(0, len(flat), 5)]
 
 
@@ -320,7 +310,7 @@ def chunk_done(batch_id: str, index: int, chunk: int, tiles: int, run: int | Non
         run = int(client().hget(_vk(batch_id, index), "run") or 1)
     keys = [_vk(batch_id, index), _vk(batch_id, index, "chunks"), _bk(batch_id, "inflight"), _bk(batch_id, "tasks")]
     args = [chunk, tiles, ref(index, chunk, run), run, time.time(), RECORD_TTL]
-    return bool(_script("chunk_done", _CHUNK_DONE)(keys, args))
+    return bool(script(_CHUNK_DONE)(keys, args))
 
 
 def label_sent(batch_id: str, index: int, run: int) -> int:
@@ -360,7 +350,7 @@ def cancel(batch_id: str) -> list[str] | None:
     if info is None:
         return None
     keys = [_bk(batch_id), _bk(batch_id, "pending"), _bk(batch_id, "inflight"), _bk(batch_id, "tasks")]
-    ids = _script("cancel", _CANCEL)(keys, [time.time(), _vk(batch_id, ""), info["videos"]])
+    ids = script(_CANCEL)(keys, [time.time(), _vk(batch_id, ""), info["videos"]])
     client().srem(RUNNING, batch_id)
     return ids
 
@@ -400,7 +390,7 @@ def retry(batch_id: str) -> list[tuple[int, int]] | None:
         _bk(batch_id, "tasks"),
         _bk(batch_id, "sends"),
     ]
-    flat = _script("retry", _RETRY)(keys, [time.time(), _vk(batch_id, ""), info["videos"]])
+    flat = script(_RETRY)(keys, [time.time(), _vk(batch_id, ""), info["videos"]])
     if flat:
         client().sadd(RUNNING, batch_id)
     return [(int(flat[k]), int(flat[k + 1])) for k in range(0, len(flat), 2)]

@@ -103,6 +103,19 @@ def retries_for(seconds: float, base: float = 0.1, cap: float = 2.0) -> int:
     return max(n, 1)
 
 
+_scripts: dict = {}
+
+
+def script(text: str):
+    """A Lua script registered on the current client, once per client (a new client after a
+    fork or a reconfiguration registers it again)."""
+    r = client()
+    cached = _scripts.get(text)
+    if cached is None or cached[0] is not r:
+        _scripts[text] = (r, r.register_script(text))
+    return _scripts[text][1]
+
+
 def key(*parts) -> str:
     return PREFIX + ":".join(str(p) for p in parts)
 

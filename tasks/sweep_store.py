@@ -17,7 +17,7 @@ import os
 import statistics
 import time
 
-from tasks.store import RECORD_TTL, client, key
+from tasks.store import RECORD_TTL, client, key, script
 
 FINAL = ("done", "pruned", "failed", "cancelled")
 STATES = ("queued", "running", "done", "pruned", "failed", "cancelled")
@@ -132,16 +132,6 @@ end
 return 1
 """
 
-_scripts: dict = {}
-
-
-def _script(name: str, text: str):
-    r = client()
-    cached = _scripts.get(name)
-    if cached is None or cached[0] is not r:
-        _scripts[name] = (r, r.register_script(text))
-    return _scripts[name][1]
-
 
 # -- submission (client) ---------------------------------------------------------------------
 
@@ -177,7 +167,7 @@ def queue_trial(sweep_id: str, trial, task_id: str) -> bool:
     pipe.expire(sweep_key(sweep_id, "trials"), RECORD_TTL)
     pipe.execute()
     return bool(
-        _script("queue", _QUEUE)(
+        script(_QUEUE)(
             keys=[trial_key(sweep_id, trial.id)],
             args=[
                 trial.id,
@@ -200,7 +190,7 @@ def claim(sweep_id: str, trial_id: str, task_id: str, run: str, worker: str, att
     deleted), 'final' (already done/pruned/failed/cancelled), 'stale' (superseded).
     `keep`: the epochs its checkpoint holds; those stay recorded, any later ones are dropped (it
     trains them again). `attempt`: which run of its task this is (2 after a worker died on it)."""
-    return _script("claim", _CLAIM)(
+    return script(_CLAIM)(
         keys=[trial_key(sweep_id, trial_id), trial_key(sweep_id, trial_id, "epochs")],
         args=[task_id, run, worker, time.time(), RECORD_TTL, os.getpid(), attempt, int(keep)],
     )
@@ -218,7 +208,7 @@ def append_epoch(sweep_id: str, trial_id: str, run: str, metrics: dict) -> str:
 
     Idempotent by epoch number: a client retry after a Redis restart (the script ran, its reply was
     lost) finds the epoch already there and appends nothing."""
-    reply = _script("append", _APPEND)(
+    reply = script(_APPEND)(
         keys=[trial_key(sweep_id, trial_id), trial_key(sweep_id, trial_id, "epochs")],
         args=[run, json.dumps(metrics), RECORD_TTL, int(metrics["epoch"])],
     )
@@ -228,7 +218,7 @@ def append_epoch(sweep_id: str, trial_id: str, run: str, metrics: dict) -> str:
 def promote(sweep_id: str, trial_id: str, epoch: int, value: float, eta: int, mode: str) -> tuple[bool, int, float]:
     """ASHA at the rung of `epoch`: (goes on, trials in the rung so far, the value the top 1/eta
     needed), decided atomically and once per trial (see _PROMOTE)."""
-    answer = _script("promote", _PROMOTE)(
+    answer = script(_PROMOTE)(
         keys=[sweep_key(sweep_id, "rung", epoch), sweep_key(sweep_id, "rung", epoch, "decided")],
         args=[trial_id, repr(float(value)), eta, mode, RECORD_TTL],
     )
@@ -268,7 +258,7 @@ def finish(
         *flat,
         *(repr(float(v)) for v in curve),
     ]
-    return bool(_script("finish", _FINISH)(keys=keys, args=args))
+    return bool(script(_FINISH)(keys=keys, args=args))
 
 
 def _text(value) -> str:
@@ -294,10 +284,10 @@ def cancel(sweep_id: str) -> dict[str, int]:
     at their next epoch end, the others had ended)."""
     r = client()
     ids = r.zrange(sweep_key(sweep_id, "trials"), 0, -1)
-    script = _script("cancel", _CANCEL)
+    cancel_trial = script(_CANCEL)
     counts: dict[str, int] = {}
     for tid in ids:
-        outcome = script(keys=[trial_key(sweep_id, tid)], args=[time.time()])
+        outcome = cancel_trial(keys=[trial_key(sweep_id, tid)], args=[time.time()])
         counts[outcome] = counts.get(outcome, 0) + 1
     return counts
 
