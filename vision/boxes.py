@@ -55,6 +55,11 @@ def boxes_from_json(data) -> list:
     return [Box.from_json(d) for d in data]
 
 
+def corners(boxes) -> np.ndarray:
+    """The boxes' (x1, y1, x2, y2) as an (N, 4) float array, the form `overlap_with` takes."""
+    return np.array([[b.x1, b.y1, b.x2, b.y2] for b in boxes], dtype=np.float64).reshape(-1, 4)
+
+
 def sort_boxes(boxes) -> list:
     """Boxes in the canonical order (confidence desc, then class and corners)."""
     return sorted(boxes, key=Box.sort_key)

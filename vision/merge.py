@@ -134,7 +134,7 @@ def merge_boxes(
 EDGE_MARGIN = 0.01  # a box within 1 % of the tile side (4 px at 416) from an inner edge is cut by it
 
 
-def _cut_sides(box: Box, tile: Tile, frame_w: int, frame_h: int) -> tuple:
+def cut_sides(box: Box, tile: Tile, frame_w: int, frame_h: int) -> tuple:
     """Which inner edges of `tile` the box touches: (left, top, right, bottom) booleans."""
     mx, my = max(2.0, EDGE_MARGIN * tile.w), max(2.0, EDGE_MARGIN * tile.h)
     return (
@@ -176,10 +176,11 @@ def _blurry_twin(full: Box, whole: Box, tile: Tile, threshold: float) -> bool:
     object in full, at full resolution) and the two cover each other (IoS > threshold) at a size
     alike (the smaller area above `threshold` of the larger: not a part inside a whole)."""
     small, large = sorted((full.area, whole.area))
-    return _inside(full, tile) and _overlap(full, whole, "ios") > threshold and small > threshold * large
+    return inside(full, tile) and _overlap(full, whole, "ios") > threshold and small > threshold * large
 
 
-def _inside(box: Box, tile: Tile) -> bool:
+def inside(box: Box, tile: Tile) -> bool:
+    """Whether the box lies wholly within the tile."""
     return box.x1 >= tile.x and box.y1 >= tile.y and box.x2 <= tile.x + tile.w and box.y2 <= tile.y + tile.h
 
 
@@ -236,7 +237,7 @@ def merge_tiles(
             if tiles[source] == whole_frame:
                 entries.append((1, box, source, None))
             else:
-                cut = _cut_sides(box, tiles[source], frame_w, frame_h)
+                cut = cut_sides(box, tiles[source], frame_w, frame_h)
                 entries.append((2, box, source, cut) if any(cut) else (0, box, source, None))
     entries.sort(key=lambda e: (e[0], e[1].sort_key(), e[2]))
     kept: list[_Kept] = []
@@ -306,7 +307,7 @@ def _seen_twice(box: Box, detections, tiles, whole_frame: Tile, same_class, thre
     kind of false positive (the "birds" of vtest.avi)."""
     looks = seen = 0
     for tile, (_, boxes) in zip(tiles, detections):
-        if tile == whole_frame or not _inside(box, tile):
+        if tile == whole_frame or not inside(box, tile):
             continue
         looks += 1
         seen += any(same_class(box, b) and _overlap(box, b, "ios") > threshold for b in boxes)

@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .boxes import Box, overlap_with
+from .boxes import Box, corners, overlap_with
 from .corrections import corrected_frames, recorded_hashes
 from .datasets import RECORD_NAME, read_run_settings
 from .detections import DETECTIONS_NAME, merged_boxes, raw_detections, read_detections
@@ -35,7 +35,7 @@ from .errors import VisionError
 from .files import write_text_atomic
 from .frames import IMAGES_DIR, read_video_meta
 from .labels import read_classes, read_yolo_labels, row_to_box
-from .merge import EDGE_MARGIN
+from .merge import cut_sides, inside
 from .preview import contact_sheet, draw_boxes, write_image
 from .tiling import Tile
 
@@ -64,13 +64,9 @@ class FrameDoubt:
             self.boxes.extend(boxes)
 
 
-def _corners(boxes) -> np.ndarray:
-    return np.array([[b.x1, b.y1, b.x2, b.y2] for b in boxes], dtype=np.float64).reshape(-1, 4)
-
-
 def _found(box: Box, others, iou: float) -> bool:
     same = [o for o in others if o.cls == box.cls]
-    return bool(same) and bool((overlap_with(np.array([box.x1, box.y1, box.x2, box.y2]), _corners(same)) >= iou).any())
+    return bool(same) and bool((overlap_with(np.array([box.x1, box.y1, box.x2, box.y2]), corners(same)) >= iou).any())
 
 
 def _near(box: Box, others) -> bool:
@@ -88,21 +84,6 @@ def _near(box: Box, others) -> bool:
     return False
 
 
-def _inside(box: Box, tile: Tile) -> bool:
-    return tile.x <= box.x1 and tile.y <= box.y1 and box.x2 <= tile.x + tile.w and box.y2 <= tile.y + tile.h
-
-
-def _cut(box: Box, tile: Tile, width: int, height: int) -> bool:
-    """Whether the box touches an inner edge of its tile (the tile saw only part of the object)."""
-    mx, my = EDGE_MARGIN * tile.w, EDGE_MARGIN * tile.h
-    return (
-        (tile.x > 0 and box.x1 <= tile.x + mx)
-        or (tile.y > 0 and box.y1 <= tile.y + my)
-        or (tile.x + tile.w < width and box.x2 >= tile.x + tile.w - mx)
-        or (tile.y + tile.h < height and box.y2 >= tile.y + tile.h - my)
-    )
-
-
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}es" if word.endswith("x") else f"{n} {word}s"
 
@@ -111,7 +92,8 @@ def _tile_disagreements(tiles: list, width: int, height: int) -> list:
     """One box per object that some tiles holding it whole found and others missed. The tiles'
     uncut boxes are grouped into objects (same class, IoU >= 0.5, best confidence first)."""
     boxes = sorted(
-        ((b, t) for t, found in tiles for b in found if not _cut(b, t, width, height)), key=lambda e: e[0].sort_key()
+        ((b, t) for t, found in tiles for b in found if not any(cut_sides(b, t, width, height))),
+        key=lambda e: e[0].sort_key(),
     )
     objects = []  # [representative box, set of tiles that found it]
     for b, t in boxes:
@@ -124,7 +106,7 @@ def _tile_disagreements(tiles: list, width: int, height: int) -> list:
     return [
         b
         for b, found in objects
-        if any(u not in found and _inside(b, u) and not _found(b, bs, SAME_OBJECT_IOU) for u, bs in tiles)
+        if any(u not in found and inside(b, u) and not _found(b, bs, SAME_OBJECT_IOU) for u, bs in tiles)
     ]
 
 
@@ -151,7 +133,7 @@ def frame_doubts(records: list, width: int, height: int, conf: float, input_size
             only_full = [
                 b
                 for b in whole[0]
-                if any(_inside(b, t) for t, _ in tiles) and not _found(b, tile_boxes, SAME_OBJECT_IOU)
+                if any(inside(b, t) for t, _ in tiles) and not _found(b, tile_boxes, SAME_OBJECT_IOU)
             ]
             scale = input_size / max(width, height)
             only_tiles = [

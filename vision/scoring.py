@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .boxes import overlap_with
+from .boxes import corners, overlap_with
 
 
 @dataclass
@@ -38,22 +38,18 @@ class Score:
         return self.matched, self.predicted, self.reference, self.duplicates
 
 
-def _corners(boxes) -> np.ndarray:
-    return np.array([[b.x1, b.y1, b.x2, b.y2] for b in boxes], dtype=np.float64).reshape(-1, 4)
-
-
 def score_frame(predicted, reference, iou: float = 0.5) -> Score:
     """One frame's Score: boxes are `vision.boxes.Box` (class and corners are used)."""
     matched = 0
     for cls in {b.cls for b in predicted} & {b.cls for b in reference}:
-        p = _corners([b for b in predicted if b.cls == cls])
-        r = _corners([b for b in reference if b.cls == cls])
+        p = corners([b for b in predicted if b.cls == cls])
+        r = corners([b for b in reference if b.cls == cls])
         ious = np.stack([overlap_with(row, r, "iou") for row in p])
         rows, cols = linear_sum_assignment(ious, maximize=True)
         matched += int((ious[rows, cols] >= iou).sum())
     duplicates = 0
     for cls in {b.cls for b in predicted}:
-        p = _corners([b for b in predicted if b.cls == cls])
+        p = corners([b for b in predicted if b.cls == cls])
         for i in range(len(p) - 1):
             duplicates += int((overlap_with(p[i], p[i + 1 :], "ios") > 0.8).sum())
     return Score(matched, len(predicted), len(reference), duplicates)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .boxes import Box, overlap_with, sort_boxes
+from .boxes import Box, corners, overlap_with, sort_boxes
 from .errors import VisionError
 
 TEMPORAL_MODES = ("off", "fill", "clean", "both")
@@ -58,10 +58,6 @@ def check_temporal(mode: str, gap: int) -> None:
         raise VisionError(f"fill gap must be a whole number of frames from 1 to {MAX_GAP}, got {gap!r}")
 
 
-def _corners(boxes) -> np.ndarray:
-    return np.array([[b.x1, b.y1, b.x2, b.y2] for b in boxes], dtype=np.float64).reshape(-1, 4)
-
-
 def link_tracks(frames: list, gap: int = 2, min_iou: float = LINK_IOU) -> list:
     """Tracks over `frames` (a list, per frame, of Boxes). Deterministic for a given input."""
     tracks = []
@@ -72,7 +68,7 @@ def link_tracks(frames: list, gap: int = 2, min_iou: float = LINK_IOU) -> list:
             open_ = [tr for tr in tracks if tr.cls == cls and 0 < t - tr.last[0] <= gap + 1]
             taken = set()
             if open_:
-                iou = np.stack([overlap_with(_corners([tr.last[1]])[0], _corners(new), "iou") for tr in open_])
+                iou = np.stack([overlap_with(corners([tr.last[1]])[0], corners(new), "iou") for tr in open_])
                 rows, cols = linear_sum_assignment(-iou)
                 for r, c in zip(rows, cols):
                     if iou[r, c] >= min_iou:
@@ -103,7 +99,7 @@ def fill_gaps(tracks: list, frames: list, gap: int = 2) -> list:
             for f in range(f0 + 1, f1):
                 box = _lerp(b0, b1, (f - f0) / (f1 - f0))
                 present = [b for b in (*frames[f], *filled[f]) if b.cls == box.cls]
-                if present and (overlap_with(_corners([box])[0], _corners(present), "iou") > DUPLICATE_IOU).any():
+                if present and (overlap_with(corners([box])[0], corners(present), "iou") > DUPLICATE_IOU).any():
                     continue
                 filled[f].append(box)
     return [sort_boxes(f) for f in filled]
