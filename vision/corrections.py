@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .files import write_bytes_atomic, write_bytes_if_changed
+from .frames import file_sha256
 from .labels import format_labels, read_yolo_labels
 from .static import add_static_rows, frame_label_files
 
@@ -43,9 +44,10 @@ def content_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def file_sha256(path) -> str | None:
+def label_sha256(path) -> str | None:
+    """The label file's sha256, or None when there is no such file."""
     try:
-        return content_sha256(Path(path).read_bytes())
+        return file_sha256(path)
     except FileNotFoundError:
         return None
 
@@ -61,7 +63,7 @@ def recorded_hashes(record_path) -> dict:
 
 def corrected_frames(labels_dir, recorded: dict) -> list:
     """Names of the label files in `labels_dir` that differ from what the last run wrote."""
-    return [p.stem for p in frame_label_files(labels_dir) if recorded.get(p.stem) != file_sha256(p)]
+    return [p.stem for p in frame_label_files(labels_dir) if recorded.get(p.stem) != label_sha256(p)]
 
 
 @dataclass
@@ -88,11 +90,11 @@ def settle_labels(video_dir, labels_dir, auto_rows: dict, static_rows=(), record
         auto = format_labels(rows).encode("ascii")
         full = format_labels(add_static_rows(rows, static_rows)).encode("ascii")
         wanted[name] = full
-        current = file_sha256(labels_dir / f"{name}.txt")
+        current = label_sha256(labels_dir / f"{name}.txt")
         if current is not None and current not in {recorded.get(name), content_sha256(auto), content_sha256(full)}:
             theirs[name] = read_yolo_labels(labels_dir / f"{name}.txt")  # a broken line fails here, first
     stale = [p for p in frame_label_files(labels_dir) if p.stem not in auto_rows]
-    stale_theirs = [p for p in stale if recorded.get(p.stem) != file_sha256(p)]
+    stale_theirs = [p for p in stale if recorded.get(p.stem) != label_sha256(p)]
     for p in stale_theirs:
         read_yolo_labels(p)
 
