@@ -239,9 +239,13 @@ def prepare(self, *, batch_id: str, index: int, run: int | None = None) -> dict:
         "tiles": len(tiles) * len(meta["frames"]),
         **({"warning": warning} if warning else {}),
     }
-    if pipeline.relabelable(video_dir, meta, settings) or pipeline.remergeable(video_dir, meta, settings):
-        batch_store.update_video(batch_id, index, run, state="labelling", **fields)
-    summary = pipeline.reuse(video_dir, meta, settings, statics)
+    summary = pipeline.reuse(
+        video_dir,
+        meta,
+        settings,
+        statics,
+        labelling=lambda: batch_store.update_video(batch_id, index, run, state="labelling", **fields),
+    )
     if summary is not None:
         return _done(batch_id, index, run, video_dir, settings, summary, **fields)
     get_detector(settings.detector_spec())  # a model that does not load fails here, once

@@ -245,17 +245,25 @@ def remerge_video(video_dir, video_meta: dict, settings: AnnotateSettings) -> in
     return merge_frames(video_dir, video_meta, {n: raw_detections(r) for n, r in records.items()}, settings)
 
 
-def reuse(video_dir, video_meta: dict, settings: AnnotateSettings, statics: Statics = NO_STATICS):
+def reuse(video_dir, video_meta: dict, settings: AnnotateSettings, statics: Statics = NO_STATICS, labelling=None):
     """What a run can skip, from what is on disk: the previous summary when nothing changed, or
     finish_video's summary after re-labelling (only static boxes changed) or re-merging (only
-    merge options changed); None when YOLO must run."""
+    merge options changed); None when YOLO must run. `labelling()`, if given, is called before
+    labels are written again (a task reports its state with it)."""
     summary = reusable_summary(video_dir, video_meta, settings, statics)
-    if summary is None and relabelable(video_dir, video_meta, settings):
-        summary = finish_video(video_dir, video_meta, settings, statics, how="relabelled")
-    if summary is None and remergeable(video_dir, video_meta, settings):
+    if summary is not None:
+        return summary
+    if relabelable(video_dir, video_meta, settings):
+        how = "relabelled"
+    elif remergeable(video_dir, video_meta, settings):
+        how = "remerged"
+    else:
+        return None
+    if labelling:
+        labelling()
+    if how == "remerged":
         remerge_video(video_dir, video_meta, settings)
-        summary = finish_video(video_dir, video_meta, settings, statics, how="remerged")
-    return summary
+    return finish_video(video_dir, video_meta, settings, statics, how=how)
 
 
 def count_classes(labels_dir, names) -> dict:
