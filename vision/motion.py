@@ -49,11 +49,16 @@ def _crop(image: np.ndarray, tile: Tile) -> np.ndarray:
     return image[y1:y2, x1:x2]
 
 
+def check_threshold(threshold) -> None:
+    """VisionError unless `threshold` is a grey-level difference in (0, 255)."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 255:
+        raise VisionError(f"--skip-still is a grey-level difference in (0, 255), e.g. 8; got {threshold!r}")
+
+
 def plan_still(video_dir, frames, tiles, threshold: float) -> dict:
     """{frame name: {tile as "x,y,w,h": key frame name}} of the tiles that may reuse their key
     frame's boxes; a frame's first look at a tile (and every tile of the first frame) is a key."""
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 255:
-        raise VisionError(f"--skip-still is a grey-level difference in (0, 255), e.g. 8; got {threshold!r}")
+    check_threshold(threshold)
     tiles = [Tile(*t) for t in tiles]
     keys = {}  # tile -> (key frame name, reduced crop)
     still = {}

@@ -14,6 +14,7 @@ from .detector import RUNTIMES
 from .errors import VisionError
 from .frames import sampling_settings
 from .merge import MERGE_METHODS, MERGE_METRICS, RULE_VERSION, check_merge_args
+from .motion import check_threshold
 from .onnx_runtime import require_onnxruntime
 from .temporal import TEMPORAL_MODES, check_temporal
 from .tiling import tile_grid
@@ -165,8 +166,8 @@ class AnnotateSettings:
             raise VisionError(f"classes must be class names, got {list(self.classes)!r}")
         check_merge_args(self.merge, self.metric, self.merge_threshold)
         check_temporal(self.temporal, self.fill_gap)
-        if self.skip_still is not None and not (isinstance(self.skip_still, float) and 0.0 < self.skip_still < 255.0):
-            raise VisionError(f"--skip-still is a grey-level difference in (0, 255), e.g. 8; got {self.skip_still!r}")
+        if self.skip_still is not None:
+            check_threshold(self.skip_still)
         if self.runtime not in RUNTIMES:
             raise VisionError(f"unknown runtime {self.runtime!r}; choose one of: {', '.join(RUNTIMES)}")
         if self.runtime == "onnxruntime":

@@ -173,6 +173,11 @@ def _complete(asset: Asset, target: Path) -> bool:
     return stamp.exists() and all(p.exists() for p in _files(asset, target))
 
 
+def cached(name: str, cache: Path | None = None) -> bool:
+    """Whether the asset is in the cache, complete and verified (nothing is fetched)."""
+    return _complete(_asset(name), location(name, cache))
+
+
 def _fetch(asset: Asset, target: Path) -> None:
     with tempfile.TemporaryDirectory(prefix=f"cvfleet-{asset.name}-") as tmp:
         tmp = Path(tmp)

@@ -20,8 +20,7 @@ def default_spec() -> dict | None:
     from vision.settings import AnnotateSettings, ModelSpec
     from workers import asset_cache
 
-    asset = asset_cache.ASSETS["yolov3-tiny"]
-    if not asset_cache._complete(asset, asset_cache.location(asset.name)):
+    if not asset_cache.cached("yolov3-tiny"):
         return None
     return AnnotateSettings(model=ModelSpec(**asset_cache.yolov3_tiny_files())).detector_spec()
 
