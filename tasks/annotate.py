@@ -1,8 +1,22 @@
 """Video annotation as Celery tasks over the `vision.pipeline` steps, driven by the batch record.
 
-Per video:  prepare (queue video: extract frames, plan tiles, time the model, cut tasks by time)
-              └─ detect(chunk) × N  (queue detect: YOLO on tiles; boxes kept on disk, progress in Redis)
-                   └─ label         (queue video: merge per frame, write labels, classes, static, record)
+Per video:  prepare (queue video: reuse what is on disk, or cut the video into extraction segments)
+              └─ extract(segment) × S  (queue video: decode and write frames; as they land, their
+                   │                    tiles are planned into detect chunks and queued at once)
+                   └─ detect(chunk) × N  (queue detect: YOLO on tiles; boxes kept on disk, progress in
+                        │                 Redis; the labels of frames whose tiles are all done are
+                        │                 written right away, in any order of completion)
+                        └─ label         (queue video: merge every frame, detections.jsonl, labels,
+                                          statics, corrections, review, record)
+
+Streaming: detection starts with the first frames, not after the whole video is decoded, and a
+label file appears seconds after submission. A short video is one segment; a long one is cut into
+as many as keep the fleet fed (vision.chunking.segment_count), each task seeking to its first frame
+with the global frame numbering kept; the last segment to finish checks that every seek was exact
+(the frame after a segment is the next segment's first) and writes video.json as one pass would,
+or starts the video again in one pass. With --skip-still the motion plan runs frame after frame, so
+the video is one segment; with --temporal or --skip-still no label is written before the label step
+(a frame's labels then depend on other frames).
 
 No chord: a chord's callback never runs once one header result is lost (a Redis outage stored a
 finished chunk as failed, and the batch hung "detecting" forever). Instead every chunk keeps its
@@ -42,10 +56,23 @@ from tasks import batch_store
 from tasks.base import ItemTask
 from tasks.roots import OutsideRoots, resolve_inside
 from vision import pipeline, tile_cache
-from vision.chunking import plan_chunks, time_detector, time_frame_read
+from vision.chunking import SEGMENT_SECONDS, plan_chunks, segment_count, time_detector, time_extract, time_frame_read
 from vision.detector import get_detector
 from vision.errors import VisionError
-from vision.frames import IMAGES_DIR, frame_size, read_video_meta
+from vision.frames import (
+    IMAGES_DIR,
+    extract_segment,
+    frame_size,
+    frames_before,
+    join_segments,
+    probe,
+    read_video_meta,
+    reusable_meta,
+    sampling_settings,
+    segment_bounds,
+    write_meta,
+)
+from vision.motion import STILL_NAME, StillPlanner, gated_jobs, write_still
 from vision.settings import AnnotateSettings
 from vision.static import Statics, read_statics
 from workers import config
@@ -219,7 +246,8 @@ def _chunks(batch_id: str, jobs: list, video_dir: Path, settings: AnnotateSettin
 
 @app.task(name="cvfleet.video.prepare", bind=True, ignore_result=True, base=VideoTask)
 def prepare(self, *, batch_id: str, index: int, run: int | None = None) -> dict:
-    """Extract (or reuse) the frames, check the model loads, and queue the tiles not yet detected."""
+    """Reuse what is on disk, or start streaming the video: its frames are extracted by `extract`
+    tasks that queue detect chunks as frames land."""
     settings = _settings(batch_id)
     roots = _batch(batch_id)["roots"]
     video, video_dir, current = _video(batch_id, index)
@@ -231,12 +259,18 @@ def prepare(self, *, batch_id: str, index: int, run: int | None = None) -> dict:
     statics = _statics(batch_id)
     if not batch_store.update_video(batch_id, index, run, when=("queued", "extracting"), state="extracting"):
         return {"state": "skipped"}  # a copy of this prepare got further, or the video ended
-    meta = pipeline.prepare_video(video, video_dir, settings)
+    info = probe(video)
+    sampling = sampling_settings(**settings.sampling())
+    meta = reusable_meta(video_dir, info, sampling)
+    if meta is None:
+        return _stream(batch_id, index, run, video, video_dir, settings, info, sampling)
     warning = pipeline.decode_warning(meta, settings)  # strict: raises, the video fails
     tiles = pipeline.plan_tiles(meta, settings)
     fields = {
         "frames": len(meta["frames"]),
         "tiles": len(tiles) * len(meta["frames"]),
+        "width": meta["width"],
+        "height": meta["height"],
         **({"warning": warning} if warning else {}),
     }
     summary = pipeline.reuse(
@@ -267,6 +301,163 @@ def prepare(self, *, batch_id: str, index: int, run: int | None = None) -> dict:
     return {"state": "detecting", "frames": len(meta["frames"]), "tiles": len(jobs), "chunks": len(chunks)}
 
 
+def _stream(batch_id, index, run, video, video_dir, settings, info, sampling) -> dict:
+    """Cut the video into extraction segments (vision.chunking.segment_count: one for a short video,
+    or with --skip-still, whose plan runs frame after frame) and send one `extract` per segment."""
+    get_detector(settings.detector_spec())  # a model that does not load fails here, once
+    v = batch_store.video(batch_id, index) or {}
+    expected = frames_before(info["frame_count"], info["fps"], sampling) if info["frame_count"] > 0 else 0
+    if sampling["max_frames"]:
+        expected = min(expected, sampling["max_frames"])
+    n = 1
+    if settings.skip_still is None and not v.get("single_pass") and _cfg().segments > 0:
+        n = _cfg().segments
+    elif settings.skip_still is None and not v.get("single_pass") and expected > 1 and info["width"] > 0:
+        ms_extract = time_extract(video, sampling["jpeg_quality"])
+        if expected * ms_extract >= 2000 * SEGMENT_SECONDS:  # else one segment, without timing the model
+            tiles = len(pipeline.frame_tiles(info["width"], info["height"], settings))
+            ms_detect = _ms_per_tile(json.dumps(settings.detector_spec(), sort_keys=True)) * tiles
+            processes = batch_store.processes(3 * _cfg().watchdog_interval + 30)
+            n = segment_count(expected, ms_extract, ms_detect, processes)
+    span = info["frame_count"] if n == 1 else _source_span(info, sampling)
+    bounds = segment_bounds(span, n)
+    cache = tile_cache.cache_dir(video_dir, info, settings.fingerprint("detection"))
+    fields = {"frames": expected, "cache": str(cache), "info": info, "bounds": bounds}
+    if info["width"] > 0:
+        per_frame = len(pipeline.frame_tiles(info["width"], info["height"], settings))
+        fields.update(width=info["width"], height=info["height"], tiles=per_frame * expected)
+    if not batch_store.start_streaming(batch_id, index, run, len(bounds), **fields):
+        return {"state": "skipped"}
+    for segment in range(len(bounds)):
+        send_extract(batch_id, index, run, segment)
+    return {"state": "detecting", "segments": len(bounds)}
+
+
+def _source_span(info: dict, sampling: dict) -> int:
+    """The source frames a capped extraction (--max-frames) can reach: segments past it are empty."""
+    count, cap = info["frame_count"], sampling["max_frames"]
+    if not cap:
+        return count
+    if sampling["fps"] and info["fps"] > sampling["fps"]:
+        return min(count, int(cap * info["fps"] / sampling["fps"]) + 2)
+    return min(count, cap * sampling["every"])
+
+
+def send_extract(batch_id: str, index: int, run: int, segment: int) -> None:
+    extract.apply_async(kwargs={"batch_id": batch_id, "index": index, "run": run, "segment": segment})
+
+
+class _Planner:
+    """A segment's frames as they land, turned into detect chunks: every frame's tiles (less the
+    still ones, less those already detected or planned by an earlier copy of this task) gather
+    until they hold chunk_seconds of work, then go to Redis as chunks and the fleet is fed."""
+
+    def __init__(self, batch_id, index, run, video_dir, settings, info, v):
+        self.batch_id, self.index, self.run, self.video_dir, self.settings = batch_id, index, run, video_dir, settings
+        self.tiles = None if not info["width"] else pipeline.frame_tiles(info["width"], info["height"], settings)
+        self.cache = Path(v["cache"])
+        self.done = set(tile_cache.kept_tiles(self.cache))
+        for jobs in batch_store.plan(batch_id, index).values():
+            self.done.update((name, tuple(tile)) for name, tile in jobs)
+        self.fixed = _batch(batch_id)["tiles_per_task"]
+        self.still_planner, self.still, self.gated = None, {}, 0
+        self.block, self.cost, self.reused, self.ms_tile, self.ms_frame = [], 0.0, 0, 0.0, 0.0
+
+    def frame(self, name: str, source: int, image) -> None:
+        if self.tiles is None:  # a header without the frame size: the first frame tells it
+            self.tiles = pipeline.frame_tiles(image.shape[1], image.shape[0], self.settings)
+        jobs = pipeline.tile_jobs({"frames": [name]}, self.tiles)
+        if self.settings.skip_still is not None:
+            if self.still_planner is None:
+                self.still_planner = StillPlanner(self.video_dir, self.tiles, self.settings.skip_still)
+            still = self.still_planner.add(name)
+            if still:
+                self.still[name] = still
+                jobs = gated_jobs(jobs, {name: still})
+        self.gated += len(jobs)
+        todo = [j for j in jobs if (j[0], tuple(j[1])) not in self.done]
+        self.reused += len(jobs) - len(todo)
+        if todo and not self.fixed and not self.ms_tile:
+            self.ms_tile = _ms_per_tile(json.dumps(self.settings.detector_spec(), sort_keys=True))
+            self.ms_frame = time_frame_read(pipeline.read_frame, self.video_dir / IMAGES_DIR / f"{name}.jpg")
+        self.block += todo
+        self.cost += len(todo) * self.ms_tile + (self.ms_frame if todo else 0.0)
+        full = len(self.block) >= self.fixed if self.fixed else self.cost >= 1000 * _cfg().chunk_seconds
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.block and not self.reused:
+            return
+        if self.fixed:
+            chunks = pipeline.chunk_jobs(self.block, self.fixed) if self.block else []
+        else:
+            chunks = plan_chunks(self.block, self.ms_tile, self.ms_frame, _cfg().chunk_seconds) if self.block else []
+        if batch_store.add_chunks(self.batch_id, self.index, self.run, chunks, self.reused) is None:
+            raise _Gone()
+        self.block, self.cost, self.reused = [], 0.0, 0
+        if chunks:
+            feed(self.batch_id)
+
+
+class _Gone(Exception):
+    """The video stopped streaming in this run (ended, cancelled, retried): stop extracting."""
+
+
+@app.task(name="cvfleet.video.extract", bind=True, ignore_result=True, base=VideoTask)
+def extract(self, *, batch_id: str, index: int, run: int, segment: int) -> dict:
+    """Extract one segment of a streaming video; each frame's tiles are queued for detection as soon
+    as it is on disk. The last segment to finish joins them (exact seeks checked) and closes the plan."""
+    settings = _settings(batch_id)
+    video, video_dir, _ = _video(batch_id, index)
+    video = resolve_inside(video, _batch(batch_id)["roots"])
+    v = batch_store.video(batch_id, index) or {}
+    if not v.get("streaming"):
+        return {"state": "skipped"}
+    info, bounds = json.loads(v["info"]), json.loads(v["bounds"])
+    sampling = sampling_settings(**settings.sampling())
+    planner = _Planner(batch_id, index, run, video_dir, settings, info, v)
+    start, stop = bounds[segment]
+    try:
+        part = extract_segment(video, video_dir, info, sampling, start, stop, on_frame=planner.frame)
+        planner.flush()
+    except _Gone:
+        return {"state": "gone"}
+    if planner.still_planner is not None:
+        write_still(video_dir, planner.still)
+    last = batch_store.segment_done(batch_id, index, run, segment, {**part, "gated": planner.gated})
+    if last:
+        _close(batch_id, index, run, video_dir, settings, info, sampling)
+    return {"state": "extracted", "segment": segment, "frames": len(part["names"])}
+
+
+def _close(batch_id, index, run, video_dir, settings, info, sampling) -> None:
+    """Every segment is extracted: write video.json as one pass would have, and close the plan (the
+    label goes out now if every chunk is already done). A seek that was not exact (the frame after a
+    segment is not the next segment's first) starts the video again as one segment."""
+    parts = batch_store.segments(batch_id, index)
+    ordered = [parts[k] for k in sorted(parts)]
+    meta = join_segments(info, sampling, ordered)
+    if meta is None:
+        log.warning("batch %s video %d: seeking was not exact; extracting it again in one pass", batch_id, index)
+        tile_cache.drop(video_dir)
+        new = batch_store.restart_video(batch_id, index, run, "single_pass", 1)
+        if new:
+            send_prepare(batch_id, index, new)
+        return
+    warning = pipeline.decode_warning(meta, settings)  # strict: raises, the video fails
+    write_meta(video_dir, meta)
+    if settings.skip_still is None:
+        (video_dir / STILL_NAME).unlink(missing_ok=True)
+    gated = sum(p["gated"] for p in ordered) if len(ordered) == 1 else None
+    tiles = len(pipeline.plan_tiles(meta, settings)) * len(meta["frames"]) if gated is None else gated
+    fields = {"frames": len(meta["frames"]), "tiles": tiles, "width": meta["width"], "height": meta["height"]}
+    if warning:
+        fields["warning"] = warning
+    if batch_store.close_plan(batch_id, index, run, **fields):
+        send_label(batch_id, index, run)
+
+
 @app.task(name="cvfleet.detect.tiles", bind=True, ignore_result=True, base=ChunkTask)
 def detect(
     self,
@@ -293,10 +484,41 @@ def detect(
         if kept:
             tile_cache.write_chunk(kept, jobs, boxes)
     if run is not None:
-        if batch_store.chunk_done(batch_id, index, chunk, len(jobs), run):
+        last, newly = batch_store.chunk_done(batch_id, index, chunk, len(jobs), run)
+        if last:
             send_label(batch_id, index, run)
         feed(batch_id)
+        if newly and kept and not last:
+            _label_early(batch_id, index, video_dir, kept, newly)
     return {"tiles": len(jobs), "boxes": sum(len(b) for tiles in boxes.values() for _, b in tiles)}
+
+
+def _label_early(batch_id: str, index: int, video_dir: Path, cache: Path, newly: range) -> None:
+    """Write the labels of the frames whose every tile is now detected: those of the chunks `newly`
+    joined to the done prefix (and of the chunks before, back to where their first frame starts), less
+    a frame the next chunk goes on with. `pipeline.label_early` writes the bytes the label step will write."""
+    settings = _settings(batch_id)
+    if not pipeline.labels_stream(settings):
+        return
+    v = batch_store.video(batch_id, index) or {}
+    if not v.get("width"):
+        return
+    width, height = int(v["width"]), int(v["height"])
+    plan = batch_store.plan(batch_id, index, range(newly.start, newly.stop + 1))
+    lo = newly.start
+    while lo > 0 and newly.start in plan:  # back to the chunk where the first frame starts
+        before = batch_store.plan(batch_id, index, [lo - 1]).get(lo - 1)
+        if not before or before[-1][0] != plan[lo][0][0]:
+            break
+        lo -= 1
+        plan[lo] = before
+    results = [tile_cache.read_chunk(cache, plan[c]) for c in sorted(plan) if c < newly.stop]
+    after = {name for name, _ in plan.get(newly.stop, [])}
+    per_frame = pipeline.gather_detections([r for r in results if r])
+    whole = len(pipeline.frame_tiles(width, height, settings))
+    ready = {n: t for n, t in per_frame.items() if n not in after and len(t) == whole}
+    if ready:
+        pipeline.label_early(video_dir, width, height, ready, settings, _statics(batch_id))
 
 
 @app.task(name="cvfleet.video.label", bind=True, ignore_result=True, base=VideoTask)

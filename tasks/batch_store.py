@@ -141,7 +141,7 @@ end
 redis.call('HSET', KEYS[1], 'updated', ARGV[3])
 if state == 'done' or state == 'failed' or state == 'cancelled' then
   redis.call('HSET', KEYS[1], 'finished', ARGV[3])
-  redis.call('DEL', KEYS[3])
+  redis.call('DEL', KEYS[3], KEYS[4])
   if state == 'done' then redis.call('DEL', KEYS[2]) end
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
@@ -159,6 +159,7 @@ def update_video(batch_id: str, index: int, run: int | None = None, when: tuple 
     for k, v in fields.items():
         args += [k, json.dumps(v) if isinstance(v, (dict, list)) else v]
     keys = [_vk(batch_id, index), _vk(batch_id, index, "chunks"), _vk(batch_id, index, "plan")]
+    keys.append(_vk(batch_id, index, "segments"))
     argv = ["" if run is None else run, RECORD_TTL, time.time(), ",".join(when), *args]
     return bool(script(_UPDATE)(keys, argv))
 
@@ -193,7 +194,7 @@ for c = 0, n - 1 do
 end
 for i = 6 + n, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', KEYS[1], 'state', 'detecting', 'chunks', n, 'updated', ARGV[2])
-redis.call('HDEL', KEYS[1], 'label_sent', 'label_sends')
+redis.call('HDEL', KEYS[1], 'label_sent', 'label_sends', 'prefix', 'streaming')
 for k = 1, 4 do redis.call('EXPIRE', KEYS[k], ARGV[3]) end
 return 1
 """
@@ -290,27 +291,174 @@ def chunk_started(batch_id: str, chunk_ref: str) -> None:
 _CHUNK_DONE = """
 redis.call('ZREM', KEYS[3], ARGV[3])
 redis.call('HDEL', KEYS[4], ARGV[3])
-local v = redis.call('HMGET', KEYS[1], 'state', 'run', 'chunks', 'label_sent')
-if v[1] ~= 'detecting' or v[2] ~= ARGV[4] then return 0 end
+local v = redis.call('HMGET', KEYS[1], 'state', 'run', 'chunks', 'label_sent', 'prefix')
+if v[1] ~= 'detecting' or v[2] ~= ARGV[4] then return {0, 0, 0} end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
 redis.call('HSET', KEYS[1], 'updated', ARGV[5])
-if redis.call('HLEN', KEYS[2]) >= tonumber(v[3]) and not v[4] then
+local old = tonumber(v[5] or '0')
+local p = old
+while redis.call('HEXISTS', KEYS[2], p) == 1 do p = p + 1 end
+if p ~= old then redis.call('HSET', KEYS[1], 'prefix', p) end
+if v[3] and redis.call('HLEN', KEYS[2]) >= tonumber(v[3]) and not v[4] then
   redis.call('HSET', KEYS[1], 'label_sent', ARGV[5])
-  return 1
+  return {1, old, p}
 end
-return 0
+return {0, old, p}
 """
 
 
-def chunk_done(batch_id: str, index: int, chunk: int, tiles: int, run: int | None = None) -> bool:
-    """Count a chunk's tiles as done and take it out of flight; True when it was the video's last
-    chunk and the caller is the one to send `label` (exactly one caller gets True)."""
+def chunk_done(batch_id: str, index: int, chunk: int, tiles: int, run: int | None = None) -> tuple[bool, range]:
+    """Count a chunk's tiles as done and take it out of flight. Returns (last, newly): `last` is True
+    when it was the video's last chunk and the caller is the one to send `label` (exactly one caller
+    gets True; never while the plan is still streaming); `newly` the chunk numbers that this report
+    joined to the done prefix 0..k (each number is in exactly one caller's `newly`)."""
     if run is None:
         run = int(client().hget(_vk(batch_id, index), "run") or 1)
     keys = [_vk(batch_id, index), _vk(batch_id, index, "chunks"), _bk(batch_id, "inflight"), _bk(batch_id, "tasks")]
     args = [chunk, tiles, ref(index, chunk, run), run, time.time(), RECORD_TTL]
-    return bool(script(_CHUNK_DONE)(keys, args))
+    last, old, new = script(_CHUNK_DONE)(keys, args)
+    return bool(last), range(int(old), int(new))
+
+
+# -- streaming: chunks planned while frames land -----------------------------------------------
+
+_START_STREAM = """
+local cur = redis.call('HMGET', KEYS[1], 'state', 'run')
+if redis.call('HEXISTS', KEYS[5], 'cancelled') == 1 then return 0 end
+if cur[1] ~= 'extracting' or cur[2] ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('HDEL', KEYS[1], 'chunks', 'label_sent', 'label_sends', 'prefix', 'tiles_reused')
+redis.call('HSET', KEYS[1], 'state', 'detecting', 'streaming', ARGV[4], 'planned', 0, 'updated', ARGV[2])
+for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+
+def start_streaming(batch_id: str, index: int, run: int, segments: int, **fields) -> bool:
+    """The video goes detecting with an open plan, its frames extracted by `segments` tasks that add
+    chunks as frames land (`add_chunks`) until the last one closes the plan (`close_plan`). False
+    (nothing written) if the video is not extracting in this run, or the batch was cancelled."""
+    args = [run, time.time(), RECORD_TTL, segments]
+    for k, v in fields.items():
+        args += [k, json.dumps(v) if isinstance(v, (dict, list)) else v]
+    keys = [
+        _vk(batch_id, index),
+        _vk(batch_id, index, "plan"),
+        _vk(batch_id, index, "chunks"),
+        _vk(batch_id, index, "segments"),
+        _bk(batch_id),
+    ]
+    return bool(script(_START_STREAM)(keys, args))
+
+
+_ADD_CHUNKS = """
+local v = redis.call('HMGET', KEYS[1], 'state', 'run', 'streaming')
+if redis.call('HEXISTS', KEYS[4], 'cancelled') == 1 then return -1 end
+if v[1] ~= 'detecting' or v[2] ~= ARGV[1] or not v[3] then return -1 end
+local n = tonumber(ARGV[6])
+local first = redis.call('HINCRBY', KEYS[1], 'planned', n) - n
+for c = 0, n - 1 do
+  redis.call('HSET', KEYS[2], first + c, ARGV[7 + c])
+  redis.call('RPUSH', KEYS[3], ARGV[4] .. ':' .. (first + c) .. ':' .. ARGV[1])
+end
+redis.call('HINCRBY', KEYS[1], 'tiles_reused', ARGV[5])
+redis.call('HSET', KEYS[1], 'updated', ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('EXPIRE', KEYS[3], ARGV[3])
+return first
+"""
+
+
+def add_chunks(batch_id: str, index: int, run: int, chunks: list, reused: int = 0) -> int | None:
+    """Plan `chunks` (lists of jobs) of a streaming video under the next chunk numbers and queue them
+    in the batch's pending list; `reused` tiles were found already detected. Returns the first
+    number, or None when the video no longer streams in this run (ended, retried, cancelled)."""
+    keys = [_vk(batch_id, index), _vk(batch_id, index, "plan"), _bk(batch_id, "pending"), _bk(batch_id)]
+    args = [run, time.time(), RECORD_TTL, index, reused, len(chunks), *(json.dumps(c) for c in chunks)]
+    first = int(script(_ADD_CHUNKS)(keys, args))
+    return None if first < 0 else first
+
+
+_SEGMENT_DONE = """
+local v = redis.call('HMGET', KEYS[1], 'state', 'run', 'streaming')
+if v[1] ~= 'detecting' or v[2] ~= ARGV[1] or not v[3] then return -1 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+redis.call('HSET', KEYS[1], 'updated', ARGV[4])
+if redis.call('HLEN', KEYS[2]) >= tonumber(v[3]) then return 1 end
+return 0
+"""
+
+
+def segment_done(batch_id: str, index: int, run: int, segment: int, part: dict) -> bool | None:
+    """Keep a segment's extraction result; True when every segment is done and the plan still open
+    (the caller joins them and closes the plan: `close_plan` lets one caller through), None if the
+    video no longer streams."""
+    keys = [_vk(batch_id, index), _vk(batch_id, index, "segments")]
+    flag = int(script(_SEGMENT_DONE)(keys, [run, segment, json.dumps(part), time.time(), RECORD_TTL]))
+    return None if flag < 0 else bool(flag)
+
+
+def segments(batch_id: str, index: int) -> dict:
+    """{segment number: its extraction result} of the segments done so far."""
+    return {int(k): json.loads(v) for k, v in client().hgetall(_vk(batch_id, index, "segments")).items()}
+
+
+_CLOSE_PLAN = """
+local v = redis.call('HMGET', KEYS[1], 'state', 'run', 'streaming', 'planned', 'label_sent')
+if v[1] ~= 'detecting' or v[2] ~= ARGV[1] or not v[3] then return 0 end
+redis.call('HDEL', KEYS[1], 'streaming')
+redis.call('HSET', KEYS[1], 'chunks', v[4], 'updated', ARGV[2])
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if redis.call('HLEN', KEYS[2]) >= tonumber(v[4]) and not v[5] then
+  redis.call('HSET', KEYS[1], 'label_sent', ARGV[2])
+  return 2
+end
+return 1
+"""
+
+
+def close_plan(batch_id: str, index: int, run: int, **fields) -> bool | None:
+    """Every frame is on disk and every chunk planned: the plan's size is final. True when every
+    chunk is already done and the caller is the one to send `label`; False when the last chunk will;
+    None if the video no longer streams in this run."""
+    args = [run, time.time()]
+    for k, v in fields.items():
+        args += [k, json.dumps(v) if isinstance(v, (dict, list)) else v]
+    flag = int(script(_CLOSE_PLAN)([_vk(batch_id, index), _vk(batch_id, index, "chunks")], args))
+    return None if flag == 0 else flag == 2
+
+
+def plan(batch_id: str, index: int, chunks=None) -> dict:
+    """{chunk number: jobs} of the video's plan: every chunk, or those numbered in `chunks`."""
+    k = _vk(batch_id, index, "plan")
+    if chunks is None:
+        return {int(c): json.loads(j) for c, j in client().hgetall(k).items()}
+    chunks = list(chunks)
+    values = client().hmget(k, chunks) if chunks else []
+    return {c: json.loads(j) for c, j in zip(chunks, values) if j}
+
+
+_RESTART = """
+local v = redis.call('HMGET', KEYS[1], 'state', 'run')
+if v[1] ~= 'detecting' or v[2] ~= ARGV[1] then return 0 end
+local run = tonumber(v[2]) + 1
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('HDEL', KEYS[1], 'chunks', 'label_sent', 'label_sends', 'prefix', 'streaming', 'planned', 'tiles_reused')
+redis.call('HSET', KEYS[1], 'state', 'queued', 'run', run, 'updated', ARGV[2], ARGV[3], ARGV[4])
+return run
+"""
+
+
+def restart_video(batch_id: str, index: int, run: int, field: str, value) -> int | None:
+    """Start a detecting video again as run n + 1 with `field` set (its chunks of run n are ignored
+    from now on); the new run, or None if the video is not detecting in run `run`."""
+    keys = [_vk(batch_id, index), _vk(batch_id, index, "plan"), _vk(batch_id, index, "chunks")]
+    keys.append(_vk(batch_id, index, "segments"))
+    new = int(script(_RESTART)(keys, [run, time.time(), field, value]))
+    return new or None
 
 
 def label_sent(batch_id: str, index: int, run: int) -> int:
@@ -334,7 +482,7 @@ for i = 0, tonumber(ARGV[3]) - 1 do
   if v[1] and v[1] ~= 'done' and v[1] ~= 'failed' and v[1] ~= 'cancelled' then
     redis.call('HSET', vk, 'state', 'cancelled', 'finished', ARGV[1], 'updated', ARGV[1],
                'error', 'cancelled while ' .. v[1])
-    redis.call('DEL', vk .. ':plan')
+    redis.call('DEL', vk .. ':plan', vk .. ':segments')
     if v[1] == 'queued' and v[2] then table.insert(ids, v[2]) end
     if v[4] and v[3] then table.insert(ids, v[3]) end
   end
@@ -367,8 +515,8 @@ for i = 0, tonumber(ARGV[3]) - 1 do
     local run = tonumber(v[2] or '1') + 1
     redis.call('HSET', vk, 'state', 'queued', 'run', run, 'updated', ARGV[1])
     redis.call('HDEL', vk, 'error', 'finished', 'label_sent', 'label_sends', 'task_id', 'label_task_id',
-               'chunks', 'tiles_reused', 'prepare_sends')
-    redis.call('DEL', vk .. ':plan', vk .. ':chunks')
+               'chunks', 'tiles_reused', 'prepare_sends', 'streaming', 'planned', 'prefix', 'extract_sends')
+    redis.call('DEL', vk .. ':plan', vk .. ':chunks', vk .. ':segments')
     table.insert(out, i)
     table.insert(out, run)
   end

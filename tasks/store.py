@@ -18,11 +18,18 @@ cvfleet's records RECORD_TTL (30 days) after their last update.
     cvfleet:batch:<id>:video:<i>           hash  index, video, video_dir, state, run, updated, frames, tiles,
                                                  tiles_reused, chunks, cache, ms_per_tile, task_id (prepare),
                                                  label_task_id, label_sent, label_sends, prepare_sends, error,
-                                                 warning, summary (JSON), finished, updated_by
+                                                 warning, summary (JSON), finished, updated_by, width,
+                                                 height, streaming (segments extracting; the plan is open),
+                                                 planned (chunks planned so far), prefix (chunks 0..k-1
+                                                 all done: their frames are labelled), extract_sends,
+                                                 single_pass (seeking was not exact: one segment)
     cvfleet:batch:<id>:video:<i>:plan      hash  chunk index -> its jobs (JSON [[frame, tile], ...]); dropped when
                                                  the video ends
     cvfleet:batch:<id>:video:<i>:chunks    hash  detect chunk index -> tiles in it (progress; dropped when
                                                  the video is done)
+    cvfleet:batch:<id>:video:<i>:segments  hash  extraction segment -> its result (JSON: frames, sources,
+                                                 decoded, ended, pixel hashes at its borders); dropped
+                                                 when the video ends
 
     cvfleet:sweeps                         zset  sweep id -> last submit time
     cvfleet:sweep:<id>                     hash  id, created, submitted, grid (JSON: data, fixed, sweep, space,

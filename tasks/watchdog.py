@@ -10,6 +10,8 @@ CVFLEET_STALL_SECONDS (300):
 * a video detecting with chunks neither in flight nor pending nor done -> those chunks queued again
 * a video whose chunks are all done, or that is labelling -> `label` sent again
 * a video queued or extracting  -> `prepare` sent again (after 1, 2, 3 stall windows)
+* a video streaming (segments extracting) with nothing in flight or pending -> the `extract` of each
+  segment not yet done sent again (of the last one when all are done but the plan was not closed)
 
 Each is sent at most MAX_SENDS times; after that the video fails with the reason. It also feeds
 every batch (a chunk that ended during an outage may not have sent its batch's next) and takes
@@ -69,6 +71,9 @@ def look_after(batch_id: str, stall: float, now: float | None = None) -> list[st
             sends = int(v.get("prepare_sends") or 0)
             if idle >= stall * (1 + sends):
                 actions.append(_again(batch_id, index, run, "prepare", sends, annotate.send_prepare))
+        elif v["state"] == "detecting" and v.get("streaming"):
+            if index not in flying and index not in pending and idle >= stall:
+                actions.append(_extract_again(batch_id, index, run, v))
         elif v["state"] == "detecting" and index not in flying and index not in pending and idle >= stall:
             if batch_store.chunks_done(batch_id, index) >= int(v.get("chunks") or 0):
                 sends = int(v.get("label_sends") or 0)
@@ -110,6 +115,21 @@ def _requeue_missing(batch_id: str, index: int, run: int, chunks: int) -> str:
         annotate.feed(batch_id)
     batch_store.update_video(batch_id, index, run, updated_by="watchdog")
     return f"{batch_id}: video {index}: {len(missing)} missing chunk(s) queued again"
+
+
+def _extract_again(batch_id: str, index: int, run: int, v: dict) -> str:
+    """A streaming video with no news: its segments not done extract again (a copy of `extract`
+    skips the tiles already planned or detected)."""
+    segments = int(v["streaming"])
+    done = set(batch_store.segments(batch_id, index))
+    missing = [k for k in range(segments) if k not in done] or [segments - 1]
+    sends = int(v.get("extract_sends") or 0)
+    if sends >= MAX_SENDS:
+        return _again(batch_id, index, run, "extract", sends, None)
+    batch_store.update_video(batch_id, index, run, extract_sends=sends + 1)
+    for segment in missing:
+        annotate.send_extract(batch_id, index, run, segment)
+    return f"{batch_id}: video {index}: extract of segment(s) {missing} sent again"
 
 
 def _again(batch_id: str, index: int, run: int, step: str, sends: int, send) -> str:

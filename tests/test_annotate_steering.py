@@ -95,17 +95,21 @@ def test_cancel_mid_batch_empties_the_queues_and_ends_every_video_cancelled(canc
     assert show.stdout.count("  cancelled ") == 2
 
 
-def test_cancel_leaves_only_whole_files_and_no_annotation_json(cancelled):
+def test_cancel_leaves_only_whole_files_and_no_annotation_json(cancelled, clean_labels):
     _, out, _ = cancelled
+    labelled = 0
     for name in ("a", "b"):
         d = out / name
         assert not (d / "annotation.json").exists()
-        assert not (d / "labels").exists()
+        early = label_bytes(d)  # frames whose tiles were all detected got their labels at once
+        assert all(clean_labels[f] == data for f, data in early.items()), name
+        labelled += len(early)
         assert list(d.rglob("*.tmp")) == []
         for jpg in (d / "images").glob("*.jpg") if (d / "images").exists() else []:
             assert cv2.imread(str(jpg)) is not None, f"{jpg} is not a whole JPEG"
         for kept in (d / ".tiles").rglob("*.json") if (d / ".tiles").exists() else []:
             assert set(json.loads(kept.read_text())) == {"jobs", "boxes"}
+    assert labelled > 0  # 40 tiles done before the cancel: at least one frame whole
 
 
 def test_retry_after_cancel_reuses_detections_and_gives_the_labels_of_a_clean_run(cancelled, clean_labels):

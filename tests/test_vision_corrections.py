@@ -179,3 +179,36 @@ def test_learn_static_proposes_a_deleted_standing_box_and_static_ignore_suppress
         rows = read_yolo_labels(labels / name)
         assert rows and suppress(rows, [standing]) == rows
     assert read_yolo_labels(labels / "000001.txt") == kept_rows
+
+
+# --- labels written early, while a streamed run goes on ---
+
+
+def test_early_labels_skip_a_persons_file_and_stay_cvfleets_if_the_run_stops_before_annotation_json(tmp_path):
+    from vision.corrections import EARLY_DIR, recorded_hashes, write_early
+
+    labels = tmp_path / "labels"
+    write(labels / "000002.txt", [CAR])  # a person's file: no record of it anywhere
+    written = write_early(tmp_path, labels, {"000001": [PERSON], "000002": [PERSON]}, [SIGN])
+    assert written == ["000001"]
+    assert read_yolo_labels(labels / "000002.txt") == [CAR]  # left for the final settle
+    assert read_yolo_labels(labels / "000001.txt") == [PERSON, SIGN]
+    assert (tmp_path / EARLY_DIR).is_dir()
+    # the run stops here; the next run (other boxes) finds 000001 cvfleet's, 000002 a person's
+    settled = settle_labels(
+        tmp_path, labels, {"000001": [CAR], "000002": [CAR, PERSON]}, [SIGN], recorded_hashes(tmp_path / "x.json")
+    )
+    assert settled.kept == ["000002"]
+    assert read_yolo_labels(labels / "000001.txt") == [CAR, SIGN]
+
+
+def test_early_labels_rewrite_only_files_cvfleet_wrote(tmp_path):
+    from vision.corrections import recorded_hashes, write_early
+
+    labels = tmp_path / "labels"
+    first = settle_labels(tmp_path, labels, {"000001": [PERSON]})
+    (tmp_path / "annotation.json").write_text(json.dumps({"label_sha256": first.written}))
+    assert write_early(tmp_path, labels, {"000001": [CAR]}, (), recorded_hashes(tmp_path / "annotation.json")) == [
+        "000001"
+    ]
+    assert read_yolo_labels(labels / "000001.txt") == [CAR]

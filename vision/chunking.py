@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 
+import cv2
 import numpy as np
 
 from .errors import VisionError
@@ -77,3 +78,32 @@ def time_frame_read(read, frame_path) -> float:
     start = time.perf_counter()
     read(frame_path)
     return 1000.0 * (time.perf_counter() - start)
+
+
+SEGMENT_SECONDS = 30.0  # an extraction segment holds at least this much work (short videos: one task)
+MAX_SEGMENT_SECONDS = 900.0  # and at most this much (a task's hard limit is about an hour)
+
+
+def segment_count(frames: int, ms_extract: float, ms_detect_frame: float, processes: int) -> int:
+    """How many tasks extract a video of `frames` sampled frames at once: as many as keep the
+    fleet's `processes` fed (each detects a frame in `ms_detect_frame`, one extractor writes one
+    in `ms_extract`), at most half the processes (the rest detect), each with at least
+    SEGMENT_SECONDS of work, and always enough that none holds more than MAX_SEGMENT_SECONDS."""
+    total = frames * ms_extract / 1000.0
+    feed = math.ceil(processes * ms_extract / ms_detect_frame) if ms_detect_frame > 0 else 1
+    n = min(feed, max(1, processes // 2), math.floor(total / SEGMENT_SECONDS))
+    return max(1, n, math.ceil(total / MAX_SEGMENT_SECONDS))
+
+
+def time_extract(video_path, jpeg_quality: int = 95) -> float:
+    """Milliseconds to decode a video's first frame and encode it as a JPEG (0.0 if none decodes)."""
+    cap = cv2.VideoCapture(str(video_path))
+    try:
+        start = time.perf_counter()
+        ok, image = cap.read()
+        if not ok or image is None:
+            return 0.0
+        cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+        return 1000.0 * (time.perf_counter() - start)
+    finally:
+        cap.release()

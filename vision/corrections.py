@@ -21,6 +21,11 @@ when it is cvfleet's and moved to `labels.orphaned/` when it is a person's.
 
 Every person's file is read (and a broken line reported with file and line) before anything is
 written, so a bad correction fails the run and changes nothing.
+
+A streamed run writes some label files early, as soon as a frame's tiles are detected (before
+annotation.json exists): `write_early` writes a frame only where `settle_labels` would (no file, or
+one cvfleet wrote), and records each hash in `.labels-written/`, so a file written early is still
+cvfleet's if the run stops before annotation.json: `recorded_hashes` counts both.
 """
 
 import hashlib
@@ -30,7 +35,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .files import write_bytes_atomic, write_bytes_if_changed
+from .datasets import RECORD_NAME
+from .files import write_bytes_atomic, write_bytes_if_changed, write_text_atomic
 from .frames import file_sha256
 from .labels import format_labels, read_yolo_labels
 from .static import add_static_rows, frame_label_files
@@ -38,6 +44,7 @@ from .static import add_static_rows, frame_label_files
 AUTO_DIR = "labels.auto"
 ORPHANED_DIR = "labels.orphaned"
 BACKUP_PREFIX = "labels.bak-"
+EARLY_DIR = ".labels-written"  # hashes of label files written before annotation.json (streamed runs)
 
 
 def content_sha256(data: bytes) -> str:
@@ -52,18 +59,67 @@ def label_sha256(path) -> str | None:
         return None
 
 
-def recorded_hashes(record_path) -> dict:
-    """{frame name: sha256} of the label files the last complete run wrote ({} if none)."""
+def _read_hashes(path) -> dict:
     try:
-        hashes = json.loads(Path(record_path).read_text(encoding="utf-8")).get("label_sha256")
-    except (OSError, ValueError, AttributeError):
+        hashes = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return {}
     return hashes if isinstance(hashes, dict) else {}
 
 
+def recorded_hashes(record_path) -> dict:
+    """{frame name: {sha256, ...}}: the hashes of the label files cvfleet wrote, as the last complete
+    run recorded them (annotation.json `label_sha256`) and as a streamed run since wrote them early
+    (`.labels-written/` beside it); {} if none."""
+    record_path = Path(record_path)
+    recorded = _read_hashes(record_path).get("label_sha256")
+    owned = {n: {h} for n, h in recorded.items()} if isinstance(recorded, dict) else {}
+    early = record_path.parent / EARLY_DIR
+    for path in sorted(early.glob("*.json")) if early.is_dir() else []:
+        for name, sha in _read_hashes(path).items():
+            owned.setdefault(name, set()).add(sha)
+    return owned
+
+
+def _owned(recorded: dict, name: str) -> set:
+    """The hashes recorded for `name`: a set, or one hash (as `Settled.written` holds them)."""
+    value = recorded.get(name)
+    return {value} if isinstance(value, str) else set(value or ())
+
+
 def corrected_frames(labels_dir, recorded: dict) -> list:
-    """Names of the label files in `labels_dir` that differ from what the last run wrote."""
-    return [p.stem for p in frame_label_files(labels_dir) if recorded.get(p.stem) != label_sha256(p)]
+    """Names of the label files in `labels_dir` that differ from what cvfleet wrote."""
+    return [p.stem for p in frame_label_files(labels_dir) if label_sha256(p) not in _owned(recorded, p.stem)]
+
+
+def label_bytes(rows, static_rows=()) -> bytes:
+    """A label file's bytes: the automatic rows plus the static rows (each once)."""
+    return format_labels(add_static_rows(rows, list(static_rows or ()))).encode("ascii")
+
+
+def write_early(video_dir, labels_dir, auto_rows: dict, static_rows=(), recorded=None) -> list:
+    """Write the label files of frames detected so far, where `settle_labels` would write them (no
+    file yet, or one cvfleet wrote: a person's file is left for the final settle), and record their
+    hashes in `.labels-written/`; returns the names written. auto_rows: {frame name: [LabelRow]}."""
+    video_dir, labels_dir = Path(video_dir), Path(labels_dir)
+    labels_dir.mkdir(parents=True, exist_ok=True)
+    recorded = recorded if recorded is not None else recorded_hashes(video_dir / RECORD_NAME)
+    hashes = {}
+    for name, rows in auto_rows.items():
+        data = label_bytes(rows, static_rows)
+        current = label_sha256(labels_dir / f"{name}.txt")
+        if current is None or current in _owned(recorded, name) or current == content_sha256(data):
+            hashes[name] = content_sha256(data)
+    if hashes:  # the record first: a file on disk whose hash is nowhere would count as a person's
+        write_text_atomic(video_dir / EARLY_DIR / f"{min(hashes)}.json", json.dumps(hashes, sort_keys=True) + "\n")
+        for name in hashes:
+            write_bytes_if_changed(labels_dir / f"{name}.txt", label_bytes(auto_rows[name], static_rows))
+    return sorted(hashes)
+
+
+def forget_early(video_dir) -> None:
+    """Drop `.labels-written/` once annotation.json records every label file."""
+    shutil.rmtree(Path(video_dir) / EARLY_DIR, ignore_errors=True)
 
 
 @dataclass
@@ -87,14 +143,14 @@ def settle_labels(video_dir, labels_dir, auto_rows: dict, static_rows=(), record
     static_rows = list(static_rows or ())
     wanted, theirs = {}, {}
     for name, rows in auto_rows.items():
-        auto = format_labels(rows).encode("ascii")
-        full = format_labels(add_static_rows(rows, static_rows)).encode("ascii")
+        auto = label_bytes(rows)
+        full = label_bytes(rows, static_rows)
         wanted[name] = full
         current = label_sha256(labels_dir / f"{name}.txt")
-        if current is not None and current not in {recorded.get(name), content_sha256(auto), content_sha256(full)}:
+        if current is not None and current not in _owned(recorded, name) | {content_sha256(auto), content_sha256(full)}:
             theirs[name] = read_yolo_labels(labels_dir / f"{name}.txt")  # a broken line fails here, first
     stale = [p for p in frame_label_files(labels_dir) if p.stem not in auto_rows]
-    stale_theirs = [p for p in stale if recorded.get(p.stem) != label_sha256(p)]
+    stale_theirs = [p for p in stale if label_sha256(p) not in _owned(recorded, p.stem)]
     for p in stale_theirs:
         read_yolo_labels(p)
 
@@ -110,9 +166,7 @@ def settle_labels(video_dir, labels_dir, auto_rows: dict, static_rows=(), record
     for name, data in wanted.items():
         if name in theirs:
             write_bytes_atomic(auto_dir / f"{name}.txt", data)
-            write_bytes_if_changed(
-                labels_dir / f"{name}.txt", format_labels(add_static_rows(theirs[name], static_rows)).encode("ascii")
-            )
+            write_bytes_if_changed(labels_dir / f"{name}.txt", label_bytes(theirs[name], static_rows))
             done.kept.append(name)
         else:
             write_bytes_if_changed(labels_dir / f"{name}.txt", data)

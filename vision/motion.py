@@ -55,23 +55,34 @@ def check_threshold(threshold) -> None:
         raise VisionError(f"--skip-still is a grey-level difference in (0, 255), e.g. 8; got {threshold!r}")
 
 
+class StillPlanner:
+    """`plan_still` one frame at a time, in frame order (a streamed extraction plans each frame as
+    it lands): `add(name)` returns {tile key: key frame name} of that frame's still tiles."""
+
+    def __init__(self, video_dir, tiles, threshold: float):
+        check_threshold(threshold)
+        self.video_dir, self.threshold = Path(video_dir), threshold
+        self.tiles = [Tile(*t) for t in tiles]
+        self.keys = {}  # tile -> (key frame name, reduced crop)
+
+    def add(self, name: str) -> dict:
+        image = _reduced(self.video_dir / IMAGES_DIR / f"{name}.jpg")
+        still = {}
+        for t in self.tiles:
+            crop = _crop(image, t)
+            key = self.keys.get(t)
+            if key is not None and key[1].shape == crop.shape and float(np.abs(crop - key[1]).max()) < self.threshold:
+                still[tile_key(t)] = key[0]
+            else:
+                self.keys[t] = (name, crop)
+        return still
+
+
 def plan_still(video_dir, frames, tiles, threshold: float) -> dict:
     """{frame name: {tile as "x,y,w,h": key frame name}} of the tiles that may reuse their key
     frame's boxes; a frame's first look at a tile (and every tile of the first frame) is a key."""
-    check_threshold(threshold)
-    tiles = [Tile(*t) for t in tiles]
-    keys = {}  # tile -> (key frame name, reduced crop)
-    still = {}
-    for name in frames:
-        image = _reduced(Path(video_dir) / IMAGES_DIR / f"{name}.jpg")
-        for t in tiles:
-            crop = _crop(image, t)
-            key = keys.get(t)
-            if key is not None and key[1].shape == crop.shape and float(np.abs(crop - key[1]).max()) < threshold:
-                still.setdefault(name, {})[tile_key(t)] = key[0]
-            else:
-                keys[t] = (name, crop)
-    return still
+    planner = StillPlanner(video_dir, tiles, threshold)
+    return {name: still for name, still in ((n, planner.add(n)) for n in frames) if still}
 
 
 def tile_key(tile) -> str:

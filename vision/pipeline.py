@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 
 from .boxes import boxes_from_json, boxes_to_json
-from .corrections import corrected_frames, recorded_hashes, settle_labels
+from .corrections import corrected_frames, forget_early, recorded_hashes, settle_labels, write_early
 from .datasets import RECORD_NAME
 from .detections import (
     DETECTIONS_NAME,
@@ -207,11 +207,33 @@ def automatic_rows(records: dict, video_meta: dict) -> dict:
     missing = [n for n in video_meta["frames"] if n not in records]
     if missing:
         raise VisionError(f"{DETECTIONS_NAME} has no record of frame {missing[0]}; annotate the video again")
-    w, h = video_meta["width"], video_meta["height"]
-    return {
-        name: [r for r in (box_to_row(b, w, h) for b, _ in merged_boxes(records[name])) if r.w > 0.0 and r.h > 0.0]
-        for name in video_meta["frames"]
-    }
+    return {name: frame_rows(records[name], video_meta["width"], video_meta["height"]) for name in video_meta["frames"]}
+
+
+def frame_rows(record: dict, width: int, height: int) -> list:
+    """A detections record's merged boxes as label rows (boxes of no area left out)."""
+    return [r for r in (box_to_row(b, width, height) for b, _ in merged_boxes(record)) if r.w > 0.0 and r.h > 0.0]
+
+
+def labels_stream(settings: AnnotateSettings) -> bool:
+    """Whether a frame's label file can be written as soon as its own tiles are detected: not when
+    the labels look over time (--temporal: a track needs the frames after it) or reuse still tiles
+    (--skip-still: planned with the whole run)."""
+    return settings.temporal == "off" and settings.skip_still is None
+
+
+def label_early(video_dir, width: int, height: int, per_frame: dict, settings: AnnotateSettings, statics=NO_STATICS):
+    """Write the label files of frames whose every tile is detected (per_frame, as from
+    gather_detections), before the rest of the video, with the bytes `finish_video` will write for
+    them; a person's file is left alone (vision/corrections.py). Returns the frames written."""
+    if not labels_stream(settings):
+        return []
+    rows = {}
+    for name, tiles in per_frame.items():
+        record = frame_record(name, tiles, merge_frame(tiles, settings, width, height))
+        record = json.loads(json.dumps(record))  # the boxes exactly as detections.jsonl will hold them
+        rows[name] = suppress(frame_rows(record, width, height), statics.ignore)
+    return write_early(video_dir, Path(video_dir) / LABELS_DIR, rows, statics.labels)
 
 
 def _same_inputs(video_dir, video_meta: dict, settings: AnnotateSettings, parts) -> bool:
@@ -408,6 +430,7 @@ def finish_video(
         "settings": settings.to_json(),
     }
     write_text_atomic(video_dir / RECORD_NAME, json.dumps(record, indent=1) + "\n")
+    forget_early(video_dir)
     return summary
 
 

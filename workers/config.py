@@ -53,6 +53,7 @@ class Config:
     watchdog_interval: float  # seconds between two looks of the batch watchdog (tasks/watchdog.py)
     stall_seconds: float  # a chunk, label or prepare with no news for this long is sent again
     chunk_seconds: float  # detect tasks hold at least this much work (measured ms per tile), about 2-4 s
+    segments: int  # extraction tasks per video; 0: as many as keep the fleet fed (vision.chunking.segment_count)
 
     @property
     def fleet_dir(self) -> Path:
@@ -98,6 +99,7 @@ def load() -> Config:
         watchdog_interval=_float("CVFLEET_WATCHDOG_INTERVAL", 10),
         stall_seconds=_float("CVFLEET_STALL_SECONDS", 300),
         chunk_seconds=_float("CVFLEET_CHUNK_SECONDS", 2.0),
+        segments=_int("CVFLEET_SEGMENTS", 0),
     )
 
 
