@@ -27,6 +27,11 @@ RUNNING = key("batches", "running")  # set of batch ids with a video not yet end
 WORKERS = key("workers")  # hash worker name -> "processes last-seen-time"
 
 
+def _field_args(fields: dict) -> list:
+    """Fields as flat [name, value, ...] script arguments, dicts and lists as JSON."""
+    return [x for k, v in fields.items() for x in (k, json.dumps(v) if isinstance(v, (dict, list)) else v)]
+
+
 def _touch(pipe, *keys) -> None:
     for k in keys:
         pipe.expire(k, RECORD_TTL)
@@ -155,9 +160,7 @@ def update_video(batch_id: str, index: int, run: int | None = None, when: tuple 
 
     A video that ends drops its chunk plan, and when done its per-chunk progress hash (one field per
     detect task), its tiles all counted as done."""
-    args = []
-    for k, v in fields.items():
-        args += [k, json.dumps(v) if isinstance(v, (dict, list)) else v]
+    args = _field_args(fields)
     keys = [_vk(batch_id, index), _vk(batch_id, index, "chunks"), _vk(batch_id, index, "plan")]
     keys.append(_vk(batch_id, index, "segments"))
     argv = ["" if run is None else run, RECORD_TTL, time.time(), ",".join(when), *args]
@@ -204,8 +207,7 @@ def start_detecting(batch_id: str, index: int, run: int, chunks: list, **fields)
     """Record the video's chunk plan and queue its chunks in the batch's pending list; False (and
     nothing written) if the video is not extracting in this run, or the batch was cancelled."""
     args = [run, time.time(), RECORD_TTL, len(chunks), index, *(json.dumps(c) for c in chunks)]
-    for k, v in fields.items():
-        args += [k, json.dumps(v) if isinstance(v, (dict, list)) else v]
+    args += _field_args(fields)
     keys = [
         _vk(batch_id, index),
         _vk(batch_id, index, "plan"),
@@ -341,8 +343,7 @@ def start_streaming(batch_id: str, index: int, run: int, segments: int, **fields
     chunks as frames land (`add_chunks`) until the last one closes the plan (`close_plan`). False
     (nothing written) if the video is not extracting in this run, or the batch was cancelled."""
     args = [run, time.time(), RECORD_TTL, segments]
-    for k, v in fields.items():
-        args += [k, json.dumps(v) if isinstance(v, (dict, list)) else v]
+    args += _field_args(fields)
     keys = [
         _vk(batch_id, index),
         _vk(batch_id, index, "plan"),
@@ -425,8 +426,7 @@ def close_plan(batch_id: str, index: int, run: int, **fields) -> bool | None:
     chunk is already done and the caller is the one to send `label`; False when the last chunk will;
     None if the video no longer streams in this run."""
     args = [run, time.time()]
-    for k, v in fields.items():
-        args += [k, json.dumps(v) if isinstance(v, (dict, list)) else v]
+    args += _field_args(fields)
     flag = int(script(_CLOSE_PLAN)([_vk(batch_id, index), _vk(batch_id, index, "chunks")], args))
     return None if flag == 0 else flag == 2
 

@@ -6,7 +6,7 @@ import math
 
 import cv2
 import pytest
-from vision_fixtures import vtest  # noqa: F401  (fixture)
+from vision_fixtures import vtest, write_clip  # noqa: F401  (vtest: a fixture)
 
 from vision.errors import VisionError
 from vision.frames import (
@@ -32,30 +32,13 @@ SAMPLINGS = {
 }
 
 
-def write_clip(source, target, frames: int, fourcc: str, fps: float = 25.0):
-    """The first `frames` frames of `source`, encoded again with `fourcc` by cv2.VideoWriter."""
-    cap = cv2.VideoCapture(str(source))
-    writer = None
-    for _ in range(frames):
-        ok, frame = cap.read()
-        assert ok
-        if writer is None:
-            h, w = frame.shape[:2]
-            writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
-            assert writer.isOpened(), fourcc
-        writer.write(frame)
-    writer.release()
-    cap.release()
-    return target
-
-
 @pytest.fixture(scope="session")
 def clips(vtest, tmp_path_factory):
     root = tmp_path_factory.mktemp("segment-clips")
     return {
-        "mp4v.mp4": write_clip(vtest, root / "mp4v.mp4", CLIP_FRAMES, "mp4v"),
-        "mjpg.avi": write_clip(vtest, root / "mjpg.avi", CLIP_FRAMES, "MJPG"),
-        "xvid.avi": write_clip(vtest, root / "xvid.avi", CLIP_FRAMES, "XVID"),
+        "mp4v.mp4": write_clip(vtest, root / "mp4v.mp4", CLIP_FRAMES, 25.0, "mp4v"),
+        "mjpg.avi": write_clip(vtest, root / "mjpg.avi", CLIP_FRAMES, 25.0, "MJPG"),
+        "xvid.avi": write_clip(vtest, root / "xvid.avi", CLIP_FRAMES, 25.0, "XVID"),
     }
 
 

@@ -23,8 +23,9 @@ def yolov3_tiny_model() -> dict:
     return {**asset_cache.yolov3_tiny_files(), "input_size": 416}
 
 
-def write_clip(source: Path, target: Path, frames: int, fps: float = 10.0) -> Path:
-    """The first `frames` frames of `source` as an MJPG .avi (real frames, small file)."""
+def write_clip(source: Path, target: Path, frames: int, fps: float = 10.0, fourcc: str = "MJPG") -> Path:
+    """The first `frames` frames of `source` encoded again with `fourcc` (MJPG .avi: real frames,
+    small file)."""
     cap = cv2.VideoCapture(str(source))
     writer = None
     for _ in range(frames):
@@ -32,7 +33,8 @@ def write_clip(source: Path, target: Path, frames: int, fps: float = 10.0) -> Pa
         assert ok
         if writer is None:
             h, w = frame.shape[:2]
-            writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+            writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+            assert writer.isOpened(), fourcc
         writer.write(frame)
     writer.release()
     cap.release()
