@@ -135,9 +135,13 @@ def _done(
 
 
 @functools.lru_cache(maxsize=8)
-def _ms_per_tile(spec_key: str) -> float:
-    """This process's measured speed of the batch's model (once per process and model)."""
+def _timed(spec_key: str) -> float:
     return time_detector(get_detector(json.loads(spec_key)))
+
+
+def _ms_per_tile(settings: AnnotateSettings) -> float:
+    """This process's measured speed of the settings' model (timed once per process and model)."""
+    return _timed(json.dumps(settings.detector_spec(), sort_keys=True))
 
 
 class VideoTask(ItemTask):
@@ -239,7 +243,7 @@ def _chunks(batch_id: str, jobs: list, video_dir: Path, settings: AnnotateSettin
     fixed = _batch(batch_id)["tiles_per_task"]
     if fixed:
         return pipeline.chunk_jobs(jobs, fixed), 0.0
-    ms_tile = _ms_per_tile(json.dumps(settings.detector_spec(), sort_keys=True))
+    ms_tile = _ms_per_tile(settings)
     ms_frame = time_frame_read(pipeline.read_frame, video_dir / IMAGES_DIR / f"{frame}.jpg")
     return plan_chunks(jobs, ms_tile, ms_frame, _cfg().chunk_seconds), ms_tile
 
@@ -309,22 +313,22 @@ def _stream(batch_id, index, run, video, video_dir, settings, info, sampling) ->
     expected = frames_before(info["frame_count"], info["fps"], sampling) if info["frame_count"] > 0 else 0
     if sampling["max_frames"]:
         expected = min(expected, sampling["max_frames"])
+    per_frame = len(pipeline.frame_tiles(info["width"], info["height"], settings)) if info["width"] > 0 else 0
     n = 1
-    if settings.skip_still is None and not v.get("single_pass") and _cfg().segments > 0:
+    if settings.skip_still is not None or v.get("single_pass"):
+        pass  # the motion plan runs frame after frame; a seek missed on this video before
+    elif _cfg().segments > 0:
         n = _cfg().segments
-    elif settings.skip_still is None and not v.get("single_pass") and expected > 1 and info["width"] > 0:
+    elif expected > 1 and per_frame:
         ms_extract = time_extract(video, sampling["jpeg_quality"])
         if expected * ms_extract >= 2000 * SEGMENT_SECONDS:  # else one segment, without timing the model
-            tiles = len(pipeline.frame_tiles(info["width"], info["height"], settings))
-            ms_detect = _ms_per_tile(json.dumps(settings.detector_spec(), sort_keys=True)) * tiles
             processes = batch_store.processes(3 * _cfg().watchdog_interval + 30)
-            n = segment_count(expected, ms_extract, ms_detect, processes)
+            n = segment_count(expected, ms_extract, _ms_per_tile(settings) * per_frame, processes)
     span = info["frame_count"] if n == 1 else _source_span(info, sampling)
     bounds = segment_bounds(span, n)
     cache = tile_cache.cache_dir(video_dir, info, settings.fingerprint("detection"))
     fields = {"frames": expected, "cache": str(cache), "info": info, "bounds": bounds}
-    if info["width"] > 0:
-        per_frame = len(pipeline.frame_tiles(info["width"], info["height"], settings))
+    if per_frame:
         fields.update(width=info["width"], height=info["height"], tiles=per_frame * expected)
     if not batch_store.start_streaming(batch_id, index, run, len(bounds), **fields):
         return {"state": "skipped"}
@@ -378,7 +382,7 @@ class _Planner:
         todo = [j for j in jobs if (j[0], tuple(j[1])) not in self.done]
         self.reused += len(jobs) - len(todo)
         if todo and not self.fixed and not self.ms_tile:
-            self.ms_tile = _ms_per_tile(json.dumps(self.settings.detector_spec(), sort_keys=True))
+            self.ms_tile = _ms_per_tile(self.settings)
             self.ms_frame = time_frame_read(pipeline.read_frame, self.video_dir / IMAGES_DIR / f"{name}.jpg")
         self.block += todo
         self.cost += len(todo) * self.ms_tile + (self.ms_frame if todo else 0.0)
@@ -389,10 +393,11 @@ class _Planner:
     def flush(self) -> None:
         if not self.block and not self.reused:
             return
-        if self.fixed:
-            chunks = pipeline.chunk_jobs(self.block, self.fixed) if self.block else []
-        else:
-            chunks = plan_chunks(self.block, self.ms_tile, self.ms_frame, _cfg().chunk_seconds) if self.block else []
+        chunks = []
+        if self.block and self.fixed:
+            chunks = pipeline.chunk_jobs(self.block, self.fixed)
+        elif self.block:
+            chunks = plan_chunks(self.block, self.ms_tile, self.ms_frame, _cfg().chunk_seconds)
         if batch_store.add_chunks(self.batch_id, self.index, self.run, chunks, self.reused) is None:
             raise _Gone()
         self.block, self.cost, self.reused = [], 0.0, 0
@@ -449,8 +454,10 @@ def _close(batch_id, index, run, video_dir, settings, info, sampling) -> None:
     write_meta(video_dir, meta)
     if settings.skip_still is None:
         (video_dir / STILL_NAME).unlink(missing_ok=True)
-    gated = sum(p["gated"] for p in ordered) if len(ordered) == 1 else None
-    tiles = len(pipeline.plan_tiles(meta, settings)) * len(meta["frames"]) if gated is None else gated
+    if settings.skip_still is not None:  # one segment: its count of the tiles that go through YOLO
+        tiles = ordered[0]["gated"]
+    else:
+        tiles = len(pipeline.plan_tiles(meta, settings)) * len(meta["frames"])
     fields = {"frames": len(meta["frames"]), "tiles": tiles, "width": meta["width"], "height": meta["height"]}
     if warning:
         fields["warning"] = warning

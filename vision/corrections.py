@@ -104,17 +104,18 @@ def write_early(video_dir, labels_dir, auto_rows: dict, static_rows=(), recorded
     video_dir, labels_dir = Path(video_dir), Path(labels_dir)
     labels_dir.mkdir(parents=True, exist_ok=True)
     recorded = recorded if recorded is not None else recorded_hashes(video_dir / RECORD_NAME)
-    hashes = {}
+    ours = {}
     for name, rows in auto_rows.items():
         data = label_bytes(rows, static_rows)
         current = label_sha256(labels_dir / f"{name}.txt")
         if current is None or current in _owned(recorded, name) or current == content_sha256(data):
-            hashes[name] = content_sha256(data)
-    if hashes:  # the record first: a file on disk whose hash is nowhere would count as a person's
+            ours[name] = data
+    if ours:  # the record first: a file on disk whose hash is nowhere would count as a person's
+        hashes = {name: content_sha256(data) for name, data in ours.items()}
         write_text_atomic(video_dir / EARLY_DIR / f"{min(hashes)}.json", json.dumps(hashes, sort_keys=True) + "\n")
-        for name in hashes:
-            write_bytes_if_changed(labels_dir / f"{name}.txt", label_bytes(auto_rows[name], static_rows))
-    return sorted(hashes)
+        for name, data in ours.items():
+            write_bytes_if_changed(labels_dir / f"{name}.txt", data)
+    return sorted(ours)
 
 
 def forget_early(video_dir) -> None:
