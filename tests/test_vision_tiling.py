@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from vision.errors import VisionError
-from vision.tiling import Tile, tile_grid
+from vision.settings import AnnotateSettings, ModelSpec
+from vision.tiling import Tile, axis_starts, stride_align, tile_grid
 
 CASES = [  # width, height, tile_w, tile_h, overlap
     (768, 576, 416, None, 0.2),
@@ -116,3 +117,42 @@ def test_bad_arguments_raise_vision_error(kwargs, word):
 def test_bad_frame_size_raises_vision_error():
     with pytest.raises(VisionError, match="frame width"):
         tile_grid(0, 576, 416)
+
+
+@pytest.mark.parametrize(
+    "length,size,overlap,align",
+    [
+        (1728, 416, 0.2, 32),
+        (1080, 416, 0.2, 32),
+        (2304, 416, 0.2, 32),
+        (3000, 832, 0.25, 64),
+        (1000, 300, 0.0, 7),
+        (576, 416, 0.2, 32),
+    ],
+)
+def test_starts_on_the_lattice_keep_the_overlap_and_end_at_the_border(length, size, overlap, align):
+    starts = axis_starts(length, size, overlap, align)
+    assert starts[0] == 0 and starts[-1] == length - size
+    assert all(s % align == 0 for s in starts[:-1])
+    assert all(size - (b - a) >= overlap * size for a, b in zip(starts, starts[1:]))
+    # as few as the lattice allows: one start fewer could not reach the border, its steps on the
+    # lattice (but the last)
+    step = int(size * (1 - overlap)) // align * align
+    assert len(starts) == 2 or (len(starts) - 3) * step + int(size * (1 - overlap)) < length - size
+
+
+def test_the_lattice_is_the_nets_coarsest_stride_in_frame_pixels():
+    assert stride_align(416, 416) == 32  # tile at 1:1
+    assert stride_align(832, 416) == 64  # tile the net halves
+    assert stride_align(640, 416) == 1  # 49.2 px: no whole-pixel lattice, tiles spread as before
+
+
+def test_annotate_tiles_sit_on_the_stride_lattice():
+    from vision.pipeline import frame_tiles
+
+    settings = AnnotateSettings(model=ModelSpec(cfg="m.cfg", weights="m.weights", names="m.names"))
+    tiles = frame_tiles(2304, 1728, settings)
+    grid = [t for t in tiles if t != Tile(0, 0, 2304, 1728)]
+    assert {t.x % 32 for t in grid} == {0} and {t.y % 32 for t in grid} == {0}  # 2304-416, 1728-416 are too
+    assert tiles[-1] == Tile(0, 0, 2304, 1728)
+    assert sorted({t.x for t in frame_tiles(768, 576, settings)}) == [0, 160, 352]  # was 0, 176, 352

@@ -84,7 +84,13 @@ def plan_tiles(video_meta: dict, settings: AnnotateSettings) -> list:
 def frame_tiles(width: int, height: int, settings: AnnotateSettings) -> list:
     """The tiles of a `width` x `height` frame; VisionError past the tiles-per-frame limit."""
     tiles = tile_grid(
-        width, height, settings.tile, settings.tile_h, settings.overlap, settings.runs_full_frame(width, height)
+        width,
+        height,
+        settings.tile,
+        settings.tile_h,
+        settings.overlap,
+        settings.runs_full_frame(width, height),
+        settings.tile_align(),
     )
     settings.check_tile_count(len(tiles), width, height)
     return tiles

@@ -17,7 +17,7 @@ from .merge import MERGE_METHODS, MERGE_METRICS, RULE_VERSION, check_merge_args
 from .motion import check_threshold
 from .onnx_runtime import require_onnxruntime
 from .temporal import TEMPORAL_MODES, check_temporal
-from .tiling import tile_grid
+from .tiling import STRIDE, stride_align, tile_grid
 
 MIN_TILE = 32  # pixels: one cell of a YOLO net's coarsest grid
 MAX_TILES_PER_FRAME = 1024  # more is a typo (--tile 16), not a plan: --force accepts it
@@ -219,6 +219,7 @@ class AnnotateSettings:
         """
         data = {k: v for k, v in self.to_json().items() if k not in self.RUN_OPTIONS}
         data["merge_rule"] = RULE_VERSION
+        data["tile_lattice"] = STRIDE  # tiles on the net's stride lattice: older raw boxes came from other tiles
         if data["skip_still"] is None:  # off, as before the option: older fingerprints still match
             del data["skip_still"]
         if data["runtime"] == "opencv":  # the one runtime before the option: older fingerprints still match
@@ -235,6 +236,12 @@ class AnnotateSettings:
                 f"--tile {self.tile} cuts a {width}x{height} frame into {tiles} tiles (more than "
                 f"{MAX_TILES_PER_FRAME}): give a larger --tile, or --force if you mean it"
             )
+
+    def tile_align(self) -> tuple:
+        """(x, y): the frame-pixel lattice tile starts sit on, the net's coarsest stride at this tile
+        size (vision/tiling.py says why)."""
+        size = self.model.input_size
+        return stride_align(self.tile, size), stride_align(self.tile_h or self.tile, size)
 
     def runs_full_frame(self, width: int, height: int) -> bool:
         """Whether frames of this size get the full-frame pass: as set, or (auto) whenever a frame is
