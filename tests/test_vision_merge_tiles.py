@@ -49,6 +49,21 @@ def test_an_object_spanning_four_tiles_is_one_box_from_the_full_frame_pass():
     assert merge_tiles(detections, 768, 768) == [(whole, [0, 1, 2, 3, 4])]
 
 
+def test_of_two_whole_views_of_one_object_the_tile_that_saw_more_around_it_gives_the_box():
+    # Both tiles hold the object whole. The left tile's box ends 11 px from its inner edge, the right
+    # tile's lies 28 px inside its own: the right one had the context, whatever the confidences, and
+    # the left one's take (IoU 0.39 with it, above the cross-tile duplicate threshold) is the same object.
+    near_edge = Box(PERSON, 0.95, 372, 60, 405, 150)
+    central = Box(PERSON, 0.6, 380, 80, 410, 190)
+    assert merge_tiles([(LEFT, [near_edge]), (RIGHT, [central])], 768, 416) == [(central, [0, 1])]
+
+
+def test_boxes_of_two_tiles_that_overlap_less_than_the_duplicate_threshold_are_two_objects():
+    a = Box(PERSON, 0.9, 360, 50, 400, 150)
+    b = Box(PERSON, 0.8, 385, 50, 410, 150)  # IoU 0.3 exactly: not above it
+    assert boxes(merge_tiles([(LEFT, [a]), (RIGHT, [b])], 768, 416)) == [a, b]
+
+
 def test_cut_pieces_no_pass_saw_whole_are_joined_into_one_box():
     left = Box(PERSON, 0.9, 200, 100, 416, 300)  # a wide object, cut by both tiles' inner edges
     right = Box(PERSON, 0.8, 352, 104, 600, 296)

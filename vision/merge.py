@@ -9,12 +9,16 @@ whole frame). That is the fact a plain NMS over the pooled boxes lacks, and it d
 2. **A box is "cut" when it touches an inner edge of its tile** (an edge that is not the frame's),
    within 1 % of the tile side (YOLO's box for an object the crop cuts ends at the crop border):
    the tile saw only part of its object. A box that touches no inner edge is "whole" in its tile.
-3. **Whole boxes go first, then full-frame boxes, then cut boxes; by confidence within each.**
-   A whole box from another source that matches a kept one (same class, IoU > threshold) is the
-   same object seen twice (it lies in the overlap of two tiles): dropped. A full-frame box that lies
-   inside a tile which found a whole box of about its size overlapping it (IoS > threshold, areas
-   within a factor 1/threshold) is that box's blurrier twin, whatever their shapes and confidences:
-   the tile saw the object in full, at full resolution.
+3. **Whole boxes go first, then full-frame boxes, then cut boxes.** Whole boxes go in order of the
+   context their tile gave them: the distance to the tile's nearest inner edge, largest first (the
+   view closest to one pass over the whole frame; see vision/tiling.py for why the tiles share that
+   pass's stride lattice); the rest by confidence. A whole box from another tile that overlaps a
+   kept one by IoU > DUPLICATE_IOU (0.3) is the same object seen again with less around it:
+   dropped. (Two objects the detector separates in one pass do overlap that much, up to its NMS
+   IoU, 0.45: rule 1 keeps those, as they come from one tile.) A full-frame box that matches a kept
+   whole box (IoU > threshold) or lies inside a tile which found a whole box of about its size
+   overlapping it (IoS > threshold, areas within a factor 1/threshold) is that box's blurrier twin,
+   whatever their shapes and confidences: the tile saw the object in full, at full resolution.
 4. **A cut box is settled only across sources.** A kept box from another tile or the full-frame
    pass that covers it (IoS, intersection over the smaller box, > threshold) and goes on past the
    edge that cuts it drops it ('nms') or absorbs it ('greedy': the union): a large object from the
@@ -28,27 +32,37 @@ whole frame). That is the fact a plain NMS over the pooled boxes lacks, and it d
    pixels at the same scale, and a box only one of them finds comes from that tile's context, not
    from the object (the "birds" of vtest.avi). A box only one tile could see is kept as it is.
 
-Measured with `benchmarks/bench_accuracy.py` (8 frames per clip; YOLOv3-tiny, tile 416, overlap 0.2,
+Measured with `benchmarks/bench_accuracy.py` (6 frames per clip; YOLOv3-tiny, tile 416, overlap 0.2,
 conf 0.3; one-to-one matching, same class, IoU >= 0.5, against the detector run at 1:1 on the native
 768x576 pieces):
 
-    clip (2304x1728)   merge                          recall  precision
-    crowded 3x3 grid   this rule + full-frame pass    0.916   0.791
-                       pooled NMS over IoS (old)      0.756   0.787
-                       pooled NMS over IoU            0.935   0.715
-    large (vtest x3)   this rule + full-frame pass    0.600   0.322
-                       pooled NMS over IoS (old)      0.163   0.163
-                       full frame only                0.500   0.635
+    clip (2304x1728)   merge                                        recall  precision
+    crowded 3x3 grid   this rule, tiles on the lattice, full frame  0.970   0.892
+                       this rule, tiles off the lattice             0.928   0.810
+                       rule version 2, off the lattice              0.928   0.777
+                       pooled NMS over IoS (old)                    0.770   0.814
+                       pooled NMS over IoU                          0.985   0.742
+    large (vtest x3)   this rule, tiles on the lattice, full frame  0.567   0.298
+                       full frame only                              0.500   0.667
 
+On the lattice, ordering whole boxes by context and DUPLICATE_IOU trade as follows (crowded, 6
+and 8 frames): IoU 0.5 by confidence 0.970/0.850, by context 0.972/0.852; 0.4 by context
+0.970/0.874; 0.3 by context 0.970/0.901 and 0.971/0.905. Off the lattice the same change took
+precision from 0.777 to 0.814 at the same recall. The two whole views of one object that match one
+reference box overlap each other by IoU >= 0.47 in 99 % of pairs.
+The large clip is not a merge problem: its people (about 120 px tall, blurred by the 3x upscale)
+are found by tiles that see the frame at its content's resolution, not at the container's. Tiles
+of 1248 px on a 96 px lattice (the net sees vtest at 1:1 again, 7 forwards a frame) reach recall
+1.000 and precision 0.923 there; tiles of 832 px 0.833/0.394. Choosing that scale per video
+(estimating the upscale) is the next step; a fixed pyramid of 416, 832 and 1664 px tiles reached
+0.917 on the large clip but cut crowded to 0.744/0.659.
 The pooled merge (`merge_boxes`) stays for that comparison. Rule 5 costs about 1 point of recall for
 5 of precision; rule 4's "goes on past the edge" and "crossing" conditions cost nothing measurable.
 Rule 3's blurry-twin test removes the full-frame duplicate of every parked van in vtest.avi (three
 truck boxes per van per frame without it) and costs 5 points of recall on the large clip, where
 the tiles see blurry, upscaled people and the full-frame box was the better one.
-What is left is mostly not the merge: tile crops make the detector see things the native frame
-does not (birds at the grid's seams), and on the upscaled clip the net at 1:1 sees blurry people;
-a scale pyramid (levels at 1/2, 1/4 ... down to the full-frame pass) reached large recall 0.93 but
-cost crowded precision (0.70 -> 0.64), so it is not the default.
+On the crowded clip, what is left is mostly not the merge: tile crops make the detector see things
+the native frame does not (birds at the grid's seams).
 
 The result does not depend on the order of the input.
 """
@@ -63,7 +77,8 @@ from .tiling import Tile
 
 MERGE_METHODS = ("nms", "greedy")
 MERGE_METRICS = ("iou", "ios")
-RULE_VERSION = 2  # part of the merge fingerprint: a changed rule re-merges a re-run's labels (no YOLO)
+DUPLICATE_IOU = 0.3  # two whole boxes of one class from two tiles overlapping more are one object (docstring, rule 3)
+RULE_VERSION = 3  # part of the merge fingerprint: a changed rule re-merges a re-run's labels (no YOLO)
 
 
 def to_frame(boxes, tile: Tile) -> list:
@@ -196,6 +211,22 @@ def _continues_past(box: Box, cut: tuple, tile: Tile) -> bool:
     )
 
 
+def _margin(box: Box, tile: Tile, frame_w: int, frame_h: int) -> float:
+    """How far the box lies from the nearest inner edge of its tile (the frame's edges do not count):
+    the context the tile gave it. A tile with no inner edge (the whole frame) gives every box all."""
+    gaps = [
+        gap
+        for inner, gap in (
+            (tile.x > 0, box.x1 - tile.x),
+            (tile.y > 0, box.y1 - tile.y),
+            (tile.x + tile.w < frame_w, tile.x + tile.w - box.x2),
+            (tile.y + tile.h < frame_h, tile.y + tile.h - box.y2),
+        )
+        if inner
+    ]
+    return min(gaps) if gaps else float("inf")
+
+
 def _union(a: Box, b: Box) -> Box:
     return Box(a.cls, max(a.conf, b.conf), min(a.x1, b.x1), min(a.y1, b.y1), max(a.x2, b.x2), max(a.y2, b.y2))
 
@@ -239,7 +270,9 @@ def merge_tiles(
             else:
                 cut = cut_sides(box, tiles[source], frame_w, frame_h)
                 entries.append((2, box, source, cut) if any(cut) else (0, box, source, None))
-    entries.sort(key=lambda e: (e[0], e[1].sort_key(), e[2]))
+    entries.sort(
+        key=lambda e: (e[0], -_margin(e[1], tiles[e[2]], frame_w, frame_h) if e[0] == 0 else 0.0, e[1].sort_key(), e[2])
+    )
     kept: list[_Kept] = []
     for rank, box, source, cut in entries:
         others = [k for k in kept if k.source != source and same_class(box, k.box)]
@@ -250,7 +283,7 @@ def merge_tiles(
                     for k in others
                     if k.cut is None
                     and (
-                        _overlap(box, k.box, "iou") > threshold
+                        _overlap(box, k.box, "iou") > (DUPLICATE_IOU if rank == 0 else threshold)
                         or (rank == 1 and _blurry_twin(box, k.box, tiles[k.source], threshold))
                     )
                 ),
