@@ -12,13 +12,18 @@ Each frame goes through the detector once per tile (and once whole, the full-fra
 JPEG at the default quality as `cvfleet annotate` reads it; the merges compared are then pure
 functions of those same detections:
 
-  defaults            tiles + full-frame pass, tile-aware merge (vision.merge.merge_tiles)
+  defaults            tiles on the net's stride lattice + full-frame pass, tile-aware merge
+                      (vision.pipeline.frame_tiles, vision.merge.merge_tiles): what annotate does
+  defaults, off the lattice   the same, with the tiles spread evenly as before (no lattice)
   tiles, NMS over IoS the old default: every tile box pooled, NMS over IoS 0.5
   tiles, NMS over IoU every tile box pooled, NMS over IoU 0.5
   full frame only     the whole frame through the net once
 
 Scores are one-to-one (same class, IoU >= 0.5; vision.scoring); "dup" counts same-class pairs of
-output boxes one inside the other (IoS > 0.8). Ends with the two `accuracy defaults` lines.
+output boxes one inside the other (IoS > 0.8). Before the clips, "phase noise" scores the reference
+detector against itself run on the same pieces shifted by 13 px: how far two looks at the same
+pixels at another phase disagree (vision/tiling.py says why the tiles sit on the stride lattice).
+Ends with the two `accuracy defaults` lines.
 """
 
 import argparse
@@ -31,6 +36,7 @@ import numpy as np
 from vision.boxes import Box
 from vision.detector import Detector
 from vision.merge import merge_boxes, merge_tiles, to_frame
+from vision.pipeline import frame_tiles
 from vision.scoring import Score, score_frame
 from vision.settings import AnnotateSettings, ModelSpec
 from vision.tiling import Tile, tile_grid
@@ -93,14 +99,21 @@ def grid_clip(picks, native: Detector) -> tuple[list, list]:
 
 def run_clip(name: str, frames, references, settings: AnnotateSettings, detector: Detector) -> Score:
     h, w = frames[0].shape[:2]
-    tiles = tile_grid(w, h, settings.tile, settings.tile_h, settings.overlap, full_frame=True)
+    tiles = frame_tiles(w, h, settings)
+    off = tile_grid(w, h, settings.tile, settings.tile_h, settings.overlap, full_frame=True)  # no lattice
     whole = Tile(0, 0, w, h)
-    scores = {k: Score() for k in ("defaults", "tiles, NMS over IoS", "tiles, NMS over IoU", "full frame only")}
+    keys = ("defaults", "defaults, off the lattice", "tiles, NMS over IoS", "tiles, NMS over IoU", "full frame only")
+    scores = {k: Score() for k in keys}
     for frame, reference in zip(frames, references):
-        detections = per_tile(detector, as_annotated(frame, settings.jpeg_quality), tiles)
+        image = as_annotated(frame, settings.jpeg_quality)
+        detections = per_tile(detector, image, tiles)
+        off_detections = per_tile(detector, image, off)
         tile_boxes = [b for t, boxes in detections if t != whole for b in boxes]
         outputs = {
             "defaults": [b for b, _ in merge_tiles(detections, w, h, settings.merge, settings.metric)],
+            "defaults, off the lattice": [
+                b for b, _ in merge_tiles(off_detections, w, h, settings.merge, settings.metric)
+            ],
             "tiles, NMS over IoS": merge_boxes(tile_boxes, "nms", "ios", 0.5),
             "tiles, NMS over IoU": merge_boxes(tile_boxes, "nms", "iou", 0.5),
             "full frame only": [b for t, boxes in detections if t == whole for b in boxes],
@@ -110,11 +123,23 @@ def run_clip(name: str, frames, references, settings: AnnotateSettings, detector
     n_ref = scores["defaults"].reference
     print(
         f"{name}: {len(frames)} frames {w}x{h}, {len(tiles) - 1} tiles + 1 full-frame pass per frame "
-        f"(+{100 / (len(tiles) - 1):.1f} % forwards), {n_ref} reference boxes"
+        f"(off the lattice {len(off) - 1} + 1), {n_ref} reference boxes"
     )
     for key, s in scores.items():
-        print(f"  {key:22s} recall {s.recall:.3f}  precision {s.precision:.3f}  dup {s.duplicates}")
+        print(f"  {key:26s} recall {s.recall:.3f}  precision {s.precision:.3f}  dup {s.duplicates}")
     return scores["defaults"]
+
+
+def phase_noise(native: Detector, cells, shift: int = 13) -> Score:
+    """The reference detector against itself on the same cells shifted by `shift` px (edge pixels
+    repeated on the left and top, the far edge cut), boxes near the cut edges left out of both."""
+    total = Score()
+    for cell in cells:
+        h, w = cell.shape[:2]
+        shifted = cv2.copyMakeBorder(cell, shift, 0, shift, 0, cv2.BORDER_REPLICATE)[:h, :w]
+        got, want = scale(native.detect(shifted), 1.0, -shift, -shift), native.detect(cell)
+        total += score_frame(*([b for b in boxes if b.x2 < w - 40 and b.y2 < h - 40] for boxes in (got, want)))
+    return total
 
 
 def main() -> None:
@@ -135,6 +160,11 @@ def main() -> None:
     # crowded: a 3x3 grid of frames far apart in time, a different set per clip frame
     n = args.frames
     picks = [[(f * 9 + c) * 795 // (9 * n) for c in range(9)] for f in range(n)]
+    noise = phase_noise(native, list(vtest_frames([i for p in picks for i in p]).values()))
+    print(
+        "phase noise (the reference detector against itself shifted 13 px): "
+        f"recall {noise.recall:.3f} precision {noise.precision:.3f}"
+    )
     crowded, crowded_ref = grid_clip(picks, native)
     crowd = run_clip("crowded", crowded, crowded_ref, settings, detector)
 
