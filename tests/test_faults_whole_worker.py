@@ -43,16 +43,19 @@ def test_a_whole_worker_killed_mid_batch_is_replaced_by_the_other(two_workers, t
     assert sub.returncode == 0, sub.stderr
     batch_id = sub.stdout.strip()
     chunks = f"cvfleet:batch:{batch_id}:video:0:chunks"
-    wait_for(lambda: client.hlen(chunks) >= 4, 120, every=0.05, what="detection under way")
+    wait_for(lambda: client.hlen(chunks) >= 1, 120, every=0.05, what="detection under way")
     a_log = tmp_path / "worker-a.log"
-    wait_for(
-        lambda: tasks_in(a_log, "received") - tasks_in(a_log, "succeeded"),
-        60,
-        every=0.01,
-        what="worker a holding a task",
-    )  # kill it mid-task, not between two tasks
+    in_flight = f"cvfleet:batch:{batch_id}:tasks"  # chunk -> task id, until the chunk reports done
+
+    def held_by_a() -> set[str]:
+        # a's log says received and not yet succeeded, and Redis says its chunk is not done: the log
+        # alone lags (a once finished its chunk between the test reading its log and the kill)
+        return (tasks_in(a_log, "received") - tasks_in(a_log, "succeeded")) & set(client.hvals(in_flight))
+
+    wait_for(held_by_a, 60, every=0.01, what="worker a holding a task")  # kill it mid-task, not between two
     os.killpg(workers["a"].pid, signal.SIGKILL)  # main process and its pool child at once
     workers["a"].wait(10)
+    lost = held_by_a()
     show = cvfleet("batch", "show", batch_id, env=env, timeout=240)
     assert show.returncode == 0, show.stderr
     assert f"batch {batch_id} finished: 1 of 1 video(s) ok" in show.stdout
@@ -61,7 +64,6 @@ def test_a_whole_worker_killed_mid_batch_is_replaced_by_the_other(two_workers, t
     for path in (tmp_path / "out" / "vtest" / "labels").glob("*.txt"):
         lines = path.read_text().splitlines()
         assert len(lines) == len(set(lines))
-    lost = tasks_in(tmp_path / "worker-a.log", "received") - tasks_in(tmp_path / "worker-a.log", "succeeded")
     assert lost, "worker a held no task when it was killed"
     assert lost <= tasks_in(tmp_path / "worker-b.log", "succeeded")  # b ran what a lost
 
