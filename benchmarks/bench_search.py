@@ -54,8 +54,9 @@ times from different repetitions). It ends with `ratio ASHA/grid time to best: X
 
     python benchmarks/bench_search.py [--reps 7] [--seed 0] [--epochs 9] [--samples 72] [--show] [--json PATH]
 
-The default 5 repetitions took about N minutes on 2 cores (load average about L); with --reps 1
-about a fifth of that.
+The default 7 repetitions took 6.7 minutes in all on 2 cores shared with other work (load average
+1.9 to 3.7); each arm is 10-45 s there, so a quiet machine takes less and a busier one up to about
+twice that. --reps 1 takes about a minute.
 """
 
 from __future__ import annotations
