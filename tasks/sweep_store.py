@@ -279,7 +279,8 @@ def median_at(sweep_id: str, epoch: int, min_finished: int) -> float | None:
 
 def cancel(sweep_id: str) -> dict[str, int]:
     """Cancel the sweep's trials: queued ones at once, running ones at their next epoch end (their
-    metrics and checkpoints stay, so submitting the grid again continues them). Returns how many
+    metrics and checkpoints stay, so submitting the grid again continues them; one whose next epoch
+    end is its last ends done, with its weights). Returns how many
     trials were in each state when cancelled ('queued' ones are now cancelled, 'running' ones stop
     at their next epoch end, the others had ended)."""
     r = client()

@@ -68,8 +68,10 @@ class _Recorder(Callback):
     """Append each epoch to Redis, then checkpoint it; stop when superseded, cancelled or stopped
     by the scheduler."""
 
-    def __init__(self, sweep_id: str, trial_id: str, run: str, checkpoint: Path, scheduler, history: list[dict]):
-        self.sweep_id, self.trial_id, self.run = sweep_id, trial_id, run
+    def __init__(
+        self, sweep_id: str, trial_id: str, run: str, checkpoint: Path, scheduler, history: list[dict], epochs: int
+    ):
+        self.sweep_id, self.trial_id, self.run, self.epochs = sweep_id, trial_id, run, epochs
         self.checkpoint, self.scheduler, self.history = checkpoint, scheduler, list(history)
         self.superseded = self.cancelled = False
         self.stop: Stop | None = None
@@ -88,7 +90,7 @@ class _Recorder(Callback):
             return True
         self.history.append(m)
         save_checkpoint(self.model, self.checkpoint, epoch, self.history)
-        if reply == "cancel":
+        if reply == "cancel" and epoch < self.epochs:  # a cancel at the last epoch's end finds the trial done
             self.cancelled = True
             return True
         if self.scheduler is not None:
@@ -169,7 +171,7 @@ def train_trial(self, *, sweep_id: str, trial_id: str) -> dict:
     scheduler = None
     if info["prune"]:
         scheduler = Scheduler(sweep_id, trial_id, recipe["epochs"], metric, mode, grid["scheduler"])
-    recorder = _Recorder(sweep_id, trial_id, run, ckpt, scheduler, before)
+    recorder = _Recorder(sweep_id, trial_id, run, ckpt, scheduler, before, recipe["epochs"])
     # a run that died after checkpointing an epoch but before asking about it asks now
     stop = scheduler.after_epoch(kept, before[-1]) if scheduler and before else None
     if stop is None:

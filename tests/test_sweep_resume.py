@@ -111,6 +111,27 @@ def test_cancel_stops_queued_and_running_trials_keeps_their_metrics_and_resubmit
     assert len(sweep_store.leaderboard(sweep_id)) == 4
 
 
+def test_a_trial_cancelled_during_its_last_epoch_ends_done_with_its_weights(fleet, tmp_path):
+    from tasks import sweep_store
+
+    grid = tmp_path / "last.toml"
+    # one epoch of a wide net over the 4,000 digits, augmented: several seconds, time to cancel inside it
+    grid.write_text(
+        'data = "mnist5k"\nval_limit = 200\n[fixed]\nepochs = 1\nseed = 5\nconv = [32, 64]\ndense = 256\n'
+        "augment = 0.5\n[sweep]\nlr = [0.05]\n"
+    )
+    sweep_id = cvfleet("sweep", str(grid), "--no-wait", "--no-prune").stdout.strip()
+    wait_for(lambda: sweep_store.trials(sweep_id)[0]["state"] == "running", 120, every=0.01, what="the trial running")
+    run = cvfleet("sweep", "cancel", sweep_id)
+    assert run.returncode == 0, run.stderr
+    assert "1 running trial(s) stop at the end of their epoch" in run.stdout  # cancelled inside its only epoch
+    assert cvfleet("sweep", "show", sweep_id, "--follow", timeout=120).returncode == 0
+    (t,) = sweep_store.trials(sweep_id, with_epochs=True)
+    assert (t["state"], t["epochs"]) == ("done", 1)  # it had run all its epochs: nothing to continue
+    assert os.path.isfile(os.path.join(t["weights"], "weights.npz"))
+    assert [tid for tid, _ in sweep_store.leaderboard(sweep_id)] == [t["id"]]
+
+
 def test_cancelling_a_finished_sweep_changes_nothing(fleet, tmp_path):
     from tasks import sweep_store
 
