@@ -115,9 +115,9 @@ def test_a_trial_cancelled_during_its_last_epoch_ends_done_with_its_weights(flee
     from tasks import sweep_store
 
     grid = tmp_path / "last.toml"
-    # one epoch of a wide net over the 4,000 digits, augmented: several seconds, time to cancel inside it
+    # one epoch of a wide net over the 4,000 digits, augmented: about 6 s, time to cancel inside it
     grid.write_text(
-        'data = "mnist5k"\nval_limit = 200\n[fixed]\nepochs = 1\nseed = 5\nconv = [32, 64]\ndense = 256\n'
+        'data = "mnist5k"\nval_limit = 200\n[fixed]\nepochs = 1\nseed = 5\nconv = [64, 128]\ndense = 512\n'
         "augment = 0.5\n[sweep]\nlr = [0.05]\n"
     )
     sweep_id = cvfleet("sweep", str(grid), "--no-wait", "--no-prune").stdout.strip()
@@ -128,6 +128,7 @@ def test_a_trial_cancelled_during_its_last_epoch_ends_done_with_its_weights(flee
     assert cvfleet("sweep", "show", sweep_id, "--follow", timeout=120).returncode == 0
     (t,) = sweep_store.trials(sweep_id, with_epochs=True)
     assert (t["state"], t["epochs"]) == ("done", 1)  # it had run all its epochs: nothing to continue
+    assert t["seconds"] > 2  # the epoch was long enough to be inside it at the cancel
     assert os.path.isfile(os.path.join(t["weights"], "weights.npz"))
     assert [tid for tid, _ in sweep_store.leaderboard(sweep_id)] == [t["id"]]
 
