@@ -264,6 +264,7 @@ def prepare(self, *, batch_id: str, index: int, run: int | None = None) -> dict:
     if not batch_store.update_video(batch_id, index, run, when=("queued", "extracting"), state="extracting"):
         return {"state": "skipped"}  # a copy of this prepare got further, or the video ended
     info = probe(video)
+    info["scale"] = pipeline.video_scale(video, info)  # vision/content_scale.py
     sampling = sampling_settings(**settings.sampling())
     meta = reusable_meta(video_dir, info, sampling)
     if meta is None:
@@ -313,7 +314,9 @@ def _stream(batch_id, index, run, video, video_dir, settings, info, sampling) ->
     expected = frames_before(info["frame_count"], info["fps"], sampling) if info["frame_count"] > 0 else 0
     if sampling["max_frames"]:
         expected = min(expected, sampling["max_frames"])
-    per_frame = len(pipeline.frame_tiles(info["width"], info["height"], settings)) if info["width"] > 0 else 0
+    per_frame = 0
+    if info["width"] > 0:
+        per_frame = len(pipeline.frame_tiles(info["width"], info["height"], settings, info["scale"]))
     n = 1
     if settings.skip_still is not None or v.get("single_pass"):
         pass  # the motion plan runs frame after frame; a seek missed on this video before
@@ -358,7 +361,10 @@ class _Planner:
 
     def __init__(self, batch_id, index, run, video_dir, settings, info, v):
         self.batch_id, self.index, self.run, self.video_dir, self.settings = batch_id, index, run, video_dir, settings
-        self.tiles = None if not info["width"] else pipeline.frame_tiles(info["width"], info["height"], settings)
+        self.scale = info.get("scale", 1.0)
+        self.tiles = None
+        if info["width"]:
+            self.tiles = pipeline.frame_tiles(info["width"], info["height"], settings, self.scale)
         self.cache = Path(v["cache"])
         self.done = set(tile_cache.kept_tiles(self.cache))
         for jobs in batch_store.plan(batch_id, index).values():
@@ -369,7 +375,7 @@ class _Planner:
 
     def frame(self, name: str, source: int, image) -> None:
         if self.tiles is None:  # a header without the frame size: the first frame tells it
-            self.tiles = pipeline.frame_tiles(image.shape[1], image.shape[0], self.settings)
+            self.tiles = pipeline.frame_tiles(image.shape[1], image.shape[0], self.settings, self.scale)
         jobs = pipeline.tile_jobs({"frames": [name]}, self.tiles)
         if self.settings.skip_still is not None:
             if self.still_planner is None:
@@ -522,7 +528,8 @@ def _label_early(batch_id: str, index: int, video_dir: Path, cache: Path, newly:
     results = [tile_cache.read_chunk(cache, plan[c]) for c in sorted(plan) if c < newly.stop]
     after = {name for name, _ in plan.get(newly.stop, [])}
     per_frame = pipeline.gather_detections([r for r in results if r])
-    whole = len(pipeline.frame_tiles(width, height, settings))
+    scale = json.loads(v["info"]).get("scale", 1.0) if v.get("info") else 1.0
+    whole = len(pipeline.frame_tiles(width, height, settings, scale))
     ready = {n: t for n, t in per_frame.items() if n not in after and len(t) == whole}
     if ready:
         pipeline.label_early(video_dir, width, height, ready, settings, _statics(batch_id))

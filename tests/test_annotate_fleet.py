@@ -276,3 +276,31 @@ def test_skip_still_through_the_fleet_equals_one_process(fleet, videos, tmp_path
         p.read_bytes() for p in sorted((tmp_path / "bare" / "vtest" / "labels").iterdir())
     ]
     assert fleet_labels[0].read_bytes() == fleet_labels[-1].read_bytes()  # everything still: frame 1's boxes
+
+
+def test_an_upscaled_video_through_the_fleet_is_tiled_at_its_content_scale_as_one_process_tiles_it(fleet, tmp_path):
+    import cv2
+
+    from vision.pipeline import annotate_video
+    from vision.settings import AnnotateSettings, ModelSpec
+
+    cap = cv2.VideoCapture(str(asset_cache.ensure("vtest.avi")))
+    frames = [cv2.resize(cap.read()[1], None, fx=3, fy=3, interpolation=cv2.INTER_LINEAR) for _ in range(3)]
+    cap.release()
+    video = tmp_path / "zoomed.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (2304, 1728))
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    run = cvfleet("annotate", str(video), "--out", str(tmp_path / "fleet"))
+    assert run.returncode == 0, run.stderr + run.stdout
+    annotate_video(video, tmp_path / "bare", AnnotateSettings(model=ModelSpec(**asset_cache.yolov3_tiny_files())))
+    fleet_dir, bare_dir = tmp_path / "fleet" / "zoomed", tmp_path / "bare" / "zoomed"
+    assert json.loads((fleet_dir / "video.json").read_text())["scale"] == 3.0
+    assert json.loads((bare_dir / "video.json").read_text())["scale"] == 3.0
+    fleet_labels = sorted((fleet_dir / "labels").iterdir())
+    assert [p.name for p in fleet_labels] == ["000001.txt", "000002.txt", "000003.txt"]
+    assert [p.read_bytes() for p in fleet_labels] == [p.read_bytes() for p in sorted((bare_dir / "labels").iterdir())]
+    lines = (fleet_dir / "detections.jsonl").read_text().splitlines()
+    raw = {tuple(r["tile"]) for line in lines for r in json.loads(line)["raw"]}
+    assert {(w, h) for _, _, w, h in raw} == {(1248, 1248), (2304, 1728)}  # 6 tiles of 3 x 416, and the full frame

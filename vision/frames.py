@@ -163,14 +163,34 @@ def probe(video_path) -> dict:
     }
 
 
+def sample_frames(video_path, info: dict, count: int) -> list:
+    """Up to `count` decoded frames spread over the video (by seeking; the first ones when the header
+    has no frame count): a look at the whole of it."""
+    cap = _open_video(Path(video_path))
+    frames = []
+    try:
+        total = info["frame_count"]
+        spread = total > count
+        for i in range(count):
+            if spread:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, total * (i + 1) // (count + 1))
+            ok, frame = cap.read()
+            if ok and frame is not None:
+                frames.append(frame)
+    finally:
+        cap.release()
+    return frames
+
+
 def reusable_meta(out_dir, info: dict, sampling: dict) -> dict | None:
-    """The previous video.json of `out_dir` when it is of the same source (sha256) and sampling and
-    every frame file it names exists; else None (extract again)."""
+    """The previous video.json of `out_dir` when it is of the same source (sha256), sampling and
+    content scale and every frame file it names exists; else None (extract again)."""
     meta = read_video_meta(out_dir)
     if (
         isinstance(meta, dict)
         and meta.get("sha256") == info["sha256"]
         and meta.get("sampling") == sampling
+        and meta.get("scale", 1.0) == info.get("scale", 1.0)
         and all(p.is_file() for p in frame_paths(out_dir, meta))
     ):
         return meta
@@ -335,6 +355,7 @@ def _join(info: dict, sampling: dict, parts: list[dict], shown) -> dict | None:
         "sampling": sampling,
         "frames": names,
         "source_frames": sources,
+        **({"scale": info["scale"]} if info.get("scale", 1.0) != 1.0 else {}),  # vision/content_scale.py
     }
 
 
@@ -349,7 +370,13 @@ def write_meta(out_dir, meta: dict) -> None:
 
 
 def extract_frames(
-    video_path, out_dir, every: int = 1, fps: float = None, max_frames: int = None, jpeg_quality: int = 95
+    video_path,
+    out_dir,
+    every: int = 1,
+    fps: float = None,
+    max_frames: int = None,
+    jpeg_quality: int = 95,
+    info: dict | None = None,
 ) -> dict:
     """Write sampled frames to `out_dir/images/000001.jpg ...` and describe them in video.json.
 
@@ -364,9 +391,10 @@ def extract_frames(
     video, or decodes no frame at all.
 
     One segment from 0 to the end: the same code extracts each segment of a parallel extraction.
+    `info`: probe()'s, when the caller has it (with the video's content scale).
     """
     sampling = sampling_settings(every, fps, max_frames, jpeg_quality)
-    info = probe(video_path)
+    info = info or probe(video_path)
     previous = reusable_meta(out_dir, info, sampling)
     if previous is not None:
         return {**previous, "reused": True}

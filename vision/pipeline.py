@@ -28,6 +28,7 @@ from pathlib import Path
 import cv2
 
 from .boxes import boxes_from_json, boxes_to_json
+from .content_scale import SAMPLE_FRAMES, knee_scale
 from .corrections import corrected_frames, forget_early, recorded_hashes, settle_labels, write_early
 from .datasets import RECORD_NAME
 from .detections import (
@@ -38,9 +39,10 @@ from .detections import (
     read_detections,
     write_detections,
 )
+from .detector import get_detector
 from .errors import VisionError
 from .files import write_text_atomic
-from .frames import IMAGES_DIR, extract_frames
+from .frames import IMAGES_DIR, extract_frames, probe, sample_frames
 from .labels import box_to_row, format_labels, read_classes, read_yolo_labels, write_classes
 from .merge import merge_tiles, to_frame
 from .motion import STILL_NAME, gated_jobs, plan_still, read_still, reuse_still, write_still
@@ -71,26 +73,43 @@ def video_out_dir(out_root, video) -> Path:
 
 
 def prepare_video(video, video_dir, settings: AnnotateSettings) -> dict:
-    """Extract (or reuse) the sampled frames; returns the video.json dict (see extract_frames)."""
-    return extract_frames(video, video_dir, **settings.sampling())
+    """Extract (or reuse) the sampled frames; returns the video.json dict (see extract_frames), with
+    the video's content scale (`video_scale`)."""
+    info = probe(video)
+    info["scale"] = video_scale(video, info)
+    return extract_frames(video, video_dir, **settings.sampling(), info=info)
+
+
+def video_scale(video, info: dict) -> float:
+    """How many frame pixels a pixel of the video's content spans, from a few frames spread over it
+    (vision/content_scale.py); 1 for camera footage."""
+    return content_scale(sample_frames(video, info, SAMPLE_FRAMES))
+
+
+def content_scale(images) -> float:
+    """The content scale of these frames (BGR arrays of one size): content_scale.knee_scale."""
+    return knee_scale([cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype("float32") for image in images])
 
 
 def plan_tiles(video_meta: dict, settings: AnnotateSettings) -> list:
-    """The tiles of every frame of this video (all frames have the video's size), the full-frame
-    pass last when it runs (see AnnotateSettings.runs_full_frame)."""
-    return frame_tiles(video_meta["width"], video_meta["height"], settings)
+    """The tiles of every frame of this video (all frames have the video's size and content scale),
+    the full-frame pass last when it runs (see AnnotateSettings.runs_full_frame)."""
+    return frame_tiles(video_meta["width"], video_meta["height"], settings, video_meta.get("scale", 1.0))
 
 
-def frame_tiles(width: int, height: int, settings: AnnotateSettings) -> list:
-    """The tiles of a `width` x `height` frame; VisionError past the tiles-per-frame limit."""
+def frame_tiles(width: int, height: int, settings: AnnotateSettings, scale: float = 1.0) -> list:
+    """The tiles of a `width` x `height` frame whose content spans `scale` frame pixels a pixel:
+    `--tile` x scale pixels, on the net's stride lattice at that size. VisionError past the
+    tiles-per-frame limit."""
+    tile_w, tile_h = settings.tile_size(scale)
     tiles = tile_grid(
         width,
         height,
-        settings.tile,
-        settings.tile_h,
+        tile_w,
+        tile_h,
         settings.overlap,
-        settings.runs_full_frame(width, height),
-        settings.tile_align(),
+        settings.runs_full_frame(width, height, scale),
+        settings.tile_align(scale),
     )
     settings.check_tile_count(len(tiles), width, height)
     return tiles
@@ -461,8 +480,6 @@ def annotate_video(
     'relabelled': True if only the static boxes changed, 'remerged': True if only the merge ran
     again).
     """
-    from .detector import get_detector
-
     settings.validate()
     statics = read_statics(static, static_ignore)
     video_dir = video_out_dir(out_dir, video)

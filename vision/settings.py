@@ -10,6 +10,7 @@ import json
 import numbers
 from dataclasses import dataclass, field
 
+from .content_scale import RULE_VERSION as CONTENT_SCALE_RULE
 from .detector import RUNTIMES
 from .errors import VisionError
 from .frames import sampling_settings
@@ -220,6 +221,7 @@ class AnnotateSettings:
         data = {k: v for k, v in self.to_json().items() if k not in self.RUN_OPTIONS}
         data["merge_rule"] = RULE_VERSION
         data["tile_lattice"] = STRIDE  # tiles on the net's stride lattice: older raw boxes came from other tiles
+        data["content_scale"] = CONTENT_SCALE_RULE  # tiles sized by the video's content scale, found by this rule
         if data["skip_still"] is None:  # off, as before the option: older fingerprints still match
             del data["skip_still"]
         if data["runtime"] == "opencv":  # the one runtime before the option: older fingerprints still match
@@ -237,15 +239,20 @@ class AnnotateSettings:
                 f"{MAX_TILES_PER_FRAME}): give a larger --tile, or --force if you mean it"
             )
 
-    def tile_align(self) -> tuple:
+    def tile_size(self, scale: float = 1.0) -> tuple:
+        """(width, height) of a tile in frame pixels for a video whose content spans `scale` frame
+        pixels a pixel (vision/content_scale.py): the net sees the content at 1:1 again."""
+        return round(self.tile * scale), round((self.tile_h or self.tile) * scale)
+
+    def tile_align(self, scale: float = 1.0) -> tuple:
         """(x, y): the frame-pixel lattice tile starts sit on, the net's coarsest stride at this tile
         size (vision/tiling.py says why)."""
-        size = self.model.input_size
-        return stride_align(self.tile, size), stride_align(self.tile_h or self.tile, size)
+        return tuple(stride_align(side, self.model.input_size) for side in self.tile_size(scale))
 
-    def runs_full_frame(self, width: int, height: int) -> bool:
+    def runs_full_frame(self, width: int, height: int, scale: float = 1.0) -> bool:
         """Whether frames of this size get the full-frame pass: as set, or (auto) whenever a frame is
         larger than one tile."""
         if self.full_frame is not None:
             return bool(self.full_frame)
-        return width > self.tile or height > (self.tile_h or self.tile)
+        tile_w, tile_h = self.tile_size(scale)
+        return width > tile_w or height > tile_h
