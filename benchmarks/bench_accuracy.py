@@ -5,19 +5,22 @@ built from vtest.avi (people walking, 768x576), where the reference is known by 
   the same detector run on each 768x576 piece at its native size (net input 768x576, 1:1, no
   scaling), boxes moved into the grid. The tiles (416 px, 1:1 too) see the same pixels at the same
   scale, so what they miss or duplicate is the merge's doing, not the scale's.
-* large: vtest upscaled 3x (2304x1728), so people are larger than the tile overlap and often larger
-  than a tile. Reference: the detector on the native frame at 1:1, boxes scaled 3x.
+* large: vtest upscaled 3x (2304x1728, linear), so people are larger than the tile overlap (their
+  boxes are 97-130 px tall, median 117: smaller than a tile, but blurred by the upscale).
+  Reference: the detector on the native frame at 1:1, boxes scaled 3x.
 
 Each frame goes through the detector once per tile (and once whole, the full-frame pass), from a
 JPEG at the default quality as `cvfleet annotate` reads it; the merges compared are then pure
 functions of those same detections:
 
-  defaults            tiles on the net's stride lattice + full-frame pass, tile-aware merge
-                      (vision.pipeline.frame_tiles, vision.merge.merge_tiles): what annotate does
-  defaults, off the lattice   the same, with the tiles spread evenly as before (no lattice)
-  tiles, NMS over IoS the old default: every tile box pooled, NMS over IoS 0.5
-  tiles, NMS over IoU every tile box pooled, NMS over IoU 0.5
-  full frame only     the whole frame through the net once
+  defaults              what annotate does: tiles sized by the clip's content scale (found from 3 of
+                        its frames, vision/content_scale.py) on the net's stride lattice, the
+                        full-frame pass, the tile-aware merge (vision.pipeline, vision.merge)
+  1:1, on the lattice   the same with tiles of --tile pixels whatever the content scale
+  1:1, off the lattice  and with those tiles spread evenly, off the lattice (as before)
+  1:1, NMS over IoS     the old default: every 1:1 tile box pooled, NMS over IoS 0.5
+  1:1, NMS over IoU     every 1:1 tile box pooled, NMS over IoU 0.5
+  full frame only       the whole frame through the net once
 
 Scores are one-to-one (same class, IoU >= 0.5; vision.scoring); "dup" counts same-class pairs of
 output boxes one inside the other (IoS > 0.8). Before the clips, "phase noise" scores the reference
@@ -34,9 +37,10 @@ import cv2
 import numpy as np
 
 from vision.boxes import Box
+from vision.content_scale import SAMPLE_FRAMES
 from vision.detector import Detector
 from vision.merge import merge_boxes, merge_tiles, to_frame
-from vision.pipeline import frame_tiles
+from vision.pipeline import content_scale, frame_tiles
 from vision.scoring import Score, score_frame
 from vision.settings import AnnotateSettings, ModelSpec
 from vision.tiling import Tile, tile_grid
@@ -99,34 +103,36 @@ def grid_clip(picks, native: Detector) -> tuple[list, list]:
 
 def run_clip(name: str, frames, references, settings: AnnotateSettings, detector: Detector) -> Score:
     h, w = frames[0].shape[:2]
-    tiles = frame_tiles(w, h, settings)
-    off = tile_grid(w, h, settings.tile, settings.tile_h, settings.overlap, full_frame=True)  # no lattice
+    scale = content_scale(frames[:: max(1, len(frames) // SAMPLE_FRAMES)][:SAMPLE_FRAMES])
+    passes = {  # tiles of each way of cutting the frame compared
+        "defaults": frame_tiles(w, h, settings, scale),
+        "1:1, on the lattice": frame_tiles(w, h, settings),
+        "1:1, off the lattice": tile_grid(w, h, settings.tile, settings.tile_h, settings.overlap, full_frame=True),
+    }
     whole = Tile(0, 0, w, h)
-    keys = ("defaults", "defaults, off the lattice", "tiles, NMS over IoS", "tiles, NMS over IoU", "full frame only")
+    keys = (*passes, "1:1, NMS over IoS", "1:1, NMS over IoU", "full frame only")
     scores = {k: Score() for k in keys}
     for frame, reference in zip(frames, references):
         image = as_annotated(frame, settings.jpeg_quality)
-        detections = per_tile(detector, image, tiles)
-        off_detections = per_tile(detector, image, off)
-        tile_boxes = [b for t, boxes in detections if t != whole for b in boxes]
-        outputs = {
-            "defaults": [b for b, _ in merge_tiles(detections, w, h, settings.merge, settings.metric)],
-            "defaults, off the lattice": [
-                b for b, _ in merge_tiles(off_detections, w, h, settings.merge, settings.metric)
-            ],
-            "tiles, NMS over IoS": merge_boxes(tile_boxes, "nms", "ios", 0.5),
-            "tiles, NMS over IoU": merge_boxes(tile_boxes, "nms", "iou", 0.5),
-            "full frame only": [b for t, boxes in detections if t == whole for b in boxes],
-        }
+        found = {}  # tiles -> detections: each way of cutting goes through the net once
+        outputs = {}
+        for key, tiles in passes.items():
+            found.setdefault(tuple(tiles), per_tile(detector, image, tiles))
+            outputs[key] = [b for b, _ in merge_tiles(found[tuple(tiles)], w, h, settings.merge, settings.metric)]
+        one_to_one = found[tuple(passes["1:1, on the lattice"])]
+        tile_boxes = [b for t, boxes in one_to_one if t != whole for b in boxes]
+        outputs["1:1, NMS over IoS"] = merge_boxes(tile_boxes, "nms", "ios", 0.5)
+        outputs["1:1, NMS over IoU"] = merge_boxes(tile_boxes, "nms", "iou", 0.5)
+        outputs["full frame only"] = [b for t, boxes in one_to_one if t == whole for b in boxes]
         for key, boxes in outputs.items():
             scores[key] += score_frame(boxes, reference)
-    n_ref = scores["defaults"].reference
+    counts = ", ".join(f"{key} {len(tiles)}" for key, tiles in passes.items())
     print(
-        f"{name}: {len(frames)} frames {w}x{h}, {len(tiles) - 1} tiles + 1 full-frame pass per frame "
-        f"(off the lattice {len(off) - 1} + 1), {n_ref} reference boxes"
+        f"{name}: {len(frames)} frames {w}x{h}, content scale {scale:g}; forwards per frame (full-frame pass "
+        f"included): {counts}; {scores['defaults'].reference} reference boxes"
     )
     for key, s in scores.items():
-        print(f"  {key:26s} recall {s.recall:.3f}  precision {s.precision:.3f}  dup {s.duplicates}")
+        print(f"  {key:22s} recall {s.recall:.3f}  precision {s.precision:.3f}  dup {s.duplicates}")
     return scores["defaults"]
 
 

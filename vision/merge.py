@@ -42,7 +42,8 @@ conf 0.3; one-to-one matching, same class, IoU >= 0.5, against the detector run 
                        rule version 2, off the lattice              0.928   0.777
                        pooled NMS over IoS (old)                    0.770   0.814
                        pooled NMS over IoU                          0.985   0.742
-    large (vtest x3)   this rule, tiles on the lattice, full frame  0.567   0.298
+    large (vtest x3)   this rule, tiles at the content scale (3)    1.000   0.952
+                       this rule, tiles at 1:1 on the lattice       0.567   0.298
                        full frame only                              0.500   0.667
 
 On the lattice, ordering whole boxes by context and DUPLICATE_IOU trade as follows (crowded, 6
@@ -50,12 +51,10 @@ and 8 frames): IoU 0.5 by confidence 0.970/0.850, by context 0.972/0.852; 0.4 by
 0.970/0.874; 0.3 by context 0.970/0.901 and 0.971/0.905. Off the lattice the same change took
 precision from 0.777 to 0.814 at the same recall. The two whole views of one object that match one
 reference box overlap each other by IoU >= 0.47 in 99 % of pairs.
-The large clip is not a merge problem: its people (about 120 px tall, blurred by the 3x upscale)
-are found by tiles that see the frame at its content's resolution, not at the container's. Tiles
-of 1248 px on a 96 px lattice (the net sees vtest at 1:1 again, 7 forwards a frame) reach recall
-1.000 and precision 0.923 there; tiles of 832 px 0.833/0.394. Choosing that scale per video
-(estimating the upscale) is the next step; a fixed pyramid of 416, 832 and 1664 px tiles reached
-0.917 on the large clip but cut crowded to 0.744/0.659.
+The large clip was not a merge problem: its people (about 120 px tall, blurred by the 3x upscale)
+are found by tiles that see the frame at its content's resolution, not at the container's
+(vision/content_scale.py). A fixed pyramid of 416, 832 and 1664 px tiles instead reached 0.917 on
+the large clip but cut the crowded one to 0.744/0.659.
 The pooled merge (`merge_boxes`) stays for that comparison. Rule 5 costs about 1 point of recall for
 5 of precision; rule 4's "goes on past the edge" and "crossing" conditions cost nothing measurable.
 Rule 3's blurry-twin test removes the full-frame duplicate of every parked van in vtest.avi (three
