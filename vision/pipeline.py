@@ -39,7 +39,6 @@ from .detections import (
     read_detections,
     write_detections,
 )
-from .detector import get_detector
 from .errors import VisionError
 from .files import write_text_atomic
 from .frames import IMAGES_DIR, extract_frames, probe, sample_frames
@@ -480,6 +479,8 @@ def annotate_video(
     'relabelled': True if only the static boxes changed, 'remerged': True if only the merge ran
     again).
     """
+    from .detector import get_detector
+
     settings.validate()
     statics = read_statics(static, static_ignore)
     video_dir = video_out_dir(out_dir, video)
