@@ -5,6 +5,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+from vision_fixtures import video_frames
 
 from vision.content_scale import knee_scale
 from vision.pipeline import annotate_video, content_scale, frame_tiles, plan_tiles
@@ -14,16 +15,7 @@ from workers import asset_cache
 
 
 def vtest(indices) -> list:
-    cap = cv2.VideoCapture(str(asset_cache.ensure("vtest.avi")))
-    frames, i = [], 0
-    while len(frames) < len(indices):
-        ok, frame = cap.read()
-        assert ok
-        if i in indices:
-            frames.append(frame)
-        i += 1
-    cap.release()
-    return frames
+    return video_frames(asset_cache.ensure("vtest.avi"), indices)
 
 
 def grays(images) -> list:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from darknet_cfgs import conv, random_weights, yolo, yolov3_cfg
 from scipy.optimize import linear_sum_assignment
-from vision_fixtures import model_fields, vtest  # noqa: F401  (fixtures)
+from vision_fixtures import model_fields, video_frames, vtest  # noqa: F401  (fixtures)
 
 from vision.boxes import overlap_with
 from vision.darknet_onnx import cached_onnx, darknet_to_onnx
@@ -29,16 +29,7 @@ FRAMES = (0, 130, 260, 390, 520, 650, 780)  # of vtest.avi's 795
 
 @pytest.fixture(scope="module")
 def frames(vtest):
-    cap = cv2.VideoCapture(str(vtest))
-    out, i = [], 0
-    while len(out) < len(FRAMES):
-        ok, frame = cap.read()
-        assert ok
-        if i in FRAMES:
-            out.append(frame)
-        i += 1
-    cap.release()
-    return out
+    return video_frames(vtest, FRAMES)
 
 
 def images_of(frames):

@@ -18,6 +18,20 @@ def asset(name: str) -> Path:
     return asset_cache.ensure(name)
 
 
+def video_frames(video, indices) -> list:
+    """The frames of `video` at these indices (in order), decoded from the start."""
+    cap = cv2.VideoCapture(str(video))
+    frames, i = [], 0
+    while len(frames) < len(indices):
+        ok, frame = cap.read()
+        assert ok, f"{video} has no frame {i}"
+        if i in indices:
+            frames.append(frame)
+        i += 1
+    cap.release()
+    return frames
+
+
 def yolov3_tiny_model() -> dict:
     """ModelSpec fields of the bundled YOLOv3-tiny at 416."""
     return {**asset_cache.yolov3_tiny_files(), "input_size": 416}
