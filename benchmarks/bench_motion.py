@@ -2,8 +2,10 @@
 against the ungated labels of the same clip.
 
 The clip: vtest.avi (a fixed camera, people walking) upscaled 3x to 2304x1728, every 5th source
-frame, so a frame is 35 tiles of 416 px plus the full-frame pass, as a high-resolution fixed camera
-is. Every tile of every frame goes through YOLO once (the ungated run); each threshold then plans
+frame, tiled at 1:1 as a native high-resolution fixed camera would be: 42 tiles of 416 px plus the
+full-frame pass. (`cvfleet annotate` reads this clip's content scale, 3, and cuts it into 6 tiles of
+1248 px instead: vision/content_scale.py. The 1:1 tiling keeps what this benchmark measures.)
+Every tile of every frame goes through YOLO once (the ungated run); each threshold then plans
 the still tiles (vision.motion.plan_still on the extracted JPEGs), gives them their key frame's
 boxes, and merges as `cvfleet annotate` does. Scores are one-to-one (same class, IoU >= 0.5) against
 the ungated merged labels. Ends with one `motion gating` line per threshold.
@@ -56,7 +58,7 @@ def main() -> None:
         video = upscaled_clip(Path(tmp) / "fixed-camera-3x.avi", args.frames)
         video_dir = Path(tmp) / "out"
         meta = pipeline.prepare_video(video, video_dir, settings)
-        tiles = pipeline.plan_tiles(meta, settings)
+        tiles = pipeline.frame_tiles(meta["width"], meta["height"], settings)  # 1:1, see the docstring
         print(
             f"machine: {os.cpu_count()} cores; {len(meta['frames'])} frames {meta['width']}x{meta['height']}, "
             f"{len(tiles)} tiles per frame (full-frame pass included), runtime {settings.runtime}"
