@@ -148,15 +148,22 @@ def merge_boxes(
 EDGE_MARGIN = 0.01  # a box within 1 % of the tile side (4 px at 416) from an inner edge is cut by it
 
 
+def _edge_gaps(box: Box, tile: Tile, frame_w: int, frame_h: int) -> tuple:
+    """For each edge of `tile` (left, top, right, bottom): (whether it is inner, not the frame's; how
+    far the box lies inside it)."""
+    return (
+        (tile.x > 0, box.x1 - tile.x),
+        (tile.y > 0, box.y1 - tile.y),
+        (tile.x + tile.w < frame_w, tile.x + tile.w - box.x2),
+        (tile.y + tile.h < frame_h, tile.y + tile.h - box.y2),
+    )
+
+
 def cut_sides(box: Box, tile: Tile, frame_w: int, frame_h: int) -> tuple:
     """Which inner edges of `tile` the box touches: (left, top, right, bottom) booleans."""
     mx, my = max(2.0, EDGE_MARGIN * tile.w), max(2.0, EDGE_MARGIN * tile.h)
-    return (
-        tile.x > 0 and box.x1 <= tile.x + mx,
-        tile.y > 0 and box.y1 <= tile.y + my,
-        tile.x + tile.w < frame_w and box.x2 >= tile.x + tile.w - mx,
-        tile.y + tile.h < frame_h and box.y2 >= tile.y + tile.h - my,
-    )
+    gaps = _edge_gaps(box, tile, frame_w, frame_h)
+    return tuple(inner and gap <= margin for (inner, gap), margin in zip(gaps, (mx, my, mx, my)))
 
 
 def _overlap(a: Box, b: Box, metric: str) -> float:
@@ -213,16 +220,7 @@ def _continues_past(box: Box, cut: tuple, tile: Tile) -> bool:
 def _margin(box: Box, tile: Tile, frame_w: int, frame_h: int) -> float:
     """How far the box lies from the nearest inner edge of its tile (the frame's edges do not count):
     the context the tile gave it. A tile with no inner edge (the whole frame) gives every box all."""
-    gaps = [
-        gap
-        for inner, gap in (
-            (tile.x > 0, box.x1 - tile.x),
-            (tile.y > 0, box.y1 - tile.y),
-            (tile.x + tile.w < frame_w, tile.x + tile.w - box.x2),
-            (tile.y + tile.h < frame_h, tile.y + tile.h - box.y2),
-        )
-        if inner
-    ]
+    gaps = [gap for inner, gap in _edge_gaps(box, tile, frame_w, frame_h) if inner]
     return min(gaps) if gaps else float("inf")
 
 
