@@ -91,6 +91,30 @@ def test_the_leaderboard_ranks_by_the_chosen_metric_in_its_direction(asha):
     assert "ASHA eta 2 (rungs at epochs 1, 2), ranked by val_loss (min)" in run.stderr.splitlines()[0]
 
 
+def test_the_replay_benchmark_decides_each_rung_as_the_fleet_did(asha):
+    """benchmarks/replay_search.py replays ASHA's rule in Python; fed the fleet's trials in the order
+    they reached each rung, it takes the decisions the Lua script took."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from replay_search import asha_rule
+
+    from tasks.store import client
+    from tasks.sweep_store import sweep_key
+
+    g, _, trials = asha
+    decide = asha_rule(g.spec["scheduler"], 4, mode="min")
+    decisions = 0
+    for epoch in (1, 2):
+        decided = client().hgetall(sweep_key(g.id, "rung", epoch, "decided"))
+        for tid in sorted(decided, key=lambda tid: int(decided[tid].split()[1])):
+            value = trials[tid]["history"][epoch - 1]["val_loss"]
+            assert decide(tid, epoch, value, []) == (decided[tid].split()[0] == "promote")
+            decisions += 1
+    assert decisions > 10  # both rungs were replayed
+
+
 def test_n_warmup_steps_keeps_a_hopeless_trial_from_being_pruned_early(fleet, tmp_path):
     grid = write_grid(
         tmp_path / "warmup.toml",
