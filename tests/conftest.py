@@ -23,6 +23,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CVFLEET = [sys.executable, "-m", "workers.cli"]
 
+# A run started in the background by a non-interactive shell (`nohup make test &`, a CI script's
+# `cmd &`) ignores SIGINT, every child inherits that, and a Python child that starts with SIGINT
+# ignored never raises KeyboardInterrupt: the Ctrl-C tests would see a client that shrugs off
+# Ctrl-C. A handler (unlike SIG_IGN) is reset to the default at exec, so the clients the tests
+# start get Python's usual Ctrl-C whoever started pytest.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 def free_port() -> int:
     with socket.socket() as s:
