@@ -52,6 +52,10 @@ side with the same seed, so pairing cancels the machine's drift, and a median ke
 where either arm hit a good point first from moving it (a ratio of the median times would pair
 times from different repetitions). It ends with `ratio ASHA/grid time to best: X` (goal X <= 0.5).
 
+Seven repetitions are few against how far one repetition's ratio moves (0.2 to never): the median
+of 7 lands anywhere from about 0.6 to 1.9 from one run to the next. benchmarks/replay_search.py
+asks the same question of 600 paired orders replayed on curves recorded once.
+
     python benchmarks/bench_search.py [--reps 7] [--seed 0] [--epochs 9] [--samples 72] [--show] [--json PATH]
 
 The default 7 repetitions took 6.7 minutes in all on 2 cores shared with other work (load average
