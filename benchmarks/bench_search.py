@@ -52,9 +52,10 @@ side with the same seed, so pairing cancels the machine's drift, and a median ke
 where either arm hit a good point first from moving it (a ratio of the median times would pair
 times from different repetitions). It ends with `ratio ASHA/grid time to best: X` (goal X <= 0.5).
 
-Seven repetitions are few against how far one repetition's ratio moves (0.2 to never): the median
-of 7 lands anywhere from about 0.6 to 1.9 from one run to the next. benchmarks/replay_search.py
-asks the same question of 600 paired orders replayed on curves recorded once.
+The seeds fix each repetition's grid order and draws, so a second run with the same --seed moves
+only by timing (2.50, then 2.42). Seven seeds are few against how far one repetition's ratio moves
+(0.2 to never): replayed over other orders, a median of 7 lands anywhere from about 0.6 to 1.9.
+benchmarks/replay_search.py asks the same question of 600 paired orders on curves recorded once.
 
     python benchmarks/bench_search.py [--reps 7] [--seed 0] [--epochs 9] [--samples 72] [--show] [--json PATH]
 
