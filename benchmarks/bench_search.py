@@ -172,7 +172,13 @@ def run_arm(
 
 def first_at(arm: dict, target: float) -> float:
     """Seconds from submission to the arm's first done trial at or above `target` (inf: none)."""
-    return next((t for t, acc, _ in arm["done_at"] if acc >= target - 1e-9), math.inf)
+    return time_to(arm["done_at"], target)
+
+
+def time_to(done: list, target: float) -> float:
+    """The time of the first of `done` (time, accuracy, ...; in time order) at or above `target`
+    (inf: none)."""
+    return next((t for t, acc, *_ in done if acc >= target - 1e-9), math.inf)
 
 
 def ratio(row: dict, target: float) -> float:

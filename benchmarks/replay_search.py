@@ -117,8 +117,8 @@ def overhead(arms: list[dict]) -> float:
 def play(curves: list[dict], decide, start_cost: float, budget: int | None = None) -> tuple[list, int]:
     """Run `curves` in order on WORKERS simulated workers; `decide(trial, epoch, value, done)` says
     whether a trial goes on after an epoch that is not its last. Returns (done trials as (finish
-    time, final accuracy), epochs trained). With a `budget`, no trial starts once the epochs trained
-    plus those running reach it."""
+    time, final accuracy), in time order; epochs trained). With a `budget`, no trial starts once the
+    epochs trained plus those running reach it."""
     events = [(0.0, w, -1, 0) for w in range(WORKERS)]
     done, done_curves, trained, queue = [], [], 0, list(range(len(curves)))
     while events:
@@ -169,10 +169,6 @@ def asha_rule(settings: dict, epochs: int, mode: str = "max"):
     return decide
 
 
-def first_at(done: list, target: float) -> float:
-    return min((t for t, acc in done if acc >= target - 1e-9), default=math.inf)
-
-
 def replay(data: dict, replays: int) -> list[dict]:
     epochs, arms = data["epochs"], data["arms"]
     cost = overhead(arms)
@@ -186,10 +182,10 @@ def replay(data: dict, replays: int) -> list[dict]:
         rng.shuffle(g)
         rng.shuffle(s)
         gd, budget = play(g, median_rule(grid["scheduler"]), cost)
-        ad, trained = play(s, asha_rule(space["scheduler"], epochs), cost, budget)
+        ad, _ = play(s, asha_rule(space["scheduler"], epochs), cost, budget)
         best = max(acc for _, acc in gd)
         target = best - bench_search.TOLERANCE
-        tg, ta = first_at(gd, target), first_at(ad, target)
+        tg, ta = bench_search.time_to(gd, target), bench_search.time_to(ad, target)
         rows.append({"grid": tg, "asha": ta, "ratio": ta / tg, "diff": max((a for _, a in ad), default=0.0) - best})
     return rows
 
