@@ -57,30 +57,30 @@ def main() -> None:
         small = annotate.submit([video], root / "small", small_settings)
         labels = root / "small" / "vtest" / "labels"
         first, seen = None, {}
-        while not (info := batch_store.progress(small))["finished"]:
+        while not (info := batch_store.progress(small)).finished:
             now = time.perf_counter() - t0
-            v = info["video_states"][0]
-            seen.setdefault(v["state"], now)
-            if v["state"] == "detecting" and v["tiles_done"]:
+            v = info.videos[0]
+            seen.setdefault(v.state, now)
+            if v.state == "detecting" and v.tiles_done:
                 seen.setdefault("first tiles", now)
             if first is None and labels.is_dir() and any(labels.glob("*.txt")):
                 first = now
             time.sleep(0.05)
         done = time.perf_counter() - t0
         first = first if first is not None else done
-        big_video = batch_store.progress(big)["video_states"][0]
-        small_video = info["video_states"][0]
+        big_video = batch_store.progress(big).videos[0]
+        small_video = info.videos[0]
         annotate.cancel(big)
     finally:
         fleet.down()
-    assert small_video["state"] == "done", small_video
+    assert small_video.state == "done", small_video
     print(
         f"small batch: {small_video.get('chunks')} detect task(s) at {small_video.get('ms_per_tile')} ms/tile; "
-        f"big batch meanwhile: {big_video['state']}, {big_video['tiles_done']}/{big_video['tiles']} tiles, "
+        f"big batch meanwhile: {big_video.state}, {big_video.tiles_done}/{big_video.tiles} tiles, "
         f"{big_video.get('chunks')} tasks at {big_video.get('ms_per_tile')} ms/tile (then cancelled)"
     )
     print("small batch timeline: " + ", ".join(f"{state} {t:.1f} s" for state, t in seen.items()))
-    work = small_video["tiles"] * float(small_video.get("ms_per_tile") or 0) / 1000
+    work = small_video.tiles * (small_video.ms_per_tile or 0) / 1000
     print(
         f"small batch's own work at the measured speed: {work:.1f} s of one process; "
         f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"

@@ -99,16 +99,16 @@ def main() -> None:
         sampler.start()
         t0 = time.perf_counter()
         batch_id = annotate.submit([video], root / "out", settings, tiles_per_task=1)
-        while not (info := batch_store.progress(batch_id))["finished"]:
+        while not (info := batch_store.progress(batch_id)).finished:
             time.sleep(1)
         wall = time.perf_counter() - t0
-        v = info["video_states"][0]
-        assert v["state"] == "done", v
+        v = info.videos[0]
+        assert v.state == "done", v
         time.sleep(1)
         after = int(r.info("memory")["used_memory"])
         print(
-            f"annotation: {v['tiles']} detect tasks (+{2} per video) in {wall:.1f} s = "
-            f"{v['tiles'] / wall:.0f} tasks/s, "
+            f"annotation: {v.tiles} detect tasks (+{2} per video) in {wall:.1f} s = "
+            f"{v.tiles / wall:.0f} tasks/s, "
             f"{args.concurrency} worker processes"
         )
         print(f"annotation: Redis used_memory base {mib(base)}, peak {mib(sampler.peak)}, after {mib(after)}")

@@ -190,7 +190,7 @@ def main() -> None:
         t0 = time.perf_counter()
         batch_id = annotate.submit([video], out, settings)
         extracted_at = cpu_at = None
-        while not (info := batch_store.progress(batch_id))["finished"]:
+        while not (info := batch_store.progress(batch_id)).finished:
             if extracted_at is None and (out / video.stem / "video.json").is_file():
                 extracted_at, cpu_at = time.perf_counter(), cpu_seconds(worker_pid)
             time.sleep(0.05)
@@ -200,12 +200,12 @@ def main() -> None:
     finally:
         fleet.down()
     first.stop.set()
-    v = info["video_states"][0]
-    assert v["state"] == "done", v
+    v = info.videos[0]
+    assert v.state == "done", v
     extract_s = extracted_at - t0
     idle = args.concurrency * extract_s - (cpu_at - cpu0)
     print(
-        f"fleet: {v['summary']['frames']} frames, {v['summary']['tiles']} tiles in {fleet_s:.1f} s; first label after "
+        f"fleet: {v.summary['frames']} frames, {v.summary['tiles']} tiles in {fleet_s:.1f} s; first label after "
         f"{(first.at or extracted_at) - t0:.1f} s ({args.concurrency} worker processes x 1 {settings.runtime} thread)"
     )
     print(

@@ -57,7 +57,8 @@ cvfleet's records RECORD_TTL (30 days) after their last update.
                                                  <sweep id>-<trial id>-<random>, so `sweep delete` finds them
 
 A video moves queued -> extracting -> detecting -> labelling -> done | failed | cancelled (a retry
-starts it again as run n + 1); a trial queued -> running -> done | pruned | failed | cancelled.
+starts it again as run n + 1; the transitions are declared in `tasks.batch_records`); a trial
+queued -> running -> done | pruned | failed | cancelled.
 Checkpoints are files, not keys: $CVFLEET_DATA/sweeps/<id>/.checkpoints/<tid>.npz (tasks/trial.py).
 """
 

@@ -31,120 +31,114 @@ import time
 
 from celery.signals import worker_ready
 
-from tasks import annotate, batch_store
-from tasks.store import client, key
+from tasks import batch_store
+from tasks.annotate import dispatch
+from tasks.batch_records import ChunkRef, VideoRecord, VideoState
+from workers import config
 
 log = logging.getLogger(__name__)
 
 MAX_SENDS = 3
-LOCK = key("watchdog")
 
 
 def look_after(batch_id: str, stall: float, now: float | None = None) -> list[str]:
     """One look at one batch; returns what was done, one line each (for the log and tests)."""
     now = time.time() if now is None else now
     info = batch_store.progress(batch_id)
-    if info is None or info["cancelled"] or info["finished"]:
+    if info is None or info.batch.cancelled or info.finished:
         batch_store.ended(batch_id)
         return [f"{batch_id}: ended"]
     actions = []
-    if annotate.feed(batch_id):
+    if dispatch.feed():
         actions.append(f"{batch_id}: fed")
-    videos = info["video_states"]
+    videos = info.videos
     flying = set()
-    for chunk_ref, seen in batch_store.inflight(batch_id):
-        index, chunk, run = batch_store.parse_ref(chunk_ref)
+    for chunk, seen in batch_store.inflight(batch_id):
+        index = chunk.video.index
         flying.add(index)
         v = videos[index] if index < len(videos) else None
-        if v is None or v["state"] != "detecting" or int(v.get("run") or 1) != run:
-            batch_store.chunk_dropped(batch_id, chunk_ref)  # its video ended: it holds no place any more
+        if v is None or v.state is not VideoState.DETECTING or v.run != chunk.video.run:
+            batch_store.chunk_dropped(chunk)  # its video ended: it holds no place any more
             continue
         if now - seen >= stall:
-            actions.append(_resend_chunk(batch_id, chunk_ref, v))
-    pending = {batch_store.parse_ref(r)[0] for r in client().lrange(key("batch", batch_id, "pending"), 0, -1)}
+            actions.append(_resend_chunk(chunk, v))
+    waiting = flying | batch_store.pending_videos(batch_id)
     for v in videos:
-        if v["state"] in batch_store.TERMINAL:
+        if v.ended:
             continue
-        index, run = int(v["index"]), int(v.get("run") or 1)
-        idle = now - float(v.get("updated") or 0)
-        if v["state"] in ("queued", "extracting"):
-            sends = int(v.get("prepare_sends") or 0)
-            if idle >= stall * (1 + sends):
-                actions.append(_again(batch_id, index, run, "prepare", sends, annotate.send_prepare))
-        elif v["state"] == "detecting" and v.get("streaming"):
-            if index not in flying and index not in pending and idle >= stall:
-                actions.append(_extract_again(batch_id, index, run, v))
-        elif v["state"] == "detecting" and index not in flying and index not in pending and idle >= stall:
-            if batch_store.chunks_done(batch_id, index) >= int(v.get("chunks") or 0):
-                sends = int(v.get("label_sends") or 0)
-                actions.append(_again(batch_id, index, run, "label", sends, annotate.send_label))
+        idle = now - (v.updated or 0)
+        if v.state in (VideoState.QUEUED, VideoState.EXTRACTING):
+            if idle >= stall * (1 + v.prepare_sends):
+                actions.append(_again(v, "prepare", v.prepare_sends, dispatch.send_prepare))
+        elif v.state is VideoState.DETECTING and v.index not in waiting and idle >= stall:
+            if v.streaming:
+                actions.append(_extract_again(v))
+            elif len(batch_store.done_chunks(v.current)) >= (v.chunks or 0):
+                actions.append(_again(v, "label", v.label_sends, dispatch.send_label))
             else:
-                actions.append(_requeue_missing(batch_id, index, run, int(v.get("chunks") or 0)))
-        elif v["state"] == "labelling" and idle >= stall:
-            sends = int(v.get("label_sends") or 0)
-            actions.append(_again(batch_id, index, run, "label", sends, annotate.send_label))
+                actions.append(_requeue_missing(v))
+        elif v.state is VideoState.LABELLING and idle >= stall:
+            actions.append(_again(v, "label", v.label_sends, dispatch.send_label))
     return actions
 
 
-def _resend_chunk(batch_id: str, chunk_ref: str, v: dict) -> str:
-    index, chunk, run = batch_store.parse_ref(chunk_ref)
-    sends = batch_store.sends(batch_id, chunk_ref)
+def _resend_chunk(chunk: ChunkRef, v: VideoRecord) -> str:
+    batch_id = chunk.video.batch
+    sends = batch_store.sends(chunk)
     if sends >= MAX_SENDS:
         reason = (
-            f"detect chunk {chunk} was sent {sends} times and never reported back "
+            f"detect chunk {chunk.number} was sent {sends} times and never reported back "
             "(lost in a Redis outage, revoked, expired, or its worker died each time); `cvfleet batch retry` it"
         )
-        batch_store.fail_video(batch_id, index, reason, run)
-        batch_store.chunk_dropped(batch_id, chunk_ref)
-        v["state"] = "failed"  # its other chunks in flight are dropped on this same look
-        return f"{batch_id}: video {index} failed: {reason}"
-    jobs = batch_store.plan_jobs(batch_id, index, chunk)
+        batch_store.fail(chunk.video, reason)
+        batch_store.chunk_dropped(chunk)
+        v.state = VideoState.FAILED  # its other chunks in flight are dropped on this same look
+        return f"{batch_id}: video {v.index} failed: {reason}"
+    jobs = batch_store.plan(chunk.video, [chunk.number]).get(chunk.number)
     if jobs is None:
-        return f"{batch_id}: chunk {chunk_ref} has no plan"
-    batch_store.touch_inflight(batch_id, chunk_ref)
-    annotate.send_chunk(batch_id, chunk_ref, v["video_dir"], v.get("cache") or "", jobs)
-    return f"{batch_id}: chunk {chunk_ref} sent again"
+        return f"{batch_id}: chunk {chunk.name} has no plan"
+    batch_store.touch_inflight(chunk)
+    dispatch.send_chunk(chunk, v.video_dir, v.cache, jobs)
+    return f"{batch_id}: chunk {chunk.name} sent again"
 
 
-def _requeue_missing(batch_id: str, index: int, run: int, chunks: int) -> str:
+def _requeue_missing(v: VideoRecord) -> str:
     """Chunks of a detecting video that are nowhere (not done, in flight or pending) go back to pending."""
-    done = set(map(int, client().hkeys(key("batch", batch_id, "video", index, "chunks"))))
-    missing = [batch_store.ref(index, c, run) for c in range(chunks) if c not in done]
+    done = batch_store.done_chunks(v.current)
+    missing = [c for c in range(v.chunks or 0) if c not in done]
+    batch_store.requeue(v.current, missing)
     if missing:
-        client().rpush(key("batch", batch_id, "pending"), *missing)
-        annotate.feed(batch_id)
-    batch_store.update_video(batch_id, index, run, updated_by="watchdog")
-    return f"{batch_id}: video {index}: {len(missing)} missing chunk(s) queued again"
+        dispatch.feed()
+    batch_store.note(v.current, updated_by="watchdog")
+    return f"{v.batch}: video {v.index}: {len(missing)} missing chunk(s) queued again"
 
 
-def _extract_again(batch_id: str, index: int, run: int, v: dict) -> str:
+def _extract_again(v: VideoRecord) -> str:
     """A streaming video with no news: its segments not done extract again (a copy of `extract`
     skips the tiles already planned or detected)."""
-    segments = int(v["streaming"])
-    done = set(batch_store.segments(batch_id, index))
-    missing = [k for k in range(segments) if k not in done] or [segments - 1]
-    sends = int(v.get("extract_sends") or 0)
-    if sends >= MAX_SENDS:
-        return _again(batch_id, index, run, "extract", sends, None)
-    batch_store.update_video(batch_id, index, run, extract_sends=sends + 1)
+    done = set(batch_store.segments(v.current))
+    missing = [k for k in range(v.streaming) if k not in done] or [v.streaming - 1]
+    if v.extract_sends >= MAX_SENDS:
+        return _again(v, "extract", v.extract_sends, None)
+    batch_store.note(v.current, extract_sends=v.extract_sends + 1)
     for segment in missing:
-        annotate.send_extract(batch_id, index, run, segment)
-    return f"{batch_id}: video {index}: extract of segment(s) {missing} sent again"
+        dispatch.send_extract(v.current, segment)
+    return f"{v.batch}: video {v.index}: extract of segment(s) {missing} sent again"
 
 
-def _again(batch_id: str, index: int, run: int, step: str, sends: int, send) -> str:
+def _again(v: VideoRecord, step: str, sends: int, send) -> str:
     if sends >= MAX_SENDS:
         reason = f"its {step} task was sent {sends + 1} times and never finished; `cvfleet batch retry` it"
-        batch_store.fail_video(batch_id, index, reason, run)
-        return f"{batch_id}: video {index} failed: {reason}"
-    batch_store.update_video(batch_id, index, run, **{f"{step}_sends": sends + 1})
-    send(batch_id, index, run)
-    return f"{batch_id}: video {index}: {step} sent again"
+        batch_store.fail(v.current, reason)
+        return f"{v.batch}: video {v.index} failed: {reason}"
+    batch_store.note(v.current, **{f"{step}_sends": sends + 1})
+    send(v.current)
+    return f"{v.batch}: video {v.index}: {step} sent again"
 
 
 def tick(stall: float, interval: float, worker: str = "") -> list[str]:
-    """One look at every running batch, by the one worker that takes the lock for this interval."""
-    if not client().set(LOCK, worker or str(os.getpid()), nx=True, px=max(int(interval * 1000 * 0.9), 1)):
+    """One look at every running batch, by the one worker that takes the turn for this interval."""
+    if not batch_store.watchdog_turn(worker or str(os.getpid()), interval * 0.9):
         return []
     actions = []
     for batch_id in batch_store.running_batches():
@@ -154,7 +148,7 @@ def tick(stall: float, interval: float, worker: str = "") -> list[str]:
 
 def run_forever(worker: str, processes: int, stop: threading.Event) -> None:
     """The watchdog loop of one worker: heartbeat, then a tick, every interval; survives outages."""
-    cfg = annotate._cfg()
+    cfg = config.load()
     while not stop.wait(cfg.watchdog_interval):
         try:
             batch_store.heartbeat(worker, processes)

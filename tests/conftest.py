@@ -186,3 +186,32 @@ def _answers(client) -> bool:
         return client.ping()
     except redis.ConnectionError:
         return False
+
+
+@pytest.fixture(scope="session")
+def _bare_redis_server(tmp_path_factory):
+    """A redis-server of its own (no password, no workers) for store tests."""
+    import redis
+
+    from workers.redis_server import find_redis_server, start_redis
+
+    root = tmp_path_factory.mktemp("bare-redis")
+    port = free_port()
+    server = start_redis(find_redis_server(), port, root / "redis", root / "redis.log")
+    client = redis.Redis(port=port, decode_responses=True)
+    try:
+        wait_for(lambda: _answers(client), 20, what="Redis")
+        yield client
+    finally:
+        server.kill()
+        server.wait(10)
+
+
+@pytest.fixture
+def bare_redis(_bare_redis_server, monkeypatch):
+    """The stores (`tasks.store.client()`) of this process talk to an empty bare Redis for the test."""
+    from tasks import store
+
+    _bare_redis_server.flushall()
+    monkeypatch.setitem(store._clients, os.getpid(), _bare_redis_server)
+    return _bare_redis_server

@@ -58,7 +58,7 @@ def submit(paths, out, *options) -> str:
 
 
 def tiles_done(info) -> int:
-    return sum(v["tiles_done"] for v in info["video_states"])
+    return sum(v.tiles_done for v in info.videos)
 
 
 def queues_idle() -> bool:
@@ -83,11 +83,11 @@ def test_cancel_mid_batch_empties_the_queues_and_ends_every_video_cancelled(canc
     assert f"batch {batch_id} cancelled: 2 video(s) stopped" in run.stderr
     wait_for(queues_idle, 60, what="empty queues")  # revoked messages discarded, running chunks ended
     info = progress(batch_id)
-    assert info["finished"] and info["cancelled"]
-    assert [v["state"] for v in info["video_states"]] == ["cancelled", "cancelled"]
-    assert 40 <= tiles_done(info) < sum(v["tiles"] for v in info["video_states"])
+    assert info.finished and info.batch.cancelled
+    assert [v.state for v in info.videos] == ["cancelled", "cancelled"]
+    assert 40 <= tiles_done(info) < sum(v.tiles for v in info.videos)
     time.sleep(3)  # nothing goes on running after the cancel
-    assert progress(batch_id)["video_states"] == info["video_states"]
+    assert progress(batch_id).videos == info.videos
     assert queues_idle()
     show = cvfleet("batch", "show", batch_id)
     assert show.returncode == 1
@@ -119,9 +119,9 @@ def test_retry_after_cancel_reuses_detections_and_gives_the_labels_of_a_clean_ru
     assert run.returncode == 0, run.stderr + run.stdout
     assert "2 video(s) queued again" in run.stderr
     assert f"batch {batch_id} finished: 2 of 2 video(s) ok" in run.stdout
-    videos = progress(batch_id)["video_states"]
-    assert [int(v["run"]) for v in videos] == [2, 2]
-    assert sum(v["tiles_reused"] for v in videos) >= before  # only the tiles still missing ran YOLO
+    videos = progress(batch_id).videos
+    assert [v.run for v in videos] == [2, 2]
+    assert sum(v.tiles_reused for v in videos) >= before  # only the tiles still missing ran YOLO
     for name in ("a", "b"):
         assert label_bytes(out / name) == clean_labels, name
         assert not (out / name / ".tiles").exists()
@@ -141,7 +141,7 @@ def test_a_second_ctrl_c_in_annotate_asks_and_cancels_the_batch(fleet, videos, t
     )
     first = client.stderr.readline()
     batch_id = first.split()[1].rstrip(":")
-    wait_for(lambda: progress(batch_id)["video_states"][0]["state"] == "detecting", 120, what="detecting")
+    wait_for(lambda: progress(batch_id).videos[0].state == "detecting", 120, what="detecting")
     client.send_signal(signal.SIGINT)
     while "Ctrl-C again" not in (line := client.stderr.readline()):
         assert line, "the client ended without offering to cancel"
@@ -149,22 +149,22 @@ def test_a_second_ctrl_c_in_annotate_asks_and_cancels_the_batch(fleet, videos, t
     _, err = client.communicate("y\n", timeout=60)
     assert client.returncode == 130, err
     assert f"cancel batch {batch_id}?" in err and f"batch {batch_id} cancelled" in err
-    assert progress(batch_id)["video_states"][0]["state"] == "cancelled"
+    assert progress(batch_id).videos[0].state == "cancelled"
     wait_for(queues_idle, 60, what="empty queues")
 
 
 def test_a_small_batch_behind_a_big_one_is_done_long_before_it(fleet, videos, tmp_path):
     big = submit([videos[0]], tmp_path / "big", "--every", "1", "--max-frames", "240")  # 1,680 tiles
-    wait_for(lambda: progress(big)["video_states"][0]["tiles_done"] >= 20, 180, what="big batch detecting")
+    wait_for(lambda: progress(big).videos[0].tiles_done >= 20, 180, what="big batch detecting")
     submitted = time.monotonic()
     small = submit([videos[1]], tmp_path / "small", "--every", "10", "--max-frames", "10")  # 70 tiles
-    info = wait_for(lambda: (p := progress(small))["finished"] and p, 120, what="small batch end")
+    info = wait_for(lambda: (p := progress(small)).finished and p, 120, what="small batch end")
     took = time.monotonic() - submitted
     big_info = progress(big)
-    big_video = big_info["video_states"][0]
+    big_video = big_info.videos[0]
     cvfleet("batch", "cancel", big)
     wait_for(queues_idle, 60, what="empty queues")
-    assert info["video_states"][0]["state"] == "done"
-    assert not big_info["finished"] and big_video["tiles_done"] <= 0.8 * big_video["tiles"], big_video
-    print(f"small batch behind big: done {took:.1f} s; big batch at {big_video['tiles_done']}/{big_video['tiles']}")
+    assert info.videos[0].state == "done"
+    assert not big_info.finished and big_video.tiles_done <= 0.8 * big_video.tiles, big_video
+    print(f"small batch behind big: done {took:.1f} s; big batch at {big_video.tiles_done}/{big_video.tiles}")
     assert took < 90  # fair share: a few chunks' wait, not the big batch's minutes

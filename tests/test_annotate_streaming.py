@@ -18,8 +18,10 @@ def _labels(video_dir):
 
 
 def test_chunks_done_in_any_order_write_a_single_process_runs_labels_as_frames_complete(fleet, tmp_path):
-    from tasks import annotate, batch_store
-    from tasks.store import client
+    from tasks import batch_store
+    from tasks.annotate.steps import label_early
+    from tasks.batch_records import VideoRun
+    from tasks.store import client, key
     from vision import pipeline, tile_cache
     from vision.corrections import EARLY_DIR
     from vision.detector import get_detector
@@ -48,21 +50,22 @@ def test_chunks_done_in_any_order_write_a_single_process_runs_labels_as_frames_c
         batch_id = batch_store.create_batch(
             [str(video)], [str(video_dir)], str(out), settings.to_json(), None, False, None, [str(tmp_path)]
         )
-        assert batch_store.update_video(batch_id, 0, 1, state="extracting")
+        run = VideoRun(batch_id, 0, 1)
+        assert batch_store.move(run, "extract")
         cache = tile_cache.cache_dir(video_dir, meta, settings.fingerprint("detection"))
         size = {"width": meta["width"], "height": meta["height"]}
-        assert batch_store.start_streaming(batch_id, 0, 1, 1, cache=str(cache), **size)
-        assert batch_store.add_chunks(batch_id, 0, 1, blocks[0]) == 0
-        assert batch_store.add_chunks(batch_id, 0, 1, blocks[1]) == len(blocks[0])
-        client().delete(batch_store._bk(batch_id, "pending"))  # this test is the fleet
+        assert batch_store.start_streaming(run, 1, cache=str(cache), **size)
+        assert batch_store.add_chunks(run, blocks[0]) == 0
+        assert batch_store.add_chunks(run, blocks[1]) == len(blocks[0])
+        client().delete(key("batch", batch_id, "pending"))  # this test is the fleet
 
         seen, order = {}, random.Random(seed).sample(range(len(chunks)), len(chunks))
         for n, c in enumerate(order):
             tile_cache.write_chunk(cache, chunks[c], results[c])
-            last, newly = batch_store.chunk_done(batch_id, 0, c, len(chunks[c]), 1)
+            last, newly = batch_store.chunk_done(run.chunk(c), len(chunks[c]))
             assert not last, "no label step while the plan is open"
             if newly:
-                annotate._label_early(batch_id, 0, video_dir, cache, newly)
+                label_early(run, video_dir, cache, newly)
             for name, data in _labels(video_dir).items():
                 seen.setdefault(name, (n, data))
             done = set(order[: n + 1])
@@ -71,37 +74,13 @@ def test_chunks_done_in_any_order_write_a_single_process_runs_labels_as_frames_c
         assert {name: data for name, (_, data) in seen.items()} == reference, f"order {order}"
         assert (video_dir / EARLY_DIR).is_dir()
 
-        assert batch_store.close_plan(batch_id, 0, 1, frames=5) is True  # all done: the closer sends label
+        assert batch_store.close_plan(run, frames=5) is True  # all done: the closer sends label
         detections = pipeline.gather_detections([tile_cache.gathered(cache, jobs)])
         pipeline.merge_frames(video_dir, meta, pipeline.complete_detections(video_dir, detections), settings)
         summary = pipeline.finish_video(video_dir, meta, settings)
         assert _labels(video_dir) == reference and summary["corrected_kept"] == 0
         assert not (video_dir / EARLY_DIR).exists()
         batch_store.cancel(batch_id)
-
-
-def test_the_last_chunk_sends_label_only_once_the_plan_is_closed(fleet, tmp_path):
-    from tasks import batch_store
-    from tasks.store import client
-
-    batch_id = batch_store.create_batch(
-        [str(tmp_path / "v.avi")], [str(tmp_path / "v")], str(tmp_path), {}, None, False, None, [str(tmp_path)]
-    )
-    assert batch_store.update_video(batch_id, 0, 1, state="extracting")
-    assert batch_store.start_streaming(batch_id, 0, 1, 2)
-    job = [["000001", [0, 0, 416, 416]]]
-    assert batch_store.add_chunks(batch_id, 0, 1, [job, job]) == 0
-    client().delete(batch_store._bk(batch_id, "pending"))
-    assert batch_store.chunk_done(batch_id, 0, 1, 1, 1) == (False, range(0, 0))
-    assert batch_store.chunk_done(batch_id, 0, 0, 1, 1) == (False, range(0, 2))
-    assert batch_store.segment_done(batch_id, 0, 1, 1, {"names": []}) is False  # one of two segments
-    assert batch_store.add_chunks(batch_id, 0, 1, [job]) == 2
-    assert batch_store.segment_done(batch_id, 0, 1, 0, {"names": []}) is True
-    assert batch_store.close_plan(batch_id, 0, 1) is False  # chunk 2 is still out: it will send label
-    assert batch_store.close_plan(batch_id, 0, 1) is None  # closed once
-    assert batch_store.add_chunks(batch_id, 0, 1, [job]) is None  # no chunk after the close
-    assert batch_store.chunk_done(batch_id, 0, 2, 1, 1) == (True, range(2, 3))
-    batch_store.cancel(batch_id)
 
 
 def test_a_video_extracted_in_three_segments_by_two_workers_gives_a_single_process_runs_dataset(tmp_path):

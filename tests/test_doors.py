@@ -30,7 +30,7 @@ def final_state(batch_id):
     from tasks import batch_store
 
     return wait_for(
-        lambda: (v := batch_store.progress(batch_id)["video_states"][0])["state"] in ("done", "failed") and v,
+        lambda: (v := batch_store.video(batch_id, 0)).state in ("done", "failed") and v,
         60,
         what="video end",
     )
@@ -38,42 +38,44 @@ def final_state(batch_id):
 
 @pytest.mark.parametrize("video", ["/etc/passwd", "{tmp}/../../../../etc/passwd", "{tmp}/link-to-etc/passwd"])
 def test_a_task_asking_to_read_outside_its_roots_fails(fleet, tmp_path, video):
-    from tasks.annotate import prepare
+    from tasks.annotate.steps import prepare
 
     (tmp_path / "link-to-etc").symlink_to("/etc")
     batch_id = record_batch(tmp_path, video.format(tmp=tmp_path), str(tmp_path / "out" / "passwd"))
-    prepare.delay(batch_id=batch_id, index=0)
+    prepare.delay(batch_id=batch_id, index=0, run=1)
     v = final_state(batch_id)
-    assert v["state"] == "failed" and "outside the allowed roots" in v["error"]
+    assert v.state == "failed" and "outside the allowed roots" in v.error
     assert not (tmp_path / "out").exists()
 
 
 def test_a_task_asking_to_write_outside_its_roots_fails(fleet, tmp_path):
-    from tasks.annotate import prepare
+    from tasks.annotate.steps import prepare
     from workers import asset_cache
 
     target = Path("/var/tmp") / f"cvfleet-door-{free_port()}"
     batch_id = record_batch(tmp_path, str(asset_cache.ensure("vtest.avi")), str(target))
-    prepare.delay(batch_id=batch_id, index=0)
+    prepare.delay(batch_id=batch_id, index=0, run=1)
     v = final_state(batch_id)
-    assert v["state"] == "failed" and "outside the allowed roots" in v["error"]
+    assert v.state == "failed" and "outside the allowed roots" in v.error
     assert not target.exists()
 
 
 def test_a_detect_task_pointed_outside_its_roots_returns_an_error(fleet, tmp_path):
-    from tasks.annotate import detect
+    from tasks.annotate.steps import detect
 
     batch_id = record_batch(tmp_path, str(tmp_path / "v.avi"), str(tmp_path / "out"))
     result = detect.apply_async(
         kwargs={
             "batch_id": batch_id,
             "index": 0,
+            "run": 1,
             "chunk": 0,
             "video_dir": "/etc",
+            "cache": "",
             "jobs": [["passwd", [0, 0, 10, 10]]],
         },
         ignore_result=False,
-    ).get(timeout=60)  # in a chord the result goes to `label`
+    ).get(timeout=60)
     assert "outside the allowed roots" in result["error"]
 
 

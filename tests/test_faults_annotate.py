@@ -49,14 +49,14 @@ def assert_complete_labels(video_dir: Path, frames: int) -> None:
 
 def test_a_pool_process_killed_mid_batch_loses_nothing(fleet, video, tmp_path):
     batch_id = submit(video, tmp_path, "--every", "2", "--max-frames", "40")
-    wait_for(lambda: progress(batch_id)["video_states"][0]["tiles_done"] >= 12, 120, what="first tiles")
+    wait_for(lambda: progress(batch_id).videos[0].tiles_done >= 12, 120, what="first tiles")
     victims = pool_children(fleet_state(fleet)["pids"]["worker"])
     assert victims
     os.kill(victims[0], signal.SIGKILL)
-    info = wait_for(lambda: (p := progress(batch_id))["finished"] and p, 300, what="batch end")
-    v = info["video_states"][0]
-    assert v["state"] == "done", v.get("error")
-    assert v["tiles_done"] == v["tiles"] == 40 * 7  # 6 tiles and the full-frame pass per frame
+    info = wait_for(lambda: (p := progress(batch_id)).finished and p, 300, what="batch end")
+    v = info.videos[0]
+    assert v.state == "done", v.error
+    assert v.tiles_done == v.tiles == 40 * 7  # 6 tiles and the full-frame pass per frame
     assert_complete_labels(tmp_path / "vtest", 40)
 
 
@@ -70,7 +70,7 @@ def test_a_redis_restart_mid_batch_is_survived_by_workers_and_the_client(fleet, 
         stderr=subprocess.PIPE,
         text=True,
     )
-    wait_for(lambda: progress(batch_id)["video_states"][0]["tiles_done"] >= 12, 120, what="first tiles")
+    wait_for(lambda: progress(batch_id).videos[0].tiles_done >= 12, 120, what="first tiles")
     restart_redis(fleet)
     out, err = follower.communicate(timeout=400)
     assert follower.returncode == 0, err[-2000:]

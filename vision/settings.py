@@ -41,6 +41,10 @@ class ModelSpec:
     names: str = None
     input_size: int = 416
 
+    def files(self) -> list[str]:
+        """The model's files that are given (cfg, weights, onnx, names)."""
+        return [p for p in (self.cfg, self.weights, self.onnx, self.names) if p]
+
     def validate(self) -> None:
         if self.onnx and (self.cfg or self.weights):
             raise VisionError("give either an ONNX model or a Darknet cfg + weights, not both")

@@ -77,6 +77,12 @@ class Config:
         return urlparse(self.redis_url).port or 6379
 
     @property
+    def heartbeat_fresh(self) -> float:
+        """Seconds a worker's heartbeat counts: 3 watchdog intervals (it beats once an interval) plus
+        30 s for a main process busy elsewhere. Dispatch sizes the fleet by the workers heard from."""
+        return 3 * self.watchdog_interval + 30
+
+    @property
     def flower_url(self) -> str:
         return f"http://127.0.0.1:{self.flower_port}"
 

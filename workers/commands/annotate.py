@@ -226,9 +226,10 @@ def follow(batch_id: str, once: bool = False) -> int:
         raise VisionError(f"no batch {batch_id!r} in Redis: check the id with `cvfleet batch list`")
     if not once:
         show = _Bars(info) if sys.stderr.isatty() else _StateLines()
-        info = watch(info, lambda: batch_store.progress(batch_id), show, 0.5, f"cvfleet batch show {batch_id}")
+        fetch, hint = (lambda: batch_store.progress(batch_id)), f"cvfleet batch show {batch_id}"
+        info = watch(info, fetch, lambda i: i.finished, show, 0.5, hint)
     report(info)
-    return 1 if info["failed"] or info["cancelled_videos"] else 0
+    return 1 if info.failed or info.cancelled_videos else 0
 
 
 class _Bars:
@@ -237,22 +238,22 @@ class _Bars:
 
         self.bars = [
             tqdm(
-                total=max(v["tiles"], 1),
-                desc=Path(v["video"]).name[:24],
+                total=max(v.tiles, 1),
+                desc=Path(v.video).name[:24],
                 unit="tile",
                 position=i,
                 leave=True,
                 dynamic_ncols=True,
                 file=sys.stderr,
             )
-            for i, v in enumerate(info["video_states"])
+            for i, v in enumerate(info.videos)
         ]
 
     def update(self, info):
-        for bar, v in zip(self.bars, info["video_states"]):
-            bar.total = max(v["tiles"], 1)
-            bar.n = bar.total if v["state"] == "done" else min(v["tiles_done"], bar.total)
-            bar.set_postfix_str(f"{v['state']} frames={v['frames']}", refresh=True)
+        for bar, v in zip(self.bars, info.videos):
+            bar.total = max(v.tiles, 1)
+            bar.n = bar.total if v.state == "done" else min(v.tiles_done, bar.total)
+            bar.set_postfix_str(f"{v.state} frames={v.frames}", refresh=True)
 
     def close(self):
         for bar in self.bars:
@@ -264,12 +265,11 @@ class _StateLines:
         self.seen = {}
 
     def update(self, info):
-        for v in info["video_states"]:
-            if self.seen.get(v["index"]) != v["state"]:
-                self.seen[v["index"]] = v["state"]
+        for v in info.videos:
+            if self.seen.get(v.index) != v.state:
+                self.seen[v.index] = v.state
                 click.echo(
-                    f"{Path(v['video']).name}: {v['state']} ({v['frames']} frames, "
-                    f"{v['tiles_done']}/{v['tiles']} tiles)",
+                    f"{Path(v.video).name}: {v.state} ({v.frames} frames, {v.tiles_done}/{v.tiles} tiles)",
                     err=True,
                 )
 
@@ -277,22 +277,22 @@ class _StateLines:
         pass
 
 
-def report(info: dict) -> None:
+def report(info) -> None:
+    """The batch's result, a line per video (`info`: a `batch_records.BatchProgress`)."""
     from vision.pipeline import format_counts
 
-    state = "cancelled" if info.get("cancelled") else "finished" if info["finished"] else "running"
-    done = sum(v["state"] == "done" for v in info["video_states"])  # a running video is not ok yet
-    click.echo(
-        f"batch {info['id']} {state}: {done} of {len(info['video_states'])} video(s) ok, output in {info['out']}"
-    )
-    for v in info["video_states"]:
-        name = Path(v["video"]).name
-        if v["state"] == "failed":
-            click.echo(f"  FAILED {name}: {v.get('error', '')}")
-        elif v["state"] == "cancelled":
-            click.echo(f"  cancelled {name}: {v['tiles_done']}/{v['tiles']} tiles detected ({v.get('error', '')})")
-        elif v["state"] == "done":
-            s = v["summary"]
+    b = info.batch
+    state = "cancelled" if b.cancelled else "finished" if info.finished else "running"
+    done = sum(v.state == "done" for v in info.videos)  # a running video is not ok yet
+    click.echo(f"batch {b.id} {state}: {done} of {len(info.videos)} video(s) ok, output in {b.out}")
+    for v in info.videos:
+        name = Path(v.video).name
+        if v.state == "failed":
+            click.echo(f"  FAILED {name}: {v.error}")
+        elif v.state == "cancelled":
+            click.echo(f"  cancelled {name}: {v.tiles_done}/{v.tiles} tiles detected ({v.error})")
+        elif v.state == "done":
+            s = v.summary
             reused = (
                 " (reused)"
                 if s.get("reused")
@@ -300,8 +300,8 @@ def report(info: dict) -> None:
                 if s.get("relabelled")
                 else " (re-merged from detections.jsonl, no YOLO)"
                 if s.get("remerged")
-                else f" ({v['tiles_reused']} tiles' boxes kept from before)"
-                if v.get("tiles_reused")
+                else f" ({v.tiles_reused} tiles' boxes kept from before)"
+                if v.tiles_reused
                 else ""
             )
             click.echo(
@@ -330,7 +330,7 @@ def report(info: dict) -> None:
             if s.get("review_first"):
                 click.echo(f"           review first: {', '.join(s['review_first'])} (cvfleet review for why)")
         else:
-            click.echo(f"  {v['state']:6s} {name}: {v['tiles_done']}/{v['tiles']} tiles")
+            click.echo(f"  {v.state:6s} {name}: {v.tiles_done}/{v.tiles} tiles")
 
 
 @group()
@@ -365,7 +365,7 @@ def _cancel(batch_id: str) -> None:
     if revoked is None:
         raise VisionError(f"no batch {batch_id!r} in Redis: check the id with `cvfleet batch list`")
     info = batch_store.progress(batch_id)
-    n = info["cancelled_videos"]
+    n = info.cancelled_videos
     click.echo(
         f"batch {batch_id} cancelled: {n} video(s) stopped, {len(revoked)} task(s) revoked; "
         f"`cvfleet batch retry {batch_id}` continues it",
@@ -399,5 +399,6 @@ def list_():
     for batch_id in batch_store.batch_ids(20):
         info = batch_store.progress(batch_id)
         if info:
-            state = "cancelled" if info["cancelled"] else "finished" if info["finished"] else "running"
-            click.echo(f"{batch_id}  {state:9s}  {info['videos']} video(s), {info['failed']} failed  -> {info['out']}")
+            b = info.batch
+            state = "cancelled" if b.cancelled else "finished" if info.finished else "running"
+            click.echo(f"{batch_id}  {state:9s}  {b.videos} video(s), {info.failed} failed  -> {b.out}")

@@ -155,7 +155,8 @@ def follow(sweep_id: str) -> int:
     info = sweep_store.progress(sweep_id)
     show = _Bar(info) if sys.stderr.isatty() else _Lines()
     try:
-        info = watch(info, lambda: sweep_store.progress(sweep_id), show, 0.1, f"cvfleet sweep show {sweep_id} --follow")
+        fetch, hint = (lambda: sweep_store.progress(sweep_id)), f"cvfleet sweep show {sweep_id} --follow"
+        info = watch(info, fetch, lambda i: i["finished"], show, 0.1, hint)
     except KeyboardInterrupt:
         click.echo(
             f"\nsweep {sweep_id} keeps running on the fleet; watch it with `cvfleet sweep show {sweep_id} --follow` "

@@ -29,13 +29,13 @@ def through_outages(fetch, resume_hint: str, patience: float = 300):
             time.sleep(1)
 
 
-def watch(info: dict, fetch, show, interval: float, resume_hint: str) -> dict:
-    """Show `info` and its successors from `fetch()` every `interval` s until info["finished"];
+def watch(info, fetch, ended, show, interval: float, resume_hint: str):
+    """Show `info` and its successors from `fetch()` every `interval` s until `ended(info)`;
     returns the last one. `show` has update(info) and close()."""
     try:
         while True:
             show.update(info)
-            if info["finished"]:
+            if ended(info):
                 return info
             time.sleep(interval)
             info = through_outages(fetch, resume_hint)
