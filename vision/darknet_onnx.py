@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import VisionError
+from .files import file_sha256
 
 OPSET = 13
 BN_EPS = 1e-6  # Darknet's normalize_cpu and OpenCV's importer
@@ -343,14 +344,6 @@ def darknet_to_onnx(cfg, weights, input_size: int = 416) -> bytes:
     model.ir_version = min(model.ir_version, 8)  # readable by older onnxruntime too
     onnx.checker.check_model(model)
     return model.SerializeToString()
-
-
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def cache_key(cfg, weights, input_size: int) -> str:
