@@ -71,7 +71,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from .boxes import Box, overlap_with, sort_boxes
+from .boxes import Box, overlap_with
 from .errors import VisionError
 from .tiling import Tile
 
@@ -101,49 +101,6 @@ def check_merge_args(method: str, metric: str, threshold: float) -> None:
         raise VisionError(f"unknown merge metric {metric!r}; use one of {', '.join(MERGE_METRICS)}")
     if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
         raise VisionError(f"merge threshold must be in [0, 1], got {threshold!r}")
-
-
-def merge_boxes(
-    boxes, method: str = "nms", metric: str = "iou", threshold: float = 0.5, class_agnostic: bool = False
-) -> list:
-    """One box per object from overlapping detections, in canonical order.
-
-    Two boxes match when they have the same class (any class if `class_agnostic`) and their
-    `metric` overlap exceeds `threshold`. Boxes are visited by confidence, highest first
-    (ties broken by class and corners); each unvisited box claims the unvisited boxes that
-    match it: 'nms' drops them, 'greedy' joins them into it. Returns boxes sorted by
-    confidence desc, then class and corners.
-    """
-    check_merge_args(method, metric, threshold)
-    ordered = sort_boxes(boxes)
-    if not ordered:
-        return []
-    corners = np.array([[b.x1, b.y1, b.x2, b.y2] for b in ordered], dtype=np.float64)
-    classes = np.array([b.cls for b in ordered])
-    free = np.ones(len(ordered), dtype=bool)
-    kept = []
-    for i, seed in enumerate(ordered):
-        if not free[i]:
-            continue
-        free[i] = False
-        candidates = free.copy()
-        if not class_agnostic:
-            candidates &= classes == seed.cls
-        idx = np.flatnonzero(candidates)
-        matched = idx[overlap_with(corners[i], corners[idx], metric) > threshold] if len(idx) else idx
-        free[matched] = False
-        if method == "greedy" and len(matched):
-            group = corners[np.concatenate(([i], matched))]
-            seed = Box(
-                seed.cls,
-                seed.conf,
-                float(group[:, 0].min()),
-                float(group[:, 1].min()),
-                float(group[:, 2].max()),
-                float(group[:, 3].max()),
-            )
-        kept.append(seed)
-    return sort_boxes(kept)
 
 
 EDGE_MARGIN = 0.01  # a box within 1 % of the tile side (4 px at 416) from an inner edge is cut by it
