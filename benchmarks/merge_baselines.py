@@ -1,8 +1,8 @@
 """The merge the tile-aware rule replaced, kept to measure that rule against (bench_accuracy.py).
 
 `merge_boxes` pools every tile's boxes and runs one NMS (or greedy union) over them, blind to which
-tile saw what; vision/merge.py's `merge_tiles` is what `cvfleet annotate` runs. docs/design.md
-("Merging tiles: measured history") holds how the two compare.
+tile saw what; vision/merge.py's `merge_tiles` is what `cvfleet annotate` runs. How the two compare:
+docs/design.md, "Measured history of vision/".
 """
 
 import numpy as np

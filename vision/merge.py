@@ -9,16 +9,17 @@ whole frame). That is the fact a plain NMS over the pooled boxes lacks, and it d
 2. **A box is "cut" when it touches an inner edge of its tile** (an edge that is not the frame's),
    within 1 % of the tile side (YOLO's box for an object the crop cuts ends at the crop border):
    the tile saw only part of its object. A box that touches no inner edge is "whole" in its tile.
-3. **Whole boxes go first, then full-frame boxes, then cut boxes.** Whole boxes go in order of the
-   context their tile gave them: the distance to the tile's nearest inner edge, largest first (the
-   view closest to one pass over the whole frame; see vision/tiling.py for why the tiles share that
-   pass's stride lattice); the rest by confidence. A whole box from another tile that overlaps a
-   kept one by IoU > DUPLICATE_IOU (0.3) is the same object seen again with less around it:
-   dropped. (Two objects the detector separates in one pass do overlap that much, up to its NMS
-   IoU, 0.45: rule 1 keeps those, as they come from one tile.) A full-frame box that matches a kept
-   whole box (IoU > threshold) or lies inside a tile which found a whole box of about its size
-   overlapping it (IoS > threshold, areas within a factor 1/threshold) is that box's blurrier twin,
-   whatever their shapes and confidences: the tile saw the object in full, at full resolution.
+3. **Whole boxes go first, then full-frame boxes, then cut boxes** (`Rank`). Whole boxes go in
+   order of the context their tile gave them: the distance to the tile's nearest inner edge,
+   largest first (the view closest to one pass over the whole frame; see vision/tiling.py for why
+   the tiles share that pass's stride lattice); the rest by confidence. A whole box from another
+   tile that overlaps a kept one by IoU > DUPLICATE_IOU (0.3) is the same object seen again with
+   less around it: dropped. (Two objects the detector separates in one pass do overlap that much,
+   up to its NMS IoU, 0.45: rule 1 keeps those, as they come from one tile.) A full-frame box that
+   matches a kept whole box (IoU > threshold) or lies inside a tile which found a whole box of
+   about its size overlapping it (IoS > threshold, areas within a factor 1/threshold) is that
+   box's blurrier twin, whatever their shapes and confidences: the tile saw the object in full,
+   at full resolution.
 4. **A cut box is settled only across sources.** A kept box from another tile or the full-frame
    pass that covers it (IoS, intersection over the smaller box, > threshold) and goes on past the
    edge that cuts it drops it ('nms') or absorbs it ('greedy': the union): a large object from the
@@ -32,36 +33,10 @@ whole frame). That is the fact a plain NMS over the pooled boxes lacks, and it d
    pixels at the same scale, and a box only one of them finds comes from that tile's context, not
    from the object (the "birds" of vtest.avi). A box only one tile could see is kept as it is.
 
-Measured with `benchmarks/bench_accuracy.py` (6 frames per clip; YOLOv3-tiny, tile 416, overlap 0.2,
-conf 0.3; one-to-one matching, same class, IoU >= 0.5, against the detector run at 1:1 on the native
-768x576 pieces):
-
-    clip (2304x1728)   merge                                        recall  precision
-    crowded 3x3 grid   this rule, tiles on the lattice, full frame  0.970   0.892
-                       this rule, tiles off the lattice             0.928   0.810
-                       rule version 2, off the lattice              0.928   0.777
-                       pooled NMS over IoS (old)                    0.770   0.814
-                       pooled NMS over IoU                          0.985   0.742
-    large (vtest x3)   this rule, tiles at the content scale (3)    1.000   0.952
-                       this rule, tiles at 1:1 on the lattice       0.567   0.298
-                       full frame only                              0.500   0.667
-
-On the lattice, ordering whole boxes by context and DUPLICATE_IOU trade as follows (crowded, 6
-and 8 frames): IoU 0.5 by confidence 0.970/0.850, by context 0.972/0.852; 0.4 by context
-0.970/0.874; 0.3 by context 0.970/0.901 and 0.971/0.905. Off the lattice the same change took
-precision from 0.777 to 0.814 at the same recall. The two whole views of one object that match one
-reference box overlap each other by IoU >= 0.47 in 99 % of pairs.
-The large clip was not a merge problem: its people (about 120 px tall, blurred by the 3x upscale)
-are found by tiles that see the frame at its content's resolution, not at the container's
-(vision/content_scale.py). A fixed pyramid of 416, 832 and 1664 px tiles instead reached 0.917 on
-the large clip but cut the crowded one to 0.744/0.659.
-The pooled merge (`merge_boxes`) stays for that comparison. Rule 5 costs about 1 point of recall for
-5 of precision; rule 4's "goes on past the edge" and "crossing" conditions cost nothing measurable.
-Rule 3's blurry-twin test removes the full-frame duplicate of every parked van in vtest.avi (three
-truck boxes per van per frame without it) and costs 5 points of recall on the large clip, where
-the tiles see blurry, upscaled people and the full-frame box was the better one.
-On the crowded clip, what is left is mostly not the merge: tile crops make the detector see things
-the native frame does not (birds at the grid's seams).
+Why: on a crowded 2304x1728 grid of vtest.avi frames (`benchmarks/bench_accuracy.py`, tile 416,
+conf 0.3) this rule reaches recall 0.970 / precision 0.892, where NMS over the pooled boxes reached
+0.770 / 0.814. The measurements behind each rule and constant are in docs/design.md ("Measured
+history of vision/").
 
 The result does not depend on the order of the input.
 """
