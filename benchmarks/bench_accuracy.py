@@ -35,11 +35,12 @@ import time
 
 import cv2
 import numpy as np
+from merge_baselines import merge_boxes
 
 from vision.boxes import Box
 from vision.content_scale import SAMPLE_FRAMES
 from vision.detector import Detector
-from vision.merge import merge_boxes, merge_tiles, to_frame
+from vision.merge import merge_tiles, to_frame
 from vision.pipeline import content_scale, frame_tiles
 from vision.scoring import Score, score_frame
 from vision.settings import AnnotateSettings, ModelSpec

@@ -1,5 +1,8 @@
 """The detector: real YOLOv3-tiny on real frames of vtest.avi; ONNX layouts on synthetic arrays."""
 
+import sys
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -8,9 +11,12 @@ from vision_fixtures import first_frame, model_fields, vtest  # noqa: F401  (fix
 from vision.boxes import Box
 from vision.detector import Detector, get_detector
 from vision.errors import VisionError
-from vision.merge import merge_boxes, to_frame
+from vision.merge import to_frame
 from vision.tiling import tile_grid
 from vision.yolo_outputs import decode_darknet, decode_onnx, onnx_layout
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from merge_baselines import merge_boxes  # noqa: E402  (benchmarks/ is scripts, not a package)
 
 PERSON = 0
 

@@ -1,12 +1,18 @@
 """The tile-aware merge: a box's tile decides what it may suppress, and what may suppress it."""
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from vision.boxes import Box
 from vision.detections import frame_record, merged_boxes, raw_detections, read_detections, write_detections
 from vision.errors import VisionError
-from vision.merge import merge_boxes, merge_tiles
+from vision.merge import merge_tiles
 from vision.tiling import Tile
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from merge_baselines import merge_boxes  # noqa: E402  (benchmarks/ is scripts, not a package)
 
 # A 768x416 frame in two tiles overlapping in x = 352..416, plus the full-frame pass.
 LEFT, RIGHT, FULL = Tile(0, 0, 416, 416), Tile(352, 0, 416, 416), Tile(0, 0, 768, 416)

@@ -3,28 +3,19 @@
 A video made by upscaling (720p content in a 4K file, a digital zoom, the 3x clip of
 benchmarks/bench_accuracy.py) has no more detail than its source. Tiles of `--tile` pixels at 1:1
 then feed the net interpolated pixels: objects look blurred and larger than in training, and it
-finds few of them (vtest.avi upscaled 3x, tiled at 1:1: recall 0.57 against the net on the native
-frames). Given tiles of k x `--tile` frame pixels, which it scales back down by k, the net sees the
-content at its own resolution again (k = 3 there: recall 1.00, precision 0.95, and 7 forwards a
-frame instead of 43; x2.5, x4 and a cubic x3 gave 0.93-0.98 recall at 0.95-0.98 precision).
+finds few of them. Given tiles of k x `--tile` frame pixels, which it scales back down by k, the net
+sees the content at its own resolution again (vtest.avi upscaled 3x, against the net on the native
+frames: recall 0.57 tiled at 1:1, 1.00 at k = 3).
 
 **Finding k** (`knee_scale`): shrink a frame by a factor f and enlarge it back; e(f) is the mean
 absolute difference to the frame. Content with detail down to one frame pixel loses some at every
 f, smoothly (natural images look alike at every scale). Content upscaled by K loses almost nothing
 until f passes K, then loses as native content would. So the knee ratio e(2f) / e(f) peaks near
-f = K. Measured on vtest.avi and tree.avi frames through a JPEG, over f in SCALES:
-
-    native frames, a 3x3 grid of them    ratio at most 1.91 (tree.avi 1.70)
-    upscaled 1.25-1.67x                  2.13-2.38, at f = 1.25
-    upscaled 2x, 2.5x, 3x, 4x, 5x        2.45-3.00, at f = 2, 2-2.5, 2-3, 3-4, 3-5 (linear,
-                                         cubic and lanczos interpolation)
-    vtest blurred (Gaussian sigma 1.5)   2.75, at f = 2
-
-k is the f of the highest ratio when that ratio reaches KNEE (2.4), else 1. It never read more
-than the true upscale, so the tiles do not see the content shrunk; a blurred camera video reads as
-what it is, one with less detail than pixels. The net is not asked: its mean confidence at k
-against 1:1, tried as a check, went either way on the same upscaled clip (conf 0.25 or 0.3, other
-frames), so it could not be the judge.
+f = K. k is the f of the highest ratio when that ratio reaches KNEE (2.4), else 1: native frames
+read at most 1.91, upscales of 1.25x to 5x 2.13 to 3.00. It never read more than the true upscale,
+so the tiles do not see the content shrunk; a blurred camera video reads as what it is, one with
+less detail than pixels. The net is not asked: its confidence, tried as a check, went either way.
+The measurements are in docs/design.md ("Measured history of vision/").
 """
 
 import cv2

@@ -36,8 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .datasets import RECORD_NAME
-from .files import write_bytes_atomic, write_bytes_if_changed, write_text_atomic
-from .frames import file_sha256
+from .files import file_sha256, write_bytes_atomic, write_bytes_if_changed, write_text_atomic
 from .labels import format_labels, read_yolo_labels
 from .static import add_static_rows, frame_label_files
 

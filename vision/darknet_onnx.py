@@ -26,11 +26,13 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .errors import VisionError
+from .files import file_sha256
 
 OPSET = 13
 BN_EPS = 1e-6  # Darknet's normalize_cpu and OpenCV's importer
@@ -144,6 +146,19 @@ class _Graph:
         return out
 
 
+@dataclass
+class _Net:
+    """What the layer builders read and add to: the graph, the weights still to hand out, the net's
+    input size, and every layer built so far (its output tensor and (channels, height, width))."""
+
+    g: _Graph
+    weights: _Weights
+    size: int
+    outs: list = field(default_factory=list)
+    shapes: list = field(default_factory=list)
+    heads: list = field(default_factory=list)  # (output name, tensor, rows shape) of each [yolo]
+
+
 def _activation(g: _Graph, x: str, kind: str, where: str) -> str:
     if kind == "linear":
         return x
@@ -158,7 +173,9 @@ def _activation(g: _Graph, x: str, kind: str, where: str) -> str:
     raise VisionError(f"darknet cfg: {where}: activation {kind!r} is not supported")
 
 
-def _conv(g: _Graph, x: str, c: int, h: int, w: int, layer: dict, weights: _Weights, where: str):
+def _conv(net: _Net, i: int, layer: dict, x: str, shape: tuple, where: str) -> tuple[str, tuple]:
+    """[convolutional]: batch norm folded into the kernel and bias."""
+    g, weights, (c, h, w) = net.g, net.weights, shape
     k = _int(layer, "size", -1)
     filters = _int(layer, "filters", -1)
     stride = _int(layer, "stride", 1)
@@ -187,16 +204,65 @@ def _conv(g: _Graph, x: str, c: int, h: int, w: int, layer: dict, weights: _Weig
         pads=[pad, pad, pad, pad],
         group=groups,
     )
-    return y, filters, (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    return y, (filters, (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1)
 
 
-def _maxpool(g: _Graph, x: str, h: int, w: int, layer: dict):
+def _maxpool(net: _Net, i: int, layer: dict, x: str, shape: tuple, where: str) -> tuple[str, tuple]:
+    """[maxpool] with Darknet's padding: `size - 1` by default, split floor/ceil."""
+    c, h, w = shape
     k = _int(layer, "size", 2)
     stride = _int(layer, "stride", 2)
     padding = _int(layer, "padding", k - 1)
     begin, end = padding // 2, padding - padding // 2
-    y = g.op("MaxPool", [x], "pool", kernel_shape=[k, k], strides=[stride, stride], pads=[begin, begin, end, end])
-    return y, (h + padding - k) // stride + 1, (w + padding - k) // stride + 1
+    y = net.g.op("MaxPool", [x], "pool", kernel_shape=[k, k], strides=[stride, stride], pads=[begin, begin, end, end])
+    return y, (c, (h + padding - k) // stride + 1, (w + padding - k) // stride + 1)
+
+
+def _upsample(net: _Net, i: int, layer: dict, x: str, shape: tuple, where: str) -> tuple[str, tuple]:
+    """[upsample]: nearest neighbour, by `stride` in both directions."""
+    c, h, w = shape
+    s = _int(layer, "stride", 2)
+    scales = net.g.const(np.array([1, 1, s, s], np.float32), "scales")
+    y = net.g.op(
+        "Resize", [x, "", scales], mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor"
+    )
+    return y, (c, h * s, w * s)
+
+
+def _route(net: _Net, i: int, layer: dict, x: str, shape: tuple, where: str) -> tuple[str, tuple]:
+    """[route]: one earlier layer's output, or several of one size concatenated along channels."""
+    if "groups" in layer or "group_id" in layer:
+        raise VisionError(f"darknet cfg: {where}: route groups (YOLOv4-tiny) are not supported")
+    refs = [int(v) for v in _floats(layer, "layers")]
+    refs = [r if r >= 0 else i + r for r in refs]
+    if not refs or any(not 0 <= r < i for r in refs) or len({net.shapes[r][1:] for r in refs}) != 1:
+        raise VisionError(f"darknet cfg: {where}: layers must name earlier layers of one size")
+    y = net.outs[refs[0]] if len(refs) == 1 else net.g.op("Concat", [net.outs[r] for r in refs], "route", axis=1)
+    return y, (sum(net.shapes[r][0] for r in refs), *net.shapes[refs[0]][1:])
+
+
+def _shortcut(net: _Net, i: int, layer: dict, x: str, shape: tuple, where: str) -> tuple[str, tuple]:
+    """[shortcut]: the sum with an earlier layer of the same shape, this one scaled by `alpha`."""
+    src = _int(layer, "from", i)
+    src = src if src >= 0 else i + src
+    if not 0 <= src < i or net.shapes[src] != shape or _float(layer, "beta", 0) != 0:
+        raise VisionError(f"darknet cfg: {where}: from must name an earlier layer of the same shape")
+    alpha = _float(layer, "alpha", 1)
+    if alpha != 1:
+        x = net.g.op("Mul", [x, net.g.const(np.float32(alpha))])
+    return net.g.op("Add", [x, net.outs[src]], "shortcut"), shape
+
+
+def _passthrough(net: _Net, i: int, layer: dict, x: str, shape: tuple, where: str) -> tuple[str, tuple]:
+    """[dropout] and [cost]: nothing at inference."""
+    return x, shape
+
+
+def _yolo_layer(net: _Net, i: int, layer: dict, x: str, shape: tuple, where: str) -> tuple[str, tuple]:
+    """[yolo]: a head, one output of the graph."""
+    y, rows = _yolo(net.g, x, *shape, layer, net.size, where)
+    net.heads.append((f"yolo_{i}", y, rows))
+    return y, shape
 
 
 def _yolo(g: _Graph, x: str, c: int, h: int, w: int, layer: dict, size: int, where: str) -> tuple[str, list]:
@@ -266,6 +332,18 @@ def _head_nms(g: _Graph, xy: str, wh: str, prob: str, n: int, classes: int, thre
     return g.op("Mul", [prob, g.op("Transpose", [keep], perm=[1, 0])])
 
 
+LAYER_BUILDERS = {  # cfg section type -> builder(net, layer index, section, input tensor, its shape, where)
+    "convolutional": _conv,
+    "maxpool": _maxpool,
+    "upsample": _upsample,
+    "route": _route,
+    "shortcut": _shortcut,
+    "dropout": _passthrough,
+    "cost": _passthrough,
+    "yolo": _yolo_layer,
+}
+
+
 def darknet_to_onnx(cfg, weights, input_size: int = 416) -> bytes:
     """The serialized ONNX model of a Darknet cfg + weights at a square input of `input_size`."""
     try:
@@ -275,82 +353,37 @@ def darknet_to_onnx(cfg, weights, input_size: int = 416) -> bytes:
         raise VisionError("the Darknet-to-ONNX converter needs the onnx package: pip install onnx") from None
     if input_size <= 0 or input_size % 32:
         raise VisionError(f"model input size must be a positive multiple of 32, got {input_size!r}")
-    net, layers = parse_cfg(Path(cfg).read_text(errors="replace"))
-    w_file = _Weights(weights)
-    g = _Graph(helper, numpy_helper)
-    channels = _int(net, "channels", 3)
-    c, h, w = channels, input_size, input_size
-    x = "data"
-    outs, shapes, heads = [], [], []
+    options, layers = parse_cfg(Path(cfg).read_text(errors="replace"))
+    net = _Net(_Graph(helper, numpy_helper), _Weights(weights), input_size)
+    channels = _int(options, "channels", 3)
+    x, shape = "data", (channels, input_size, input_size)
     for i, layer in enumerate(layers):
         kind, where = layer["type"], f"layer {i} [{layer['type']}]"
-        if kind == "convolutional":
-            x, c, h, w = _conv(g, x, c, h, w, layer, w_file, where)
-        elif kind == "maxpool":
-            x, h, w = _maxpool(g, x, h, w, layer)
-        elif kind == "upsample":
-            s = _int(layer, "stride", 2)
-            scales = g.const(np.array([1, 1, s, s], np.float32), "scales")
-            x = g.op(
-                "Resize", [x, "", scales], mode="nearest", coordinate_transformation_mode="asymmetric",
-                nearest_mode="floor",
-            )  # fmt: skip
-            h, w = h * s, w * s
-        elif kind == "route":
-            if "groups" in layer or "group_id" in layer:
-                raise VisionError(f"darknet cfg: {where}: route groups (YOLOv4-tiny) are not supported")
-            refs = [int(v) for v in _floats(layer, "layers")]
-            refs = [r if r >= 0 else i + r for r in refs]
-            if not refs or any(not 0 <= r < i for r in refs) or len({shapes[r][1:] for r in refs}) != 1:
-                raise VisionError(f"darknet cfg: {where}: layers must name earlier layers of one size")
-            x = outs[refs[0]] if len(refs) == 1 else g.op("Concat", [outs[r] for r in refs], "route", axis=1)
-            c, h, w = sum(shapes[r][0] for r in refs), *shapes[refs[0]][1:]
-        elif kind == "shortcut":
-            src = _int(layer, "from", i)
-            src = src if src >= 0 else i + src
-            if not 0 <= src < i or shapes[src] != (c, h, w) or _float(layer, "beta", 0) != 0:
-                raise VisionError(f"darknet cfg: {where}: from must name an earlier layer of the same shape")
-            other = outs[src]
-            alpha = _float(layer, "alpha", 1)
-            if alpha != 1:
-                x = g.op("Mul", [x, g.const(np.float32(alpha))])
-            x = g.op("Add", [x, other], "shortcut")
-        elif kind in ("dropout", "cost"):
-            pass
-        elif kind == "yolo":
-            x, rows = _yolo(g, x, c, h, w, layer, input_size, where)
-            heads.append((f"yolo_{i}", x, rows))
-        else:
+        build = LAYER_BUILDERS.get(kind)
+        if build is None:
             raise VisionError(f"darknet cfg: {where}: layer type {kind!r} is not supported by the ONNX converter")
+        x, shape = build(net, i, layer, x, shape, where)
         if kind != "yolo":
-            x = _activation(g, x, layer.get("activation", "linear"), where)
-        outs.append(x)
-        shapes.append((c, h, w))
-    w_file.check_all_used()
-    if not heads:
+            x = _activation(net.g, x, layer.get("activation", "linear"), where)
+        net.outs.append(x)
+        net.shapes.append(shape)
+    net.weights.check_all_used()
+    if not net.heads:
         raise VisionError("darknet cfg has no [yolo] layer: nothing to detect with")
-    for name, tensor, _ in heads:
-        g.nodes.append(helper.make_node("Identity", [tensor], [name]))
+    for name, tensor, _ in net.heads:
+        net.g.nodes.append(helper.make_node("Identity", [tensor], [name]))
     data = helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, channels, input_size, input_size])
     graph = helper.make_graph(
-        g.nodes,
+        net.g.nodes,
         Path(cfg).stem,
         [data],
-        [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name, _, shape in heads],
-        g.inits,
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, rows) for name, _, rows in net.heads],
+        net.g.inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="cvfleet")
     model.ir_version = min(model.ir_version, 8)  # readable by older onnxruntime too
     onnx.checker.check_model(model)
     return model.SerializeToString()
-
-
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def cache_key(cfg, weights, input_size: int) -> str:

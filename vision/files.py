@@ -1,10 +1,13 @@
-"""Atomic file writes: a task that dies half-way never leaves a half-written file.
+"""Files on disk: written atomically, and known by the sha256 of their bytes.
 
-Every file `vision/` writes goes to a unique temporary name in the same directory and is then
-renamed over the target (`os.replace` is atomic on one filesystem), so a task that runs twice,
-or two tasks racing on the same file, leave one complete file behind.
+A task that dies half-way never leaves a half-written file: every file `vision/` writes goes to a
+unique temporary name in the same directory and is then renamed over the target (`os.replace` is
+atomic on one filesystem), so a task that runs twice, or two tasks racing on the same file, leave
+one complete file behind. `file_sha256` names a file by its content: a video, a label file, the
+converter's inputs.
 """
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -46,3 +49,12 @@ def write_bytes_if_changed(path, data: bytes) -> bool:
         pass
     write_bytes_atomic(path, data)
     return True
+
+
+def file_sha256(path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 
 from .errors import VisionError
-from .files import write_bytes_atomic, write_text_atomic
+from .files import file_sha256, write_bytes_atomic, write_text_atomic
 
 IMAGES_DIR = "images"
 VIDEO_META_NAME = "video.json"
@@ -34,15 +34,6 @@ FRAME_IMAGE_NAME = re.compile(r"^\d{6}\.jpg$")
 def frame_name(number: int) -> str:
     """The stem of frame `number` (1-based): '000001'."""
     return f"{number:06d}"
-
-
-def file_sha256(path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def sampling_settings(every: int = 1, fps: float = None, max_frames: int = None, jpeg_quality: int = 95) -> dict:

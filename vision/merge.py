@@ -9,16 +9,17 @@ whole frame). That is the fact a plain NMS over the pooled boxes lacks, and it d
 2. **A box is "cut" when it touches an inner edge of its tile** (an edge that is not the frame's),
    within 1 % of the tile side (YOLO's box for an object the crop cuts ends at the crop border):
    the tile saw only part of its object. A box that touches no inner edge is "whole" in its tile.
-3. **Whole boxes go first, then full-frame boxes, then cut boxes.** Whole boxes go in order of the
-   context their tile gave them: the distance to the tile's nearest inner edge, largest first (the
-   view closest to one pass over the whole frame; see vision/tiling.py for why the tiles share that
-   pass's stride lattice); the rest by confidence. A whole box from another tile that overlaps a
-   kept one by IoU > DUPLICATE_IOU (0.3) is the same object seen again with less around it:
-   dropped. (Two objects the detector separates in one pass do overlap that much, up to its NMS
-   IoU, 0.45: rule 1 keeps those, as they come from one tile.) A full-frame box that matches a kept
-   whole box (IoU > threshold) or lies inside a tile which found a whole box of about its size
-   overlapping it (IoS > threshold, areas within a factor 1/threshold) is that box's blurrier twin,
-   whatever their shapes and confidences: the tile saw the object in full, at full resolution.
+3. **Whole boxes go first, then full-frame boxes, then cut boxes** (`Rank`). Whole boxes go in
+   order of the context their tile gave them: the distance to the tile's nearest inner edge,
+   largest first (the view closest to one pass over the whole frame; see vision/tiling.py for why
+   the tiles share that pass's stride lattice); the rest by confidence. A whole box from another
+   tile that overlaps a kept one by IoU > DUPLICATE_IOU (0.3) is the same object seen again with
+   less around it: dropped. (Two objects the detector separates in one pass do overlap that much,
+   up to its NMS IoU, 0.45: rule 1 keeps those, as they come from one tile.) A full-frame box that
+   matches a kept whole box (IoU > threshold) or lies inside a tile which found a whole box of
+   about its size overlapping it (IoS > threshold, areas within a factor 1/threshold) is that
+   box's blurrier twin, whatever their shapes and confidences: the tile saw the object in full,
+   at full resolution.
 4. **A cut box is settled only across sources.** A kept box from another tile or the full-frame
    pass that covers it (IoS, intersection over the smaller box, > threshold) and goes on past the
    edge that cuts it drops it ('nms') or absorbs it ('greedy': the union): a large object from the
@@ -32,45 +33,20 @@ whole frame). That is the fact a plain NMS over the pooled boxes lacks, and it d
    pixels at the same scale, and a box only one of them finds comes from that tile's context, not
    from the object (the "birds" of vtest.avi). A box only one tile could see is kept as it is.
 
-Measured with `benchmarks/bench_accuracy.py` (6 frames per clip; YOLOv3-tiny, tile 416, overlap 0.2,
-conf 0.3; one-to-one matching, same class, IoU >= 0.5, against the detector run at 1:1 on the native
-768x576 pieces):
-
-    clip (2304x1728)   merge                                        recall  precision
-    crowded 3x3 grid   this rule, tiles on the lattice, full frame  0.970   0.892
-                       this rule, tiles off the lattice             0.928   0.810
-                       rule version 2, off the lattice              0.928   0.777
-                       pooled NMS over IoS (old)                    0.770   0.814
-                       pooled NMS over IoU                          0.985   0.742
-    large (vtest x3)   this rule, tiles at the content scale (3)    1.000   0.952
-                       this rule, tiles at 1:1 on the lattice       0.567   0.298
-                       full frame only                              0.500   0.667
-
-On the lattice, ordering whole boxes by context and DUPLICATE_IOU trade as follows (crowded, 6
-and 8 frames): IoU 0.5 by confidence 0.970/0.850, by context 0.972/0.852; 0.4 by context
-0.970/0.874; 0.3 by context 0.970/0.901 and 0.971/0.905. Off the lattice the same change took
-precision from 0.777 to 0.814 at the same recall. The two whole views of one object that match one
-reference box overlap each other by IoU >= 0.47 in 99 % of pairs.
-The large clip was not a merge problem: its people (about 120 px tall, blurred by the 3x upscale)
-are found by tiles that see the frame at its content's resolution, not at the container's
-(vision/content_scale.py). A fixed pyramid of 416, 832 and 1664 px tiles instead reached 0.917 on
-the large clip but cut the crowded one to 0.744/0.659.
-The pooled merge (`merge_boxes`) stays for that comparison. Rule 5 costs about 1 point of recall for
-5 of precision; rule 4's "goes on past the edge" and "crossing" conditions cost nothing measurable.
-Rule 3's blurry-twin test removes the full-frame duplicate of every parked van in vtest.avi (three
-truck boxes per van per frame without it) and costs 5 points of recall on the large clip, where
-the tiles see blurry, upscaled people and the full-frame box was the better one.
-On the crowded clip, what is left is mostly not the merge: tile crops make the detector see things
-the native frame does not (birds at the grid's seams).
+Why: on a crowded 2304x1728 grid of vtest.avi frames (`benchmarks/bench_accuracy.py`, tile 416,
+conf 0.3) this rule reaches recall 0.970 / precision 0.892, where NMS over the pooled boxes reached
+0.770 / 0.814. The measurements behind each rule and constant are in docs/design.md ("Measured
+history of vision/").
 
 The result does not depend on the order of the input.
 """
 
 from dataclasses import dataclass
+from enum import IntEnum
 
 import numpy as np
 
-from .boxes import Box, overlap_with, sort_boxes
+from .boxes import Box, overlap_with
 from .errors import VisionError
 from .tiling import Tile
 
@@ -100,49 +76,6 @@ def check_merge_args(method: str, metric: str, threshold: float) -> None:
         raise VisionError(f"unknown merge metric {metric!r}; use one of {', '.join(MERGE_METRICS)}")
     if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
         raise VisionError(f"merge threshold must be in [0, 1], got {threshold!r}")
-
-
-def merge_boxes(
-    boxes, method: str = "nms", metric: str = "iou", threshold: float = 0.5, class_agnostic: bool = False
-) -> list:
-    """One box per object from overlapping detections, in canonical order.
-
-    Two boxes match when they have the same class (any class if `class_agnostic`) and their
-    `metric` overlap exceeds `threshold`. Boxes are visited by confidence, highest first
-    (ties broken by class and corners); each unvisited box claims the unvisited boxes that
-    match it: 'nms' drops them, 'greedy' joins them into it. Returns boxes sorted by
-    confidence desc, then class and corners.
-    """
-    check_merge_args(method, metric, threshold)
-    ordered = sort_boxes(boxes)
-    if not ordered:
-        return []
-    corners = np.array([[b.x1, b.y1, b.x2, b.y2] for b in ordered], dtype=np.float64)
-    classes = np.array([b.cls for b in ordered])
-    free = np.ones(len(ordered), dtype=bool)
-    kept = []
-    for i, seed in enumerate(ordered):
-        if not free[i]:
-            continue
-        free[i] = False
-        candidates = free.copy()
-        if not class_agnostic:
-            candidates &= classes == seed.cls
-        idx = np.flatnonzero(candidates)
-        matched = idx[overlap_with(corners[i], corners[idx], metric) > threshold] if len(idx) else idx
-        free[matched] = False
-        if method == "greedy" and len(matched):
-            group = corners[np.concatenate(([i], matched))]
-            seed = Box(
-                seed.cls,
-                seed.conf,
-                float(group[:, 0].min()),
-                float(group[:, 1].min()),
-                float(group[:, 2].max()),
-                float(group[:, 3].max()),
-            )
-        kept.append(seed)
-    return sort_boxes(kept)
 
 
 EDGE_MARGIN = 0.01  # a box within 1 % of the tile side (4 px at 416) from an inner edge is cut by it
@@ -228,12 +161,48 @@ def _union(a: Box, b: Box) -> Box:
     return Box(a.cls, max(a.conf, b.conf), min(a.x1, b.x1), min(a.y1, b.y1), max(a.x2, b.x2), max(a.y2, b.y2))
 
 
+class Rank(IntEnum):
+    """What a box's source saw of its object; boxes are settled in this order (rule 3)."""
+
+    WHOLE = 0  # a tile box touching no inner edge of its tile: that tile saw the object in full
+    FULL_FRAME = 1  # a box of the full-frame pass: seen whole, but at the frame's coarser scale
+    CUT = 2  # a tile box touching an inner edge of its tile: that tile saw only part of the object
+
+
+@dataclass(frozen=True)
+class _Detection:
+    rank: Rank
+    box: Box
+    source: int  # index into the detections: the tile (or full-frame pass) that found it
+    cut: tuple | None  # the inner edges it touches (left, top, right, bottom) when CUT, else None
+
+
 @dataclass
 class _Kept:
     box: Box
     source: int  # the detection source (tile) it came from
     sources: set  # every source that saw it
     cut: tuple | None  # the inner edges it touches while it is a cut piece; None once whole
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """What every step of the merge reads: the frame, its sources' tiles and the merge settings."""
+
+    w: int
+    h: int
+    tiles: list  # one Tile per detection source
+    method: str
+    metric: str
+    threshold: float
+    class_agnostic: bool
+
+    @property
+    def whole(self) -> Tile:
+        return Tile(0, 0, int(self.w), int(self.h))
+
+    def same_class(self, a: Box, b: Box) -> bool:
+        return self.class_agnostic or a.cls == b.cls
 
 
 def merge_tiles(
@@ -253,92 +222,139 @@ def merge_tiles(
     the indices (into `detections`) of every source that saw it, in canonical box order.
     """
     check_merge_args(method, metric, threshold)
-    whole_frame = Tile(0, 0, int(frame_w), int(frame_h))
-    tiles = [Tile(*tile) for tile, _ in detections]
-
-    def same_class(a: Box, b: Box) -> bool:
-        return class_agnostic or a.cls == b.cls
-
-    entries = []  # (rank: 0 whole in its tile, 1 full-frame pass, 2 cut; box; source; cut sides)
-    for source, (_, boxes) in enumerate(detections):
-        for box in boxes:
-            if tiles[source] == whole_frame:
-                entries.append((1, box, source, None))
-            else:
-                cut = cut_sides(box, tiles[source], frame_w, frame_h)
-                entries.append((2, box, source, cut) if any(cut) else (0, box, source, None))
-    entries.sort(
-        key=lambda e: (e[0], -_margin(e[1], tiles[e[2]], frame_w, frame_h) if e[0] == 0 else 0.0, e[1].sort_key(), e[2])
-    )
+    frame = _Frame(frame_w, frame_h, [Tile(*tile) for tile, _ in detections], method, metric, threshold, class_agnostic)
     kept: list[_Kept] = []
-    for rank, box, source, cut in entries:
-        others = [k for k in kept if k.source != source and same_class(box, k.box)]
-        if rank < 2:
-            twin = next(
-                (
-                    k
-                    for k in others
-                    if k.cut is None
-                    and (
-                        _overlap(box, k.box, "iou") > (DUPLICATE_IOU if rank == 0 else threshold)
-                        or (rank == 1 and _blurry_twin(box, k.box, tiles[k.source], threshold))
-                    )
-                ),
-                None,
+    for d in _in_settling_order(_ranked(detections, frame), frame):
+        others = _from_other_sources(d, kept, frame)
+        settle = _settle_cut if d.rank is Rank.CUT else _settle_whole
+        new = settle(d, others, frame)
+        if new is not None:
+            kept.append(new)
+    return _final(kept, detections, frame)
+
+
+def _ranked(detections, frame: _Frame) -> list[_Detection]:
+    """Rule 2: every box with its rank, from where it lies in its tile."""
+    out = []
+    for source, (_, boxes) in enumerate(detections):
+        tile = frame.tiles[source]
+        for box in boxes:
+            if tile == frame.whole:
+                out.append(_Detection(Rank.FULL_FRAME, box, source, None))
+                continue
+            cut = cut_sides(box, tile, frame.w, frame.h)
+            out.append(
+                _Detection(Rank.CUT, box, source, cut) if any(cut) else _Detection(Rank.WHOLE, box, source, None)
             )
-            if twin is None:
-                kept.append(_Kept(box, source, {source}, None))
-            else:
-                twin.sources.add(source)
+    return out
+
+
+def _in_settling_order(ranked: list[_Detection], frame: _Frame) -> list[_Detection]:
+    """Rule 3's order: by rank; whole boxes by the context their tile gave them, most first; then
+    canonical box order (confidence first) and source, so the input's order never matters."""
+
+    def context(d: _Detection) -> float:
+        return -_margin(d.box, frame.tiles[d.source], frame.w, frame.h) if d.rank is Rank.WHOLE else 0.0
+
+    return sorted(ranked, key=lambda d: (d.rank, context(d), d.box.sort_key(), d.source))
+
+
+def _from_other_sources(d: _Detection, kept: list[_Kept], frame: _Frame) -> list[_Kept]:
+    """Rule 1: only kept boxes of the same class from another source can settle a box."""
+    return [k for k in kept if k.source != d.source and frame.same_class(d.box, k.box)]
+
+
+def _settle_whole(d: _Detection, others: list[_Kept], frame: _Frame) -> _Kept | None:
+    """Rule 3: a whole or full-frame box that is a kept whole box seen again adds its source to that
+    box; otherwise it is a new object (returned)."""
+    twin = _seen_again(d, others, frame)
+    if twin is None:
+        return _Kept(d.box, d.source, {d.source}, None)
+    twin.sources.add(d.source)
+    return None
+
+
+def _seen_again(d: _Detection, others: list[_Kept], frame: _Frame) -> _Kept | None:
+    """The first kept whole box that `d` duplicates: a whole box overlapping it by IoU > DUPLICATE_IOU;
+    a full-frame box overlapping it by IoU > threshold, or its blurry twin."""
+    limit = DUPLICATE_IOU if d.rank is Rank.WHOLE else frame.threshold
+    for k in others:
+        if k.cut is not None:
             continue
-        cover = next(
-            (
-                k
-                for k in others
-                if k.cut is None
-                and _overlap(box, k.box, metric) > threshold
-                and _continues_past(k.box, cut, tiles[source])
-            ),
-            None,
-        )
-        if cover is not None:
-            if method == "greedy":
-                cover.box = _union(cover.box, box)
-            cover.sources.add(source)
-            continue
-        piece = next(
-            (
-                k
-                for k in others
-                if k.cut is not None
-                and source not in k.sources
-                and _pieces_of_one(k.box, k.cut, tiles[k.source], box, cut, tiles[source], threshold)
-            ),
-            None,
-        )
-        if piece is None:
-            kept.append(_Kept(box, source, {source}, cut))
-        else:
-            piece.box = _union(piece.box, box)
-            piece.sources.add(source)
-            piece.cut = tuple(a or b for a, b in zip(piece.cut, cut))
-    out = [
-        (k.box, sorted(k.sources))
-        for k in kept
-        if not (k.cut is not None and len(k.sources) == 1)  # a lone cut piece: part of an object no source saw whole
-        and _seen_twice(k.box, detections, tiles, whole_frame, same_class, threshold)
-    ]
+        if _overlap(d.box, k.box, "iou") > limit:
+            return k
+        if d.rank is Rank.FULL_FRAME and _blurry_twin(d.box, k.box, frame.tiles[k.source], frame.threshold):
+            return k
+    return None
+
+
+def _settle_cut(d: _Detection, others: list[_Kept], frame: _Frame) -> _Kept | None:
+    """Rule 4: a cut box goes into a kept whole box that covers it and goes on past its cut (dropped,
+    or with 'greedy' joined into it); else joins a kept piece of the same object cut by another
+    tile; else it is kept, for now, as a lone piece (returned)."""
+    cover = _covering(d, others, frame)
+    if cover is not None:
+        if frame.method == "greedy":
+            cover.box = _union(cover.box, d.box)
+        cover.sources.add(d.source)
+        return None
+    piece = _other_piece(d, others, frame)
+    if piece is None:
+        return _Kept(d.box, d.source, {d.source}, d.cut)
+    piece.box = _union(piece.box, d.box)
+    piece.sources.add(d.source)
+    piece.cut = tuple(a or b for a, b in zip(piece.cut, d.cut))
+    return None
+
+
+def _covering(d: _Detection, others: list[_Kept], frame: _Frame) -> _Kept | None:
+    """The first kept whole box that covers the cut box (`metric` > threshold) and goes on past the
+    edge that cuts it: the rest of its object."""
+    tile = frame.tiles[d.source]
+    for k in others:
+        if (
+            k.cut is None
+            and _overlap(d.box, k.box, frame.metric) > frame.threshold
+            and _continues_past(k.box, d.cut, tile)
+        ):
+            return k
+    return None
+
+
+def _other_piece(d: _Detection, others: list[_Kept], frame: _Frame) -> _Kept | None:
+    """The first kept cut piece, from sources that have not yet seen `d`'s, that is the other side of
+    `d`'s object (`_pieces_of_one`)."""
+    tile = frame.tiles[d.source]
+    for k in others:
+        if (
+            k.cut is not None
+            and d.source not in k.sources
+            and _pieces_of_one(k.box, k.cut, frame.tiles[k.source], d.box, d.cut, tile, frame.threshold)
+        ):
+            return k
+    return None
+
+
+def _final(kept: list[_Kept], detections, frame: _Frame) -> list:
+    """The kept boxes but lone cut pieces (rule 4) and boxes only one of their tiles found (rule 5),
+    each with its sources, in canonical box order."""
+    out = [(k.box, sorted(k.sources)) for k in kept if not _lone_piece(k) and _seen_twice(k.box, detections, frame)]
     return sorted(out, key=lambda e: e[0].sort_key())
 
 
-def _seen_twice(box: Box, detections, tiles, whole_frame: Tile, same_class, threshold: float) -> bool:
-    """False for a box that lies wholly inside two or more tiles but was found by only one of them:
-    every such tile saw those pixels at the same scale, so one look alone is the context-dependent
-    kind of false positive (the "birds" of vtest.avi)."""
+def _lone_piece(k: _Kept) -> bool:
+    """A cut piece no other source covered or joined: part of an object no source saw whole."""
+    return k.cut is not None and len(k.sources) == 1
+
+
+def _seen_twice(box: Box, detections, frame: _Frame) -> bool:
+    """Rule 5. False for a box that lies wholly inside two or more tiles but was found by only one of
+    them: every such tile saw those pixels at the same scale, so one look alone is the
+    context-dependent kind of false positive (the "birds" of vtest.avi)."""
     looks = seen = 0
-    for tile, (_, boxes) in zip(tiles, detections):
-        if tile == whole_frame or not inside(box, tile):
+    for tile, (_, boxes) in zip(frame.tiles, detections):
+        if tile == frame.whole or not inside(box, tile):
             continue
         looks += 1
-        seen += any(same_class(box, b) and _overlap(box, b, "ios") > threshold for b in boxes)
+        seen += any(frame.same_class(box, b) and _overlap(box, b, "ios") > frame.threshold for b in boxes)
     return looks < 2 or seen >= 2

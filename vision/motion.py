@@ -11,10 +11,9 @@ walking through a 416 px tile covers 2 % of it and would vanish in a mean. Compa
 frame rather than the previous frame means slow drift (a shadow, a person inching along) adds up
 until it crosses the threshold, and the tile runs again.
 
-Measured by benchmarks/bench_motion.py (vtest.avi upscaled 3x, 36 tiles a frame, 50 frames):
-at 5 grey levels 50.5 % of tiles skip YOLO, recall 0.984 and precision 0.990 against the ungated
-labels; at 4, 47.8 % at 0.981 / 0.995; at 8, 55.3 % at 0.970 / 0.985. On the native 768x576 clip
-nothing skips: each of its six tiles holds a walking person in nearly every frame.
+At 5 grey levels half the tiles of vtest.avi upscaled 3x skip YOLO, at recall 0.984 and precision
+0.990 against the ungated labels (benchmarks/bench_motion.py; other thresholds and clips in
+docs/design.md, "Measured history of vision/").
 
 Pure planning: `plan_still` reads the frames and returns {frame: {tile: key frame}} for the tiles
 to skip; the detect jobs leave them out and `reuse_still` copies the key frame's boxes in before

@@ -13,12 +13,10 @@ missed, and a false box that flickers in for one frame stays. Both show as track
   a same-class box already lies there (IoU > 0.5). Filled boxes are marked `filled` in
   detections.jsonl, and `cvfleet review` ranks their frames first.
 
-  Measured with benchmarks/bench_temporal.py (16 consecutive frames of a 3x3 grid of vtest.avi,
-  2304x1728, every 2nd source frame; reference: the detector at 1:1 on the clean pieces):
-      every 4th frame motion-blurred   recall 0.727 -> 0.830, precision 0.765 -> 0.777
-      no blur (nothing to fill)        recall 0.943 -> 0.943, precision 0.787 -> 0.782
-  Filling between unsure sightings too found a little more (0.838) but cost 1.7 pp of precision
-  on the blurred clip and 2 pp on the clean one: the flicker of false boxes gets filled.
+  On a clip with every 4th frame motion-blurred, filling took recall from 0.727 to 0.830 and
+  precision from 0.765 to 0.777 (benchmarks/bench_temporal.py). Only confident ends, because
+  filling between unsure sightings fills the flicker of false boxes too (docs/design.md,
+  "Measured history of vision/").
 * **Clean** (`--temporal clean`). A track of one frame whose box is below confidence 0.4 is
   dropped as flicker. `both` does the two.
 

@@ -12,14 +12,11 @@ shares with its neighbours and with one full-resolution pass over the frame, the
 the same phase, and finds the same boxes there. The detector is that sensitive to phase: on vtest.avi,
 a single 1:1 pass shifted by 4 to 24 px agrees with the unshifted one at only recall 0.84-0.92 and
 precision 0.80-0.87 (conf 0.3), and back at 0.99/0.97 when shifted by 32. Tiles off the lattice
-each see the frame at another phase, so their union holds more boxes than any one pass (measured
-on the crowded clip of benchmarks/bench_accuracy.py: precision 0.78 off the lattice, 0.85 on it).
-Part of that gain is agreeing with the reference's phase (its pieces start on multiples of 32):
-with the whole crowded clip shifted 13 px, so that the reference is off the tiles' lattice, tiles on
-the lattice scored recall 0.884, precision 0.820 and tiles off it 0.913/0.776, a trade rather
-than a gain. The lattice is kept because one full-resolution pass is what tiling stands in for.
-Keeping the overlap guarantee on the lattice costs a tile row or column on some frame sizes
-(1920x1080: 24 tiles of 416 against 18; 2304x1728: 42 against 35; 1280x720 and 3840x2160: none).
+each see the frame at another phase, so their union holds more boxes than any one pass. The
+lattice is kept because one full-resolution pass is what tiling stands in for (what it gained and
+cost on the benchmark clips: docs/design.md, "Measured history of vision/"). Keeping the overlap
+guarantee on the lattice costs a tile row or column on some frame sizes (1920x1080: 24 tiles of
+416 against 18).
 """
 
 import math

@@ -38,6 +38,7 @@ def _float(var: str, default: float) -> float:
 
 
 REDIS_PASSWORD_FILE = "redis.password"  # in the fleet dir, mode 0600, written by `cvfleet up`
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})  # hosts that are this machine: the local fleet's Redis
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def local_redis_url(url: str, data: Path) -> str:
     hands it to its workers) or the 0600 file `cvfleet up` wrote under the data root. A URL that names
     its own password, or another host, is used as it is."""
     parsed = urlparse(url)
-    if parsed.password or parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
+    if parsed.password or parsed.hostname not in LOOPBACK:
         return url
     password = os.environ.get("CVFLEET_REDIS_PASSWORD")
     if not password:

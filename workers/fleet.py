@@ -29,8 +29,6 @@ import psutil
 from workers import config
 from workers.redis_server import find_redis_server, start_redis
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
 
 class FleetError(RuntimeError):
     """A one-line reason the fleet could not start or be reached, with what to do."""
@@ -218,7 +216,7 @@ def up(concurrency: int | None = None, cfg: config.Config | None = None, timeout
     cfg = cfg or config.load()
     password = flower_password(cfg)
     secret = None
-    if cfg.redis_host in LOOPBACK:  # the password exists before anything reads the URL
+    if cfg.redis_host in config.LOOPBACK:  # the password exists before anything reads the URL
         secret = redis_password(cfg)
         cfg = replace(cfg, redis_url=config.local_redis_url(cfg.redis_url, cfg.data))
     state = running(cfg)
@@ -226,7 +224,7 @@ def up(concurrency: int | None = None, cfg: config.Config | None = None, timeout
         return Started(True, state, password)
     if read_state(cfg) or _fleet_redis_pid(cfg):  # a fleet that half died: clear what is left of it first
         down(cfg)
-    if cfg.redis_host not in LOOPBACK:
+    if cfg.redis_host not in config.LOOPBACK:
         raise FleetError(
             f"CVFLEET_REDIS_URL points at {cfg.redis_host}; `cvfleet up` runs Redis on this "
             "machine only: use `cvfleet worker` to join a remote Redis"
