@@ -1,11 +1,11 @@
 """Fleet vs bare: the same clip and settings annotated through the local fleet and in one process.
 
 The bare side is a single-process loop over the same `vision/` functions (`annotate_video`)
-with OpenCV's best thread count, chosen here by measuring 1..cores threads on the clip's tiles.
+with the runtime's best thread count (intra-op threads on onnxruntime, OpenCV's on opencv), chosen
+here by measuring 1..cores threads on the clip's tiles (benchmarks/bare_loop.py, as bench_long).
 Both sides start from empty output directories and include frame extraction and labelling.
 Prints tiles/s for both and ends with `ratio fleet/bare tiles/s: X` (goal >= 0.95 on 2 cores).
-Run it once per `--runtime` (opencv, onnxruntime) to compare the runtimes on the fleet; onnxruntime's
-session has one intra-op thread whatever OpenCV's setting, so its bare loop is 1 process x 1 thread.
+Run it once per `--runtime` (opencv, onnxruntime) to compare the runtimes on the fleet.
 
     python benchmarks/bench_annotate.py [--frames 150] [--every 2] [--concurrency N] [--runtime R]
 """
@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from bare_loop import annotate_bare, bare_detector, first_frame_tiles, probe_line
 from private_fleet import private_fleet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -36,8 +37,6 @@ def main() -> None:
     import cv2
 
     from tasks import annotate, batch_store
-    from vision.detector import get_detector
-    from vision.pipeline import annotate_video, plan_tiles, prepare_video, read_frame
     from vision.settings import AnnotateSettings, ModelSpec
     from workers import asset_cache, fleet
 
@@ -55,30 +54,19 @@ def main() -> None:
         f"on {args.runtime}"
     )
 
-    # OpenCV's best thread setting for the bare loop, measured on this clip's tiles.
-    meta = prepare_video(video, root / "probe", settings)
-    tiles = plan_tiles(meta, settings)
-    image = read_frame(root / "probe" / "images" / "000001.jpg")
-    crops = [image[t.y : t.y + t.h, t.x : t.x + t.w] for t in tiles] * 3
-    detector = get_detector(settings.detector_spec())
-    detector.detect(crops[0])
-    per_tile = {}
-    for n in range(1, (os.cpu_count() or 1) + 1):
-        cv2.setNumThreads(n)
-        t0 = time.perf_counter()
-        for c in crops:
-            detector.detect(c)
-        per_tile[n] = (time.perf_counter() - t0) / len(crops)
-        print(f"bare probe: {n} OpenCV thread(s): {per_tile[n] * 1000:.1f} ms/tile")
-    best = min(per_tile, key=per_tile.get)
-    cv2.setNumThreads(best)
+    # the runtime's best thread count for the bare loop, measured on this clip's tiles
+    detector, threads, timings = bare_detector(settings, first_frame_tiles(video, root / "probe", settings)[1])
+    print(probe_line(timings))
 
     t0 = time.perf_counter()
-    summary = annotate_video(video, root / "bare", settings)
+    summary = annotate_bare(video, root / "bare", settings, detector)
     bare_s = time.perf_counter() - t0
     n_tiles = summary["tiles"]
     bare = n_tiles / bare_s
-    print(f"bare:  {n_tiles} tiles in {bare_s:.1f} s = {bare:.1f} tiles/s  (1 process, {best} OpenCV threads)")
+    print(
+        f"bare:  {n_tiles} tiles in {bare_s:.1f} s = {bare:.1f} tiles/s  "
+        f"(1 process, {threads} {args.runtime} thread(s))"
+    )
 
     try:
         fleet.up(args.concurrency)

@@ -32,6 +32,7 @@ import threading
 import time
 from pathlib import Path
 
+from bare_loop import annotate_bare, bare_detector, first_frame_tiles, probe_line
 from private_fleet import private_fleet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -60,38 +61,6 @@ def long_clip(path: Path, repeat: int) -> tuple[Path, int]:
         cap.release()
     out.release()
     return path, frames
-
-
-def bare_detector(settings, tiles_of_frame):
-    """The settings' detector with the intra-op (onnxruntime) or OpenCV thread count that is fastest
-    here on these tiles; (detector, threads, ms per tile by thread count)."""
-    import cv2
-
-    from vision.darknet_onnx import cached_onnx
-    from vision.detector import Detector
-    from vision.onnx_runtime import OnnxRuntimeNet
-
-    spec = settings.detector_spec()
-    detector = Detector.from_spec(spec)
-    timings = {}
-    for n in range(1, (os.cpu_count() or 1) + 1):
-        if detector.runtime == "onnxruntime":
-            onnx = cached_onnx(spec["cfg"], spec["weights"], detector.input_size)
-            detector.session = OnnxRuntimeNet(onnx, "bare loop", threads=n)
-        else:
-            cv2.setNumThreads(n)
-        detector.detect(tiles_of_frame[0])
-        t0 = time.perf_counter()
-        for _ in range(3):
-            for tile in tiles_of_frame:
-                detector.detect(tile)
-        timings[n] = 1000 * (time.perf_counter() - t0) / (3 * len(tiles_of_frame))
-    best = min(timings, key=timings.get)
-    if detector.runtime == "onnxruntime":
-        detector.session = OnnxRuntimeNet(cached_onnx(spec["cfg"], spec["weights"], detector.input_size), "bare", best)
-    else:
-        cv2.setNumThreads(best)
-    return detector, best, timings
 
 
 class FirstFile(threading.Thread):
@@ -142,15 +111,12 @@ def main() -> None:
     import cv2
 
     from tasks import annotate, batch_store
-    from vision import pipeline
     from vision.settings import AnnotateSettings, ModelSpec
     from workers import asset_cache, config, fleet
 
     settings = AnnotateSettings(model=ModelSpec(**asset_cache.yolov3_tiny_files()))
-    probe_meta = pipeline.prepare_video(asset_cache.ensure("vtest.avi"), root / "probe", settings)
-    tiles = pipeline.plan_tiles(probe_meta, settings)
-    image = pipeline.read_frame(root / "probe" / "images" / "000001.jpg")
-    detector, threads, timings = bare_detector(settings, [image[t.y : t.y + t.h, t.x : t.x + t.w] for t in tiles])
+    probe_meta, tiles = first_frame_tiles(asset_cache.ensure("vtest.avi"), root / "probe", settings)
+    detector, threads, timings = bare_detector(settings, tiles)
     per_frame = timings[threads] * len(tiles) / 1000 + 0.015  # + decode, JPEG encode and write
     repeat = args.repeat or max(1, math.ceil(args.bare_seconds / (per_frame * len(probe_meta["frames"]))))
     video, frames = long_clip(root / "vtest-long.mp4", repeat)
@@ -159,19 +125,12 @@ def main() -> None:
         f"768x576, {len(tiles)} forwards a frame (tile {settings.tile}, overlap {settings.overlap}, full frame), "
         f"yolov3-tiny {settings.model.input_size} on {settings.runtime}"
     )
-    print("bare probe: " + ", ".join(f"{n} thread(s) {ms:.1f} ms/tile" for n, ms in timings.items()))
-
-    from vision import detector as detector_module
+    print(probe_line(timings))
 
     first_bare = FirstFile(root / "bare" / video.stem / "labels", "*.txt")
     first_bare.start()
     t0 = time.perf_counter()
-    original = detector_module.get_detector
-    detector_module.get_detector = lambda spec: detector  # the tuned one (annotate_video asks for it)
-    try:
-        summary = pipeline.annotate_video(video, root / "bare", settings)
-    finally:
-        detector_module.get_detector = original
+    summary = annotate_bare(video, root / "bare", settings, detector)
     bare_s = time.perf_counter() - t0
     first_bare.stop.set()
     bare_first = (first_bare.at or time.perf_counter()) - t0

@@ -140,31 +140,35 @@ def play(curves: list[dict], decide, start_cost: float, budget: int | None = Non
 
 
 def median_rule(settings: dict, mode: str = "max"):
-    """tasks/schedulers.py's median stopping: worse than the median of the done trials at that
-    epoch, once n_startup_trials are done and past n_warmup_steps."""
-    from tasks.schedulers import worse
+    """tasks/schedulers.py's median stopping, against the done trials' curves at that epoch."""
+    from tasks.schedulers import median_stopping
 
     def decide(trial, epoch, value, done_curves):
-        if epoch <= settings["n_warmup_steps"] or len(done_curves) < max(1, settings["n_startup_trials"]):
-            return True
-        return not worse(value, statistics.median(c[epoch - 1] for c in done_curves), mode)
+        done = [c[epoch - 1] for c in done_curves]
+        return median_stopping(
+            value,
+            epoch,
+            done,
+            n_startup_trials=settings["n_startup_trials"],
+            n_warmup_steps=settings["n_warmup_steps"],
+            mode=mode,
+        ).goes_on
 
     return decide
 
 
 def asha_rule(settings: dict, epochs: int, mode: str = "max"):
-    """tasks/schedulers.py's ASHA (sweep_store._PROMOTE): at a rung of n values, go on when fewer
-    than max(1, n // eta) values are strictly better."""
-    from tasks.schedulers import asha_rungs, worse
+    """tasks/schedulers.py's ASHA, each rung's values kept in the order trials reached it."""
+    from tasks.schedulers import asha_promotion, asha_rungs
 
     rungs = {r: [] for r in asha_rungs(settings["min_epochs"], settings["eta"], epochs)}
 
     def decide(trial, epoch, value, done_curves):
         if epoch not in rungs:
             return True
+        verdict = asha_promotion(value, rungs[epoch], eta=settings["eta"], mode=mode)
         rungs[epoch].append(value)
-        better = sum(1 for v in rungs[epoch] if worse(value, v, mode))
-        return better < max(1, len(rungs[epoch]) // settings["eta"])
+        return verdict.goes_on
 
     return decide
 

@@ -15,11 +15,18 @@ script (`sweep_store.promote`), so two workers reaching a rung together cannot b
 place, and a trial resumed after a crash gets the answer it had. The rule at a rung of n values is
 Optuna's SuccessiveHalvingPruner's: go on when fewer than max(1, floor(n / eta)) values are strictly
 better.
+
+Each rule is one pure function here, `median_stopping` and `asha_promotion`: the values in, the
+decision and the numbers it used out, no Redis. The fleet's `Scheduler` feeds them what Redis holds,
+benchmarks/replay_search.py what its replay holds. The Lua script restates `asha_promotion` so that
+Redis decides it atomically; tests/test_schedulers.py holds the two to the same answers.
 """
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from tasks import sweep_store
 
@@ -37,6 +44,36 @@ class Stop:
 
 def worse(a: float, b: float, mode: str) -> bool:
     return a < b if mode == "max" else a > b
+
+
+class Verdict(NamedTuple):
+    """A rule's answer after one epoch: whether the trial goes on, the value it was held to (the
+    median, or the worst value in the top 1/eta; None while the median rule waits), among how many."""
+
+    goes_on: bool
+    threshold: float | None
+    among: int
+
+
+def median_stopping(
+    value: float, epoch: int, done: list[float], *, n_startup_trials: int, n_warmup_steps: int, mode: str
+) -> Verdict:
+    """Median stopping after `epoch`, `done` being the done trials' metric after that epoch: stop when
+    `value` is worse than their median, once max(1, n_startup_trials) are done and past the warm-up."""
+    if epoch <= n_warmup_steps or len(done) < max(1, n_startup_trials):
+        return Verdict(True, None, len(done))
+    median = statistics.median(done)
+    return Verdict(not worse(value, median, mode), median, len(done))
+
+
+def asha_promotion(value: float, rung: list[float], *, eta: int, mode: str) -> Verdict:
+    """ASHA at one rung, `rung` being the values of the trials that reached it before this one: the
+    value joins them, and goes on when fewer than max(1, n // eta) of the n values are strictly better."""
+    values = [*rung, value]
+    k = max(1, len(values) // eta)
+    better = sum(1 for v in values if worse(value, v, mode))
+    cutoff = sorted(values, reverse=mode == "max")[k - 1]
+    return Verdict(better < k, cutoff, len(values))
 
 
 def asha_rungs(min_epochs: int, eta: int, epochs: int) -> list[int]:
@@ -64,12 +101,15 @@ class Scheduler:
         return self._median(epoch, value)
 
     def _median(self, epoch: int, value: float) -> Stop | None:
-        if epoch <= self.settings["n_warmup_steps"]:
-            return None
-        median = sweep_store.median_at(self.sweep_id, epoch, self.settings["n_startup_trials"])
-        if median is not None and worse(value, median, self.mode):
-            return Stop(epoch, value, median)
-        return None
+        verdict = median_stopping(
+            value,
+            epoch,
+            sweep_store.epoch_values(self.sweep_id, epoch),
+            n_startup_trials=self.settings["n_startup_trials"],
+            n_warmup_steps=self.settings["n_warmup_steps"],
+            mode=self.mode,
+        )
+        return None if verdict.goes_on else Stop(epoch, value, verdict.threshold)
 
     def _asha(self, epoch: int, value: float) -> Stop | None:
         eta = self.settings["eta"]

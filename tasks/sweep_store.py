@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import time
 
 from tasks.store import RECORD_TTL, client, key, script
@@ -80,9 +79,9 @@ end
 return state or 'gone'
 """
 
-# ASHA's promotion at one rung, decided once per trial and atomically: the trial's value joins the
-# rung; it goes on when fewer than k = max(1, floor(n / eta)) of the n values so far are strictly
-# better (Optuna's SuccessiveHalvingPruner rule). A repeated call (a resumed trial) gets the first answer.
+# ASHA's promotion at one rung, decided once per trial and atomically: tasks.schedulers.asha_promotion
+# (the trial's value joins the rung; it goes on when fewer than k = max(1, floor(n / eta)) of the n
+# values so far are strictly better), run inside Redis. A repeated call (a resumed trial) gets the first answer.
 # KEYS: rung zset, decisions hash.  ARGV: trial id, value, eta, mode, TTL.
 _PROMOTE = """
 local known = redis.call('HGET', KEYS[2], ARGV[1])
@@ -269,12 +268,9 @@ def _text(value) -> str:
     return str(value)
 
 
-def median_at(sweep_id: str, epoch: int, min_finished: int) -> float | None:
-    """Median of the metric after `epoch` over done trials; None with fewer than max(1, min_finished)."""
-    values = [s for _, s in client().zrange(sweep_key(sweep_id, "epoch", epoch), 0, -1, withscores=True)]
-    if not values or len(values) < min_finished:
-        return None
-    return statistics.median(values)
+def epoch_values(sweep_id: str, epoch: int) -> list[float]:
+    """The metric after `epoch` of every done trial (what the median-stopping rule compares with)."""
+    return [s for _, s in client().zrange(sweep_key(sweep_id, "epoch", epoch), 0, -1, withscores=True)]
 
 
 def cancel(sweep_id: str) -> dict[str, int]:
