@@ -10,7 +10,8 @@ page order, in one fresh directory per page (holding a link `examples/` to the r
 In a console block a line starting with `$ ` is a command, run by bash with this checkout's
 `cvfleet` first on PATH; it must exit 0. The lines under a command are output it must print, in that
 order (other lines may come between); `...` inside a line matches anything (ids, paths, timings),
-and a line that is only `...` says lines were left out. Keep runnable blocks cheap: seconds each.
+and a line that is only `...` says lines were left out. `~/.cache/cvfleet` in a command stands for
+the asset cache, wherever CVFLEET_CACHE puts it. Keep runnable blocks cheap: seconds each.
 
 Every other fenced block is for reading only. Still, every command written anywhere in the docs (a
 `$ cvfleet ...` line in any block, or an inline `cvfleet ...` code span) must name subcommands and
@@ -33,6 +34,7 @@ from conftest import ROOT
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 README_MAX_BYTES = 15_000
+DEFAULT_CACHE = "~/.cache/cvfleet"  # in a runnable command: the asset cache, wherever CVFLEET_CACHE puts it
 
 # The commands whose options a job's page may name as a bare `--option`.
 PAGE_COMMANDS = {
@@ -124,6 +126,12 @@ def assert_prints(block: Block, command: str, expected: list[str], output: str) 
         at += 1
 
 
+def asset_cache_dir() -> Path:
+    from workers import config
+
+    return config.load().cache
+
+
 def run_page(page: Path, workdir: Path, request) -> int:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "COLUMNS": "100"}
     ran = 0
@@ -142,7 +150,7 @@ def run_page(page: Path, workdir: Path, request) -> int:
         assert block.info[0] == "console", f"{block.where}: runnable blocks are console or python"
         for command, expected in steps(block):
             done = subprocess.run(
-                ["bash", "-o", "pipefail", "-c", command],
+                ["bash", "-o", "pipefail", "-c", command.replace(DEFAULT_CACHE, str(asset_cache_dir()))],
                 cwd=workdir,
                 env=env,
                 stdout=subprocess.PIPE,
