@@ -1,7 +1,7 @@
 """Where things are and how to reach them, read from the environment once per call.
 
 Every setting has a default that works on one laptop; docker-compose and remote workers override
-them with environment variables (see README "Configuration").
+them with environment variables (see docs/fleet.md, "Configuration").
 """
 
 from __future__ import annotations
