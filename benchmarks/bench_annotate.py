@@ -72,16 +72,16 @@ def main() -> None:
         fleet.up(args.concurrency)
         t0 = time.perf_counter()
         batch_id = annotate.submit([video], root / "fleet", settings)
-        while not (info := batch_store.progress(batch_id))["finished"]:
+        while not (info := batch_store.progress(batch_id)).finished:
             time.sleep(0.05)
         fleet_s = time.perf_counter() - t0
     finally:
         fleet.down()
-    v = info["video_states"][0]
-    assert v["state"] == "done", v
-    fleet_rate = v["summary"]["tiles"] / fleet_s
+    v = info.videos[0]
+    assert v.state == "done", v
+    fleet_rate = v.summary["tiles"] / fleet_s
     print(
-        f"fleet: {v['summary']['tiles']} tiles in {fleet_s:.1f} s = {fleet_rate:.1f} tiles/s  "
+        f"fleet: {v.summary['tiles']} tiles in {fleet_s:.1f} s = {fleet_rate:.1f} tiles/s  "
         f"({args.concurrency} worker processes x 1 {args.runtime} thread, through Redis)"
     )
     same = all(

@@ -190,28 +190,28 @@ def _answers(client) -> bool:
 
 @pytest.fixture(scope="session")
 def _bare_redis_server(tmp_path_factory):
-    """A redis-server of its own (no password, no workers) for store tests."""
+    """A real redis-server of its own (loopback, a password) and a client of it; no Celery workers."""
     import redis
 
     from workers.redis_server import find_redis_server, start_redis
 
-    root = tmp_path_factory.mktemp("bare-redis")
-    port = free_port()
-    server = start_redis(find_redis_server(), port, root / "redis", root / "redis.log")
-    client = redis.Redis(port=port, decode_responses=True)
+    root, port, password = tmp_path_factory.mktemp("bare-redis"), free_port(), os.urandom(12).hex()
+    server = start_redis(find_redis_server(), port, root / "redis", root / "redis.log", password)
     try:
+        client = redis.Redis(host="127.0.0.1", port=port, password=password, decode_responses=True)
         wait_for(lambda: _answers(client), 20, what="Redis")
         yield client
     finally:
-        server.kill()
+        os.killpg(server.pid, signal.SIGKILL)
         server.wait(10)
 
 
 @pytest.fixture
 def bare_redis(_bare_redis_server, monkeypatch):
-    """The stores (`tasks.store.client()`) of this process talk to an empty bare Redis for the test."""
+    """That Redis, emptied, made the client `tasks.store` hands out in this process, so the stores
+    and their Lua scripts run in it (store tests: no fleet, no workers)."""
     from tasks import store
 
     _bare_redis_server.flushall()
-    monkeypatch.setitem(store._clients, os.getpid(), _bare_redis_server)
+    monkeypatch.setattr(store, "_clients", {os.getpid(): _bare_redis_server})
     return _bare_redis_server

@@ -3,12 +3,9 @@ ASHA's Lua script in a real Redis taking the same decisions as its Python functi
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 
 import pytest
-from conftest import _answers, free_port, wait_for
 
 from tasks.schedulers import Verdict, asha_promotion, median_stopping
 
@@ -68,34 +65,6 @@ def test_asha_counts_only_strictly_better_values_so_ties_go_on():
 def test_asha_in_min_mode_keeps_the_lowest():
     assert asha_promotion(0.3, [0.2, 0.4], eta=3, mode="min") == Verdict(False, 0.2, 3)
     assert asha_promotion(0.3, [0.2, 0.4, 0.5, 0.6, 0.7], eta=3, mode="min") == Verdict(True, 0.3, 6)
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    """A real redis-server of its own (loopback, a password) and a client of it; no Celery workers."""
-    import redis
-
-    from workers.redis_server import find_redis_server, start_redis
-
-    root, port, password = tmp_path_factory.mktemp("rungs"), free_port(), os.urandom(12).hex()
-    server = start_redis(find_redis_server(), port, root / "redis", root / "redis.log", password)
-    try:
-        client = redis.Redis(host="127.0.0.1", port=port, password=password, decode_responses=True)
-        wait_for(lambda: _answers(client), 20, what="Redis")
-        yield client
-    finally:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait(10)
-
-
-@pytest.fixture
-def bare_redis(redis_server, monkeypatch):
-    """That Redis made the client `tasks.store` hands out in this process, so the fleet's own Lua
-    scripts run in it."""
-    from tasks import store
-
-    monkeypatch.setattr(store, "_clients", {os.getpid(): redis_server})
-    return redis_server
 
 
 GROWING = [round(random.Random(7).uniform(0, 1), 2) for _ in range(30)]
