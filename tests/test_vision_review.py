@@ -47,8 +47,30 @@ def test_a_box_in_the_overlap_found_by_one_tile_only_is_a_tile_disagreement():
 
 def test_a_box_cut_by_the_tile_edge_is_not_a_disagreement():
     cut = person(440, 100)  # ends at the left tile's inner edge (480): that tile saw a piece
-    (why,) = reasons([record("000001", [(LEFT, [Box(0, 0.9, 440, 100, 479.5, 200)]), (RIGHT, [cut])])]).values()
+    piece = Box(0, 0.9, 440, 100, 479.5, 200)
+    (why,) = reasons([record("000001", [(LEFT, [piece]), (RIGHT, [cut])], [(cut, [0, 1])])]).values()
     assert why == []
+
+
+def test_a_large_box_every_tile_cut_is_a_reason_unless_a_whole_box_covers_it():
+    wide = Box(0, 0.9, 300, 100, 500, 300)  # through the overlap 320..480: each tile holds a piece
+    pieces = [(LEFT, [Box(0, 0.9, 300, 100, 479, 300)]), (RIGHT, [Box(0, 0.9, 321, 100, 500, 300)])]
+    alone = record("000001", pieces, [(wide, [0, 1])])
+    seen_whole = record("000001", [*pieces, (FULL, [Box(0, 0.8, 296, 96, 504, 310)])], [(wide, [0, 1])])
+    other_class = record("000001", [*pieces, (FULL, [Box(2, 0.8, 296, 96, 504, 310)])], [(wide, [0, 1])])
+    assert reasons([alone]) == {"000001": ["1 box cut by a tile edge that no whole box explains"]}
+    assert reasons([seen_whole]) == {"000001": []}
+    assert reasons([other_class])["000001"][-1] == "1 box cut by a tile edge that no whole box explains"
+
+
+def test_a_box_inside_another_of_its_class_is_a_reason_and_of_another_class_is_not():
+    body, head = Box(0, 0.9, 40, 40, 200, 380), Box(0, 0.9, 80, 50, 140, 120)
+    bag = Box(24, 0.9, 80, 200, 140, 260)  # a handbag held in front of the body
+    nested = record("000001", [(LEFT, [body, head])])
+    carried = record("000001", [(LEFT, [body, bag])])
+    (doubt,) = frame_doubts([nested], W, H, 0.25, 416)
+    assert doubt.reasons == ["1 box inside another of its class"] and doubt.boxes == [head]
+    assert reasons([carried]) == {"000001": []}
 
 
 def test_full_frame_and_tiles_disagreeing_both_ways():

@@ -10,9 +10,14 @@ A frame's doubt is the weighted count of its reasons:
     2       full-frame vs tiles: a box the full-frame pass found inside a tile that missed it, or
             a box the tiles found that is big enough for the full-frame pass (at least one cell
             of the net's 32 px grid at its input size) and that pass missed
+    2       a cut box nothing explains: every tile that saw it cut it at an inner edge, and no box
+            seen whole (by a tile or the full-frame pass) of its class covers it; it may be a
+            piece of a large object that no tile holds, with the wrong extent
     1.5     a box living one frame only: no same-class box near it in the sampled frames before
             and after it (centres at most one object size apart, sizes within a factor 2, so an
             object that walks between sampled frames still counts as the same)
+    1.5     a box inside another of its class (INSIDE of its area covered): pieces of one large
+            object that no rule joined, or one object occluding another
     1       a box with a confidence between the threshold and 0.5
     1       a count jump: the number of boxes differs from the mean of its two neighbours by at
             least 2 and by at least a quarter
@@ -45,7 +50,18 @@ UNSURE_BELOW = 0.5
 SAME_OBJECT_IOU = 0.5
 GRID = 32  # pixels: one cell of a YOLO net's coarsest grid
 
-WEIGHTS = {"filled": 3.0, "tiles": 2.0, "full_frame": 2.0, "one_frame": 1.5, "unsure": 1.0, "count_jump": 1.0}
+INSIDE = 0.9  # share of a box's area another box must cover for it to lie inside that box
+
+WEIGHTS = {
+    "filled": 3.0,
+    "tiles": 2.0,
+    "full_frame": 2.0,
+    "cut": 2.0,
+    "one_frame": 1.5,
+    "nested": 1.5,
+    "unsure": 1.0,
+    "count_jump": 1.0,
+}
 
 
 @dataclass
@@ -110,6 +126,39 @@ def _tile_disagreements(tiles: list, width: int, height: int) -> list:
     ]
 
 
+def _covered(box: Box, by: Box) -> float:
+    """The share of `box`'s area that `by` covers."""
+    ix = max(0.0, min(box.x2, by.x2) - max(box.x1, by.x1))
+    iy = max(0.0, min(box.y2, by.y2) - max(box.y1, by.y1))
+    return ix * iy / box.area if box.area > 0 else 0.0
+
+
+def _cut_unexplained(merged: list, raw: list, width: int, height: int) -> list:
+    """Merged boxes that every tile which saw them cut at an inner edge, with no box of their class
+    seen whole (uncut in its tile, or by the full-frame pass, which has no inner edge) covering at
+    least half of them."""
+    whole = [b for t, bs in raw for b in bs if not any(cut_sides(b, t, width, height))]
+    return [
+        b
+        for b, tiles in merged
+        if tiles
+        and all(any(cut_sides(b, t, width, height)) for t in tiles)
+        and not any(w.cls == b.cls and _covered(b, w) >= 0.5 for w in whole)
+    ]
+
+
+def _nested(boxes: list) -> list:
+    """The smaller box of each same-class pair where it lies inside the larger (INSIDE of its area)."""
+    return [
+        small
+        for small in boxes
+        if any(
+            o is not small and o.cls == small.cls and o.area > small.area and _covered(small, o) >= INSIDE
+            for o in boxes
+        )
+    ]
+
+
 def frame_doubts(records: list, width: int, height: int, conf: float, input_size: int) -> list:
     """[FrameDoubt] of each frame of `records` (detections.jsonl records, in frame order)."""
     merged = [[b for b, _ in merged_boxes(r)] for r in records]
@@ -146,6 +195,11 @@ def frame_doubts(records: list, width: int, height: int, conf: float, input_size
                 f"{_plural(n, 'box')} the full-frame pass and the tiles disagree on",
                 only_full + only_tiles,
             )
+
+        cut = _cut_unexplained(merged_boxes(record), raw, width, height)
+        doubt.add("cut", len(cut), f"{_plural(len(cut), 'box')} cut by a tile edge that no whole box explains", cut)
+        nested = _nested(boxes)
+        doubt.add("nested", len(nested), f"{_plural(len(nested), 'box')} inside another of its class", nested)
 
         neighbours = [merged[j] for j in (i - 1, i + 1) if 0 <= j < len(records)]
         if neighbours:
