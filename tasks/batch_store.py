@@ -202,11 +202,6 @@ def finish(run: VideoRun, summary: dict, **fields) -> bool:
     return move(run, "finish", summary=summary, **fields)
 
 
-def current_run(batch_id: str, index: int) -> VideoRun | None:
-    text = client().hget(key("batch", batch_id, "video", index), "run")
-    return VideoRun(batch_id, index, int(text)) if text else None
-
-
 def gate(run: VideoRun) -> bool:
     """Whether a task of this run should run: the batch is not cancelled, the video has not ended,
     and no retry started a newer run."""
