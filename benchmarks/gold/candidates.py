@@ -6,20 +6,22 @@
 Candidates are the union of yolov3-tiny's boxes (the project's own Detector) at several scales, at
 confidence 0.2: the whole frame at 1:1 (net input = frame size padded to 32), the whole frame at the
 net's 416, 416 tiles at 1:1 merged by the default merge, and the frame upscaled 2x at 1:1. Boxes of
-one class with IoU >= 0.5, or one inside the other (IoS >= 0.8: a piece of an object at another
-scale), are one candidate (the most confident); the review adds back a person hidden that way.
+one class with IoU >= 0.5 are one candidate (the most confident); of two one inside the other
+(IoS >= 0.8: a piece of an object at another scale) the larger stays; the review adds back a
+person hidden that way.
 Each sheet numbers the candidates and has a 50 px ruler on its border in frame pixels, so a box can
 be fixed or added by reading it.
 
 review.txt holds what a person decided on looking at each sheet, one line per frame:
 
-  NAME: checked [del I,J] [fix I X1 Y1 X2 Y2] [fix I class=C] [add C X1 Y1 X2 Y2] ... # note
+  NAME: checked; del I,J; fix I X1 Y1 X2 Y2; fix I class=C; add C X1 Y1 X2 Y2; ...  # note
 
-actions separated by ';'; candidates not deleted or fixed are accepted; coordinates in frame pixels;
-C a class name. A frame with no line in review.txt gets no label file (it is not in the gold set).
+actions (any of them, any number) separated by ';'; candidates not deleted or fixed are accepted;
+coordinates in frame pixels; C a class name (spaces allowed: `add sports ball ...`). A frame with no line in review.txt gets no label file (it is not in the gold set).
 """
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -31,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gold_set  # noqa: E402
 from bench_accuracy import NativeDetector, native_boxes  # noqa: E402
 
-from vision.boxes import Box, corners, overlap_with  # noqa: E402
+from vision.boxes import Box, boxes_from_json, boxes_to_json, corners, overlap_with  # noqa: E402
 from vision.detector import Detector  # noqa: E402
 from vision.labels import box_to_row, read_classes, write_yolo_rows  # noqa: E402
 from vision.merge import merge_tiles, to_frame  # noqa: E402
@@ -49,7 +51,12 @@ def detectors():
     return settings, Detector(**spec), NativeDetector(**spec)
 
 
-def candidates(image: np.ndarray, settings, detector, native) -> list:
+def raw_candidates(name: str, image: np.ndarray, settings, detector, native) -> list:
+    """Every pass's boxes, cached as JSON beside the gold images (the passes are slow; the boxes are
+    a pure function of the frame and the model)."""
+    cache = gold_set.images_dir() / "candidates" / f"{name}.json"
+    if cache.exists():
+        return boxes_from_json(json.loads(cache.read_text()))
     h, w = image.shape[:2]
     found = list(native_boxes(native, image))
     found += detector.detect(image)
@@ -58,17 +65,25 @@ def candidates(image: np.ndarray, settings, detector, native) -> list:
     found += [b for b, _ in merge_tiles(per_tile, w, h)]
     big = cv2.resize(image, (w * 2, h * 2), interpolation=cv2.INTER_LINEAR)
     found += [Box(b.cls, b.conf, b.x1 / 2, b.y1 / 2, b.x2 / 2, b.y2 / 2) for b in native_boxes(native, big)]
-    found.sort(key=lambda b: -b.conf)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(boxes_to_json(found)))
+    return found
+
+
+def candidates(found) -> list:
+    """One box per object of the union: same-class boxes with IoU >= 0.5 are one (the most
+    confident kept), then of two same-class boxes one inside the other (IoS >= 0.8) the smaller goes."""
     kept = []
-    for b in found:
+    for b in sorted(found, key=lambda b: b.sort_key()):
         same = [k for k in kept if k.cls == b.cls]
-        if same and (
-            overlap_with(corners([b])[0], corners(same), "iou").max() >= 0.5
-            or overlap_with(corners([b])[0], corners(same), "ios").max() >= 0.8
-        ):
-            continue
-        kept.append(b)
-    return kept
+        if not same or overlap_with(corners([b])[0], corners(same), "iou").max() < 0.5:
+            kept.append(b)
+    out = []
+    for b in sorted(kept, key=lambda b: (-b.area, b.sort_key())):
+        same = [k for k in out if k.cls == b.cls]
+        if not same or overlap_with(corners([b])[0], corners(same), "ios").max() < 0.8:
+            out.append(b)
+    return sorted(out, key=lambda b: b.sort_key())
 
 
 def draw(image: np.ndarray, boxes, names, scale: float) -> np.ndarray:
@@ -120,7 +135,7 @@ def parse_review(path: Path, names) -> dict:
             elif f[0] == "fix":
                 actions.append(("fix", int(f[1]), [float(v) for v in f[2:6]]))
             elif f[0] == "add":
-                actions.append(("add", names.index(f[1]), [float(v) for v in f[2:6]]))
+                actions.append(("add", names.index(" ".join(f[1:-4])), [float(v) for v in f[-4:]]))
             else:
                 raise ValueError(f"{path}: {name}: unknown action {part!r}")
         out[name.strip()] = actions
@@ -168,14 +183,14 @@ def main() -> None:
         for name, image in images.items():
             if args.only and name not in args.only:
                 continue
-            boxes = candidates(image, settings, detector, native)
+            boxes = candidates(raw_candidates(name, image, settings, detector, native))
             scale = 1.5 if image.shape[1] <= 800 else 1.0
             cv2.imwrite(str(args.dir / f"{name}.png"), draw(image, boxes, names, scale))
             listing = " ".join(f"{i}:{names[b.cls]}:{b.conf:.2f}" for i, b in enumerate(boxes))
             print(f"{name} {image.shape[1]}x{image.shape[0]} {len(boxes)} candidates: {listing}")
         return
     review = parse_review(HERE / "review.txt", names)
-    cands = {n: candidates(images[n], settings, detector, native) for n in review}
+    cands = {n: candidates(raw_candidates(n, images[n], settings, detector, native)) for n in review}
     for name, (boxes, counts) in apply(review, cands, {}).items():
         h, w = images[name].shape[:2]
         write_yolo_rows(HERE / "labels" / f"{name}.txt", [box_to_row(b, w, h) for b in boxes])
