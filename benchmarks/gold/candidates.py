@@ -17,7 +17,8 @@ review.txt holds what a person decided on looking at each sheet, one line per fr
   NAME: checked; del I,J; fix I X1 Y1 X2 Y2; fix I class=C; add C X1 Y1 X2 Y2; ...  # note
 
 actions (any of them, any number) separated by ';'; candidates not deleted or fixed are accepted;
-coordinates in frame pixels; C a class name (spaces allowed: `add sports ball ...`). A frame with no line in review.txt gets no label file (it is not in the gold set).
+coordinates in frame pixels; C a class name (spaces allowed: `add sports ball ...`). A frame with
+no line in review.txt gets no label file (it is not in the gold set).
 """
 
 import argparse
