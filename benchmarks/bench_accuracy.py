@@ -173,15 +173,18 @@ def main() -> None:
 def run() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=6, help="frames per clip")
+    ap.add_argument("--cfg", default=None, help="another Darknet cfg for the bundled yolov3-tiny weights")
     args = ap.parse_args()
-    model = ModelSpec(**asset_cache.yolov3_tiny_files())
+    files = asset_cache.yolov3_tiny_files()
+    model = ModelSpec(**{**files, "cfg": args.cfg or files["cfg"]})
     settings = AnnotateSettings(model=model, conf=CONF)
     detector = Detector(**settings.detector_spec())
     # the reference runs each image at its own size: only cv2.dnn's net takes any size (the ONNX graph is fixed)
     native = NativeDetector(**{**settings.detector_spec(), "runtime": "opencv"})
     print(
-        f"machine: {os.cpu_count()} cores, OpenCV {cv2.__version__}; yolov3-tiny, conf {CONF}, tile {settings.tile}, "
-        f"overlap {settings.overlap}, merge {settings.merge} over {settings.metric} {settings.merge_threshold}"
+        f"machine: {os.cpu_count()} cores, OpenCV {cv2.__version__}; yolov3-tiny ({model.cfg}), conf {CONF}, "
+        f"tile {settings.tile}, overlap {settings.overlap}, "
+        f"merge {settings.merge} over {settings.metric} {settings.merge_threshold}"
     )
     start = time.perf_counter()
 

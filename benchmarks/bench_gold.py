@@ -128,15 +128,17 @@ def mosaic_gold(frames: list, count: int) -> tuple[list, list]:
 def run() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mosaic-frames", type=int, default=3, help="pan phases of the native-large mosaic")
+    ap.add_argument("--cfg", default=None, help="another Darknet cfg for the bundled yolov3-tiny weights")
     args = ap.parse_args()
     gold_set.build_images()
     frames = gold_set.load()
     classes = read_classes(gold_set.GOLD_DIR / "classes.txt")
-    settings = AnnotateSettings(model=ModelSpec(**asset_cache.yolov3_tiny_files()))
+    files = asset_cache.yolov3_tiny_files()
+    settings = AnnotateSettings(model=ModelSpec(**{**files, "cfg": args.cfg or files["cfg"]}))
     detector = Detector(**settings.detector_spec())
     print(
         f"machine: {os.cpu_count()} cores (shared), OpenCV {cv2.__version__}, runtime {settings.runtime}; "
-        f"yolov3-tiny, conf {settings.conf}, tile {settings.tile}, overlap {settings.overlap}; "
+        f"yolov3-tiny ({settings.model.cfg}), conf {settings.conf}, tile {settings.tile}, overlap {settings.overlap}; "
         f"{len(frames)} gold frames, {sum(len(f.boxes) for f in frames)} gold boxes"
     )
     start = time.perf_counter()
