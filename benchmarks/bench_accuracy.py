@@ -31,6 +31,7 @@ output boxes one inside the other (IoS > 0.8). Before the clips, "phase noise" s
 detector against itself run on the same pieces shifted by 13 px: how far two looks at the same
 pixels at another phase disagree (vision/tiling.py says why the tiles sit on the stride lattice).
 Each clip's first line gives its forwards per frame. Ends with the three `accuracy defaults` lines.
+`--cfg FILE` runs the bundled weights with another cfg (benchmarks/gold/README.md says why).
 """
 
 import argparse

@@ -19,6 +19,8 @@ confidence (0.25), so the precision-recall curve ends there for both. COCO's AP 
 classes that have gold boxes: a box of a class no gold frame has costs nothing there, and is
 counted by the precision line (one-to-one, same class, IoU >= 0.5; vision.scoring).
 Ends with `gold AP50 defaults: A` and `gold AP50 plain: B`, over all gold frames scored.
+`--cfg FILE` runs the bundled weights with another cfg (the bundled one decodes the 26x26 layer
+with anchors the weights were not trained with: benchmarks/gold/README.md, Finding).
 """
 
 import argparse
