@@ -133,7 +133,8 @@ def test_the_converted_model_is_cached_beside_the_weights_and_reused(model_field
     again = cached.stat()
     assert (again.st_ino, again.st_mtime_ns) == (first.st_ino, first.st_mtime_ns)  # read, not written anew
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert files == sorted(["coco.names", "yolov3-tiny.cfg", "yolov3-tiny.weights", cached.name])  # no temp left
+    cfg = os.path.basename(model_fields["cfg"])
+    assert files == sorted(["coco.names", cfg, "yolov3-tiny.weights", cached.name])  # no temp left
 
 
 def test_two_processes_converting_at_once_leave_one_whole_file(model_fields, tmp_path):
@@ -141,10 +142,11 @@ def test_two_processes_converting_at_once_leave_one_whole_file(model_fields, tmp
         shutil.copy(model_fields[name], tmp_path)
     code = (
         "import sys; from vision.darknet_onnx import cached_onnx\n"
-        "print(cached_onnx(sys.argv[1] + '/yolov3-tiny.cfg', sys.argv[1] + '/yolov3-tiny.weights', 416))"
+        "print(cached_onnx(sys.argv[1] + '/' + sys.argv[2], sys.argv[1] + '/yolov3-tiny.weights', 416))"
     )
+    cfg = os.path.basename(model_fields["cfg"])
     procs = [
-        subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path), cfg], stdout=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
     paths = {p.communicate(timeout=120)[0].strip() for p in procs}
@@ -159,7 +161,7 @@ def test_two_processes_converting_at_once_leave_one_whole_file(model_fields, tmp
 def test_another_input_size_or_other_weights_get_their_own_file(model_fields, tmp_path):
     for name in ("cfg", "weights"):
         shutil.copy(model_fields[name], tmp_path)
-    cfg, weights = tmp_path / "yolov3-tiny.cfg", tmp_path / "yolov3-tiny.weights"
+    cfg, weights = tmp_path / os.path.basename(model_fields["cfg"]), tmp_path / "yolov3-tiny.weights"
     at_416, at_608 = cached_onnx(cfg, weights, 416), cached_onnx(cfg, weights, 608)
     data = bytearray(weights.read_bytes())
     data[-4:] = np.float32(0.5).tobytes()  # one weight changed
