@@ -112,7 +112,7 @@ class Host:
     def env(self) -> dict:
         """What an extra machine sets: the head's Redis URL (with password), a data root and cache of its own."""
         env = {k: v for k, v in os.environ.items() if k not in ("CVFLEET_REDIS_PASSWORD", "CVFLEET_REDIS_URL")}
-        env.update(CVFLEET_DATA=str(self.dir / "data"), CVFLEET_CACHE=str(self.dir / "cache"))
+        env.update(CVFLEET_DATA=str(self.dir / "data"), CVFLEET_CACHE=str(self.dir / "cache"), **self.lab.extra_env)
         if self.lab.redis_url:
             env["CVFLEET_REDIS_URL"] = self.lab.redis_url
         return env
@@ -207,6 +207,7 @@ class Lab:
     dir: Path
     net: str  # first three octets of the lab's /24
     hosts: list[Host] = field(default_factory=list)
+    extra_env: dict = field(default_factory=dict)  # set for every process of the head and the hosts
     redis_url: str | None = None  # redis://:PASSWORD@ADDRESS:PORT/0 once Redis is started
     _procs: list[subprocess.Popen] = field(default_factory=list)
     _app: object = None
@@ -258,7 +259,7 @@ class Lab:
     @property
     def env(self) -> dict:
         """Environment for commands the head runs (`cvfleet(..., env=lab.env)`)."""
-        env = {"CVFLEET_DATA": str(self.head / "data")}
+        env = {"CVFLEET_DATA": str(self.head / "data"), **self.extra_env}
         if self.redis_url:
             env["CVFLEET_REDIS_URL"] = self.redis_url
         return env
@@ -277,6 +278,12 @@ class Lab:
             )
         self._procs.append(proc)
         return proc
+
+    def worker(self, queues: str = "video", concurrency: int = 1, env: dict | None = None) -> Worker:
+        """`cvfleet worker` on the head (where the videos and output are), named QUEUES@head."""
+        name = f"{queues.replace(',', '-')}@head"
+        cmd = [*CVFLEET, "worker", "-Q", queues, "-c", str(concurrency), "-n", name]
+        return Worker(name, self.spawn(cmd, self.head / f"worker-{queues.replace(',', '-')}.log", env))
 
     def start_redis(self) -> str:
         """The head's Redis, with the fleet's password (from the head's fleet dir), bound to the bridge address."""
@@ -344,11 +351,12 @@ class Lab:
 
 
 @contextlib.contextmanager
-def lab(tmp_path: Path, hosts: int = 2, *, redis: bool = True) -> Iterator[Lab]:
+def lab(tmp_path: Path, hosts: int = 2, *, redis: bool = True, env: dict | None = None) -> Iterator[Lab]:
     """A head and `hosts` hosts on a bridge, and (unless `redis=False`) the head's Redis on the
-    bridge address. Everything it made is removed on the way out, whatever happened inside."""
+    bridge address; `env` is added to every process the lab starts (a short stall window...).
+    Everything it made is removed on the way out, whatever happened inside."""
     require_namespaces()
-    the_lab = Lab(f"{RUN}-{next(_lab_numbers)}", Path(tmp_path), _free_subnet())
+    the_lab = Lab(f"{RUN}-{next(_lab_numbers)}", Path(tmp_path), _free_subnet(), extra_env=dict(env or {}))
     try:
         _build(the_lab, hosts)
         if redis:
@@ -361,6 +369,7 @@ def lab(tmp_path: Path, hosts: int = 2, *, redis: bool = True) -> Iterator[Lab]:
 
 def _build(the_lab: Lab, hosts: int) -> None:
     sw, head_link = the_lab.switch, f"{the_lab.name}-hd"
+    the_lab.head.mkdir(parents=True, exist_ok=True)
     ip("netns", "add", sw)
     ip("-n", sw, "link", "add", "name", "bridge0", "type", "bridge")
     ip("-n", sw, "link", "set", "bridge0", "up")
