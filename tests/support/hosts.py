@@ -120,9 +120,7 @@ class Host:
     def command(self, cmd: list[str], hide: Iterable[Path] | None = None) -> list[str]:
         """`cmd` wrapped to run on this host: in its network namespace, in a new mount and UTS namespace
         where each path of `hide` (default: `lab.hidden`) is an empty tmpfs and the hostname is the host's."""
-        mounts = [
-            f"mount -t tmpfs -o size=64m,mode=0755 cvfleet-hidden {shlex.quote(str(p))}" for p in self.lab._covers(hide)
-        ]
+        mounts = [f"mount -t tmpfs -o mode=0755 cvfleet-hidden {shlex.quote(str(p))}" for p in self.lab._covers(hide)]
         script = "; ".join(["set -e", *mounts, f"hostname {self.name}", 'exec "$@"'])
         return ["ip", "netns", "exec", self.name, "unshare", "--mount", "--uts", "--propagation", "private",
                 "sh", "-c", script, "sh", *cmd]  # fmt: skip
