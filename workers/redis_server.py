@@ -45,8 +45,10 @@ def find_redis_server(path: str | None = None) -> Path:
 CONF_NAME = "cvfleet-redis.conf"
 
 
-def redis_command(binary: Path, port: int, workdir: Path, password: str | None = None) -> list[str]:
-    """Loopback only, AOF on, never evict (a lost key is a lost task or result).
+def redis_command(
+    binary: Path, port: int, workdir: Path, password: str | None = None, bind: str = "127.0.0.1"
+) -> list[str]:
+    """Loopback unless `bind` names another address, AOF on, never evict (a lost key is a lost task or result).
 
     A password goes into a 0600 config file in `workdir` (`requirepass`), never into argv, where
     `ps` would show it to every local user."""
@@ -64,7 +66,7 @@ def redis_command(binary: Path, port: int, workdir: Path, password: str | None =
         "--port",
         str(port),
         "--bind",
-        "127.0.0.1",
+        bind,
         "--protected-mode",
         "yes",
         "--dir",
@@ -84,11 +86,13 @@ def redis_command(binary: Path, port: int, workdir: Path, password: str | None =
     ]
 
 
-def start_redis(binary: Path, port: int, workdir: Path, log: Path, password: str | None = None) -> subprocess.Popen:
+def start_redis(
+    binary: Path, port: int, workdir: Path, log: Path, password: str | None = None, bind: str = "127.0.0.1"
+) -> subprocess.Popen:
     workdir.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         return subprocess.Popen(
-            redis_command(binary, port, workdir, password),
+            redis_command(binary, port, workdir, password, bind),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
