@@ -49,10 +49,13 @@ class ProtocolGate(bootsteps.StartStopStep):
 
 def _gate(c, strategy):
     from celery.worker import state
+    from kombu.serialization import prepare_accept_content
+
+    accepted = prepare_accept_content(c.app.conf.accept_content)
 
     def handle(message, body, ack, reject, callbacks, **kw):
         theirs = message.headers.get(HEADER)
-        if theirs == PROTOCOL:
+        if theirs == PROTOCOL or message.content_type not in accepted:  # Celery refuses pickle & co. itself
             return strategy(message, body, ack, reject, callbacks, **kw)
         task, task_id = message.headers.get("task"), message.headers.get("id")
         if isinstance(theirs, int) and theirs > PROTOCOL:
