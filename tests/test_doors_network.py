@@ -251,3 +251,12 @@ def test_a_running_worker_runs_no_message_of_another_protocol(door, tmp_path):
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait(10)
+
+
+def test_over_rediss_the_broker_and_the_result_backend_verify_the_server_against_the_ca(tmp_path):
+    import ssl
+
+    ca = tmp_path / "ca.crt"
+    conf = celery_app(f"rediss://:pw@{ADDR}:{free_port()}/0", ca).conf
+    verified = {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_ca_certs": str(ca)}
+    assert conf.broker_use_ssl == verified and conf.redis_backend_use_ssl == verified

@@ -2,8 +2,8 @@
 
 A self-signed CA is made once per fleet directory and kept (workers on other machines hold a copy
 of `ca.crt`); the server certificate is made again at every `up --listen`, naming the address it
-listens on and 127.0.0.1 in its subjectAltName, since the head's own workers and clients connect on
-loopback. Private keys are mode 0600 in a 0700 directory.
+listens on, 127.0.0.1 and localhost in its subjectAltName, since the head's own workers and clients
+connect on loopback. Private keys are mode 0600 in a 0700 directory.
 
 The `openssl` command line makes them: it comes with the OpenSSL that a TLS-capable redis-server
 links anyway (Debian's `openssl`, a dependency of `ca-certificates`), so this needs no new Python
@@ -59,7 +59,7 @@ def ensure_certificates(tls_dir: Path, address: str) -> TLSFiles:
             "-addext", "basicConstraints=critical,CA:TRUE",
             "-addext", "keyUsage=critical,keyCertSign,cRLSign",
         )  # fmt: skip
-    names = ",".join(f"IP:{a}" for a in dict.fromkeys([address, "127.0.0.1"]))
+    names = ",".join([*(f"IP:{a}" for a in dict.fromkeys([address, "127.0.0.1"])), "DNS:localhost"])
     ext = tls_dir / "server.ext"
     ext.write_text(
         "basicConstraints=critical,CA:FALSE\n"
