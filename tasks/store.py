@@ -9,6 +9,8 @@ cvfleet's records RECORD_TTL (30 days) after their last update.
     cvfleet:batches:running                set   batch ids with a video not yet ended (the watchdog's list)
     cvfleet:workers                        hash  worker name -> "detect pool processes, last heartbeat time"
     cvfleet:watchdog                       str   which worker looks after the batches this interval (expires)
+    cvfleet:protocol                       str   the cvfleet protocol number the fleet speaks (workers/protocol.py):
+                                                 written by `cvfleet up`, checked by every `cvfleet worker` at start
     cvfleet:batch:<id>                     hash  id, created, out, settings (JSON), static, static_ignore,
                                                  preview, tiles_per_task, roots (JSON), videos (count), cancelled (time)
     cvfleet:batch:<id>:pending             list  chunks not yet sent, as "video:chunk:run" (fed a few at a time)
@@ -90,12 +92,14 @@ def client() -> redis.Redis:
     pid = os.getpid()
     if pid not in _clients:
         _clients.clear()
+        cfg = config.load()
         _clients[pid] = redis.Redis.from_url(
             app.conf.broker_url,
+            **cfg.redis_ssl_options(),  # rediss://: the server's certificate is checked against the fleet's CA
             decode_responses=True,
             socket_timeout=30,
             health_check_interval=30,
-            retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries_for(config.load().redis_retry_seconds)),
+            retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries_for(cfg.redis_retry_seconds)),
             retry_on_error=[ConnectionError, TimeoutError, BusyLoadingError],
         )
     return _clients[pid]

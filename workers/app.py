@@ -3,6 +3,10 @@
 Settings that decide whether work is lost (docs/design.md says why): JSON only, late acks with
 redelivery when a worker dies, one reserved task per process, a visibility timeout longer
 than the longest task, results that expire, and task events on so Flower sees every task.
+
+Over rediss:// (a fleet that listens on a network) the broker and the result backend verify Redis's
+certificate against the fleet's CA. Every message carries the cvfleet protocol number, and a
+worker runs only messages of its own (workers/protocol.py).
 """
 
 from __future__ import annotations
@@ -11,10 +15,10 @@ import os
 from datetime import timedelta
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import before_task_publish, worker_process_init
 from kombu import Queue
 
-from workers import config
+from workers import config, protocol
 
 QUEUES = ("video", "detect", "train")
 TASK_MODULES = ["tasks.smoke", "tasks.annotate.steps", "tasks.watchdog", "tasks.trial"]
@@ -56,10 +60,14 @@ def make_app(cfg: config.Config | None = None) -> Celery:
         worker_max_memory_per_child=2_000_000,  # KiB; a child past 2 GB is replaced after its task
         worker_hijack_root_logger=False,
     )
+    if cfg.redis_tls:
+        app.conf.update(broker_use_ssl=cfg.redis_ssl_options(), redis_backend_use_ssl=cfg.redis_ssl_options())
+    app.steps["consumer"].add(protocol.ProtocolGate)
     return app
 
 
 app = make_app()
+before_task_publish.connect(protocol.stamp, weak=False)
 
 
 @worker_process_init.connect

@@ -7,6 +7,7 @@ them with environment variables (see docs/fleet.md, "Configuration").
 from __future__ import annotations
 
 import os
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlparse
@@ -38,12 +39,15 @@ def _float(var: str, default: float) -> float:
 
 
 REDIS_PASSWORD_FILE = "redis.password"  # in the fleet dir, mode 0600, written by `cvfleet up`
+LISTEN_FILE = "redis.listen"  # in the fleet dir while `cvfleet up --listen ADDR` runs: ADDR (Redis speaks TLS only)
+CA_FILE = "tls/ca.crt"  # in the fleet dir: the CA that signed the local Redis's TLS certificate
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})  # hosts that are this machine: the local fleet's Redis
 
 
 @dataclass(frozen=True)
 class Config:
     redis_url: str  # with the local fleet's password filled in when it has one (never print it)
+    redis_ca: Path | None  # the CA a rediss:// URL's server certificate must be signed by; None for redis://
     data: Path  # storage root: frames, labels, weights, fleet state
     cache: Path  # fetched assets (models, sample video, data sets)
     flower_port: int
@@ -78,6 +82,17 @@ class Config:
         return urlparse(self.redis_url).port or 6379
 
     @property
+    def redis_tls(self) -> bool:
+        return urlparse(self.redis_url).scheme == "rediss"
+
+    def redis_ssl_options(self) -> dict:
+        """redis-py's keyword arguments for this URL: verify the server against the fleet's CA
+        (Celery's `broker_use_ssl` and `redis_backend_use_ssl` take the same keys); none for redis://."""
+        if not self.redis_tls:
+            return {}
+        return {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_ca_certs": str(self.redis_ca)}
+
+    @property
     def heartbeat_fresh(self) -> float:
         """Seconds a worker's heartbeat counts: 3 watchdog intervals (it beats once an interval) plus
         30 s for a main process busy elsewhere. Dispatch sizes the fleet by the workers heard from."""
@@ -94,8 +109,10 @@ def load() -> Config:
     cache_default = Path(os.environ.get("XDG_CACHE_HOME", home / ".cache")) / "cvfleet"
     vt = _int("CVFLEET_VISIBILITY_TIMEOUT", 3600)
     data = _path("CVFLEET_DATA", data_default)
+    redis_url = local_redis_url(os.environ.get("CVFLEET_REDIS_URL", "redis://127.0.0.1:6399/0"), data)
     return Config(
-        redis_url=local_redis_url(os.environ.get("CVFLEET_REDIS_URL", "redis://127.0.0.1:6399/0"), data),
+        redis_url=redis_url,
+        redis_ca=redis_ca(redis_url, data),
         data=data,
         cache=_path("CVFLEET_CACHE", cache_default),
         flower_port=_int("CVFLEET_FLOWER_PORT", 5555),
@@ -112,10 +129,16 @@ def load() -> Config:
 
 def local_redis_url(url: str, data: Path) -> str:
     """A loopback URL without a password gets the local fleet's: CVFLEET_REDIS_PASSWORD (how `cvfleet up`
-    hands it to its workers) or the 0600 file `cvfleet up` wrote under the data root. A URL that names
-    its own password, or another host, is used as it is."""
+    hands it to its workers) or the 0600 file `cvfleet up` wrote under the data root. While the local
+    fleet listens on a network (`up --listen`: TLS only) a loopback redis:// URL becomes rediss://. A URL
+    that names its own password, or another host, is used as it is."""
     parsed = urlparse(url)
-    if parsed.password or parsed.hostname not in LOOPBACK:
+    if parsed.hostname not in LOOPBACK:
+        return url
+    if parsed.scheme == "redis" and (data / "fleet" / LISTEN_FILE).exists():
+        url = "rediss" + url[len("redis") :]
+        parsed = urlparse(url)
+    if parsed.password:
         return url
     password = os.environ.get("CVFLEET_REDIS_PASSWORD")
     if not password:
@@ -125,3 +148,27 @@ def local_redis_url(url: str, data: Path) -> str:
             return url
     user = quote(parsed.username, safe="") if parsed.username else ""
     return url.replace(f"{parsed.scheme}://", f"{parsed.scheme}://{user}:{quote(password, safe='')}@", 1)
+
+
+def redis_ca(url: str, data: Path) -> Path | None:
+    """The CA file for a rediss:// URL: CVFLEET_REDIS_CA, or for a loopback URL the local fleet's.
+    A rediss:// URL without one, or a CA file that is not there, stops here in one line: a client
+    that cannot check whom it talks to would hand its password to anyone on the path."""
+    parsed = urlparse(url)
+    if parsed.scheme != "rediss":
+        return None
+    value = os.environ.get("CVFLEET_REDIS_CA")
+    if not value:
+        if parsed.hostname in LOOPBACK:
+            return data / "fleet" / CA_FILE
+        raise SystemExit(
+            f"cvfleet: CVFLEET_REDIS_URL is rediss:// ({parsed.hostname}) but CVFLEET_REDIS_CA is not set: "
+            f"copy the fleet's CA (`cvfleet up --listen` prints where it is) here and set CVFLEET_REDIS_CA to its path"
+        )
+    path = Path(value).expanduser().resolve()
+    if not path.is_file():
+        raise SystemExit(
+            f"cvfleet: CVFLEET_REDIS_CA={value} is not a file: copy the fleet's CA there "
+            "(`cvfleet up --listen` prints where it is) or fix the path"
+        )
+    return path

@@ -7,10 +7,17 @@ Flower passwords (mode 0600). Starting twice finds the running fleet and starts 
 Redis is locked even on loopback: a batch record names the roots that path confinement trusts, so
 any local user who could write one could point workers at their files. The password reaches the
 workers and Flower through the environment (CVFLEET_REDIS_PASSWORD), never argv.
+
+`up --listen ADDR` opens Redis to other machines: on ADDR besides loopback, TLS only, with a
+certificate from the fleet's own CA (workers/tls.py); `redis.listen` in the fleet dir says so to the
+local clients, whose loopback URL becomes rediss://. Flower stays on loopback. A worker joining a
+fleet (`join_check`) first proves it can reach Redis, with the password, the CA and the same cvfleet
+protocol number (workers/protocol.py), or stops with one line.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -26,7 +33,7 @@ from pathlib import Path
 
 import psutil
 
-from workers import config
+from workers import config, protocol, tls
 from workers.redis_server import find_redis_server, start_redis
 
 
@@ -112,11 +119,36 @@ def _wait(what: str, ready, timeout: float, log: Path, procs: list[subprocess.Po
     raise FleetError(f"{what} did not become ready in {timeout:.0f} s: see {log}")
 
 
-def _redis_ready(url: str):
+def _redis_ready(cfg: config.Config):
     import redis
 
-    client = redis.Redis.from_url(url, socket_timeout=1)
+    client = redis.Redis.from_url(cfg.redis_url, socket_timeout=1, **cfg.redis_ssl_options())
     return lambda: client.ping()
+
+
+def check_listen(address: str, port: int) -> None:
+    """`--listen` must name an address of this machine (Redis would fail later, half started)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        raise FleetError(
+            f"--listen {address}: not an IP address; give the address of this machine that the other machines "
+            "reach (`ip -brief addr` lists them)"
+        ) from None
+    if ip.is_unspecified:
+        raise FleetError(
+            f"--listen {address}: name one address of this machine that the other machines reach "
+            "(`ip -brief addr` lists them); the TLS certificate names that address"
+        )
+    with socket.socket(socket.AF_INET6 if ip.version == 6 else socket.AF_INET) as s:
+        try:
+            s.bind((address, 0))
+        except OSError:
+            raise FleetError(
+                f"--listen {address}: this machine has no such address: pick one that `ip -brief addr` lists"
+            ) from None
+    if not port_free(port, address):
+        raise FleetError(f"--listen {address}: port {port} there is already taken by another program: stop it")
 
 
 def _flower_ready(port: int, user: str, password: str):
@@ -212,7 +244,10 @@ def running(cfg: config.Config) -> dict | None:
     return None
 
 
-def up(concurrency: int | None = None, cfg: config.Config | None = None, timeout: float = 90) -> Started:
+def up(
+    concurrency: int | None = None, cfg: config.Config | None = None, timeout: float = 90, listen: str = ""
+) -> Started:
+    """Start the local fleet; with `listen`, Redis also listens on that address, TLS only."""
     cfg = cfg or config.load()
     password = flower_password(cfg)
     secret = None
@@ -221,6 +256,9 @@ def up(concurrency: int | None = None, cfg: config.Config | None = None, timeout
         cfg = replace(cfg, redis_url=config.local_redis_url(cfg.redis_url, cfg.data))
     state = running(cfg)
     if state:
+        if listen and state.get("listen", "") != listen:
+            now = f"listens on {state['listen']}" if state.get("listen") else "listens on loopback only"
+            raise FleetError(f"the fleet is already running and {now}: `cvfleet down`, then `up --listen {listen}`")
         return Started(True, state, password)
     if read_state(cfg) or _fleet_redis_pid(cfg):  # a fleet that half died: clear what is left of it first
         down(cfg)
@@ -235,27 +273,52 @@ def up(concurrency: int | None = None, cfg: config.Config | None = None, timeout
     ):
         if not port_free(port):
             raise FleetError(f"port {port} for {what} is already taken by another program: stop it or set {var}")
+    if listen:
+        check_listen(listen, cfg.redis_port)
     concurrency = concurrency or os.cpu_count() or 1
     if concurrency < 1:
         raise FleetError(f"--concurrency must be at least 1, got {concurrency}")
     binary = find_redis_server()
     d = cfg.fleet_dir
     d.mkdir(parents=True, exist_ok=True)
+    marker = d / config.LISTEN_FILE
+    marker.unlink(missing_ok=True)
+    certs, ca_env = None, {}
+    plain_url = cfg.redis_url.replace("rediss://", "redis://", 1)  # a marker left by an earlier `up --listen`
+    cfg = replace(cfg, redis_url=plain_url, redis_ca=None)
+    if listen:
+        try:
+            certs = tls.ensure_certificates(d / "tls", listen)
+        except tls.TLSError as e:
+            raise FleetError(str(e)) from None
+        cfg = replace(cfg, redis_url=plain_url.replace("redis://", "rediss://", 1), redis_ca=certs.ca_cert)
+        ca_env = {"CVFLEET_REDIS_CA": str(certs.ca_cert)}
     procs: list[subprocess.Popen] = []
     try:
-        redis_proc = start_redis(binary, cfg.redis_port, d / "redis", d / "redis.log", secret)
+        if listen:
+            marker.write_text(listen + "\n")
+        redis_proc = start_redis(binary, cfg.redis_port, d / "redis", d / "redis.log", secret, certs, listen)
         procs.append(redis_proc)
-        _wait("Redis", _redis_ready(cfg.redis_url), 20, d / "redis.log", procs)
+        try:
+            _wait("Redis", _redis_ready(cfg), 20, d / "redis.log", procs)
+        except FleetError:
+            if listen and "TLS support" in (d / "redis.log").read_text(errors="replace"):
+                raise FleetError(
+                    f"{binary} was built without TLS, which --listen needs: "
+                    "install Redis 6 or newer built with TLS (`apt-get install redis-server`)"
+                ) from None
+            raise
+        require_redis(cfg).set(protocol.KEY, protocol.PROTOCOL)  # the head says which protocol the fleet speaks
         worker = _spawn(
             worker_command(concurrency, "video,detect,train", f"fleet@{socket.gethostname()}", d / "worker.log"),
             d / "worker.out",
-            worker_env(concurrency, secret),
+            {**worker_env(concurrency, secret), **ca_env},
         )
         procs.append(worker)
         flower = _spawn(
             flower_command(cfg.flower_port, "127.0.0.1", d / "flower.db"),
             d / "flower.log",
-            flower_env(cfg.flower_user, password, secret),
+            {**flower_env(cfg.flower_user, password, secret), **ca_env},
         )
         procs.append(flower)
         from workers.app import make_app
@@ -266,10 +329,12 @@ def up(concurrency: int | None = None, cfg: config.Config | None = None, timeout
     except BaseException:
         for p in reversed(procs):
             _stop_group(p.pid)
+        marker.unlink(missing_ok=True)
         raise
     state = {
         "pids": {"redis": redis_proc.pid, "worker": worker.pid, "flower": flower.pid},
         "redis_url": cfg.redis_url_public,
+        "listen": listen,
         "redis_binary": str(binary),
         "flower_url": cfg.flower_url,
         "concurrency": concurrency,
@@ -375,27 +440,61 @@ def down(cfg: config.Config | None = None) -> list[str]:
         _stop_pid(stray)
         stopped.append(f"redis (pid {stray}, started outside the fleet)")
     _state_file(cfg).unlink(missing_ok=True)
+    (cfg.fleet_dir / config.LISTEN_FILE).unlink(missing_ok=True)
     return stopped
 
 
 def require_redis(cfg: config.Config):
-    """A connected client, or a one-line FleetError saying how to get one."""
+    """A connected client, or a one-line FleetError saying how to get one. Bounded: a few
+    connection attempts of at most 5 s each, about half a minute when packets vanish."""
     import redis
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
 
-    client = redis.Redis.from_url(cfg.redis_url, socket_timeout=5, decode_responses=True)
+    client = redis.Redis.from_url(
+        cfg.redis_url,
+        socket_timeout=5,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.5), 3),
+        decode_responses=True,
+        **cfg.redis_ssl_options(),
+    )
+    where, scheme = f"Redis at {cfg.redis_host}:{cfg.redis_port}", "rediss" if cfg.redis_tls else "redis"
     try:
         client.ping()
     except redis.AuthenticationError:
         raise FleetError(
-            f"Redis at {cfg.redis_host}:{cfg.redis_port} refused the password: "
-            "put the right one in CVFLEET_REDIS_URL (redis://:PASSWORD@host:port/0)"
+            f"{where} refused the password: put the right one in CVFLEET_REDIS_URL ({scheme}://:PASSWORD@host:port/0)"
         ) from None
     except redis.RedisError as e:
+        if "CERTIFICATE_VERIFY_FAILED" in str(e):
+            reason = str(e).split("certificate verify failed: ")[-1].split(" (_ssl")[0]
+            raise FleetError(
+                f"{where} showed a certificate that CVFLEET_REDIS_CA ({cfg.redis_ca}) does not vouch for "
+                f"({reason}): copy the CA file `cvfleet up --listen` printed and point CVFLEET_REDIS_CA at it"
+            ) from None
+        hint = "" if cfg.redis_tls else "; a fleet started with `up --listen` speaks TLS only: use rediss://"
         raise FleetError(
-            f"Redis at {cfg.redis_host}:{cfg.redis_port} is unreachable ({e.__class__.__name__}): "
-            "start the fleet with `cvfleet up` or set CVFLEET_REDIS_URL"
+            f"{where} is unreachable ({e.__class__.__name__}): "
+            f"start the fleet with `cvfleet up` or set CVFLEET_REDIS_URL{hint}"
         ) from None
     return client
+
+
+def join_check(cfg: config.Config) -> None:
+    """What a worker proves before it takes a task: Redis answers (reachable, the password, the CA)
+    and the fleet speaks this cvfleet's protocol. A fleet whose head wrote no number yet (docker-compose,
+    a Redis of one's own) gets this worker's. One-line FleetError otherwise."""
+    client = require_redis(cfg)
+    client.set(protocol.KEY, protocol.PROTOCOL, nx=True)
+    theirs = client.get(protocol.KEY)
+    if theirs != str(protocol.PROTOCOL):
+        from importlib.metadata import version
+
+        raise FleetError(
+            f"the fleet at {cfg.redis_host}:{cfg.redis_port} speaks cvfleet protocol {theirs} and this cvfleet "
+            f"{version('cvfleet')} speaks {protocol.PROTOCOL}: install the fleet head's cvfleet version here, "
+            "then start the worker again"
+        )
 
 
 def status(cfg: config.Config | None = None) -> dict:

@@ -12,6 +12,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from workers.tls import TLSFiles
+
 
 class RedisNotFound(RuntimeError):
     pass
@@ -46,12 +48,15 @@ CONF_NAME = "cvfleet-redis.conf"
 
 
 def redis_command(
-    binary: Path, port: int, workdir: Path, password: str | None = None, bind: str = "127.0.0.1"
+    binary: Path, port: int, workdir: Path, password: str | None = None, tls: TLSFiles | None = None, listen: str = ""
 ) -> list[str]:
-    """Loopback unless `bind` names another address, AOF on, never evict (a lost key is a lost task or result).
+    """Loopback only unless `listen` names another address, AOF on, never evict (a lost key is a lost
+    task or result).
 
     A password goes into a 0600 config file in `workdir` (`requirepass`), never into argv, where
-    `ps` would show it to every local user."""
+    `ps` would show it to every local user. With `tls`, the port speaks TLS only (`--port 0`):
+    Redis binds every port it opens to every bound address, so a plain port beside it would carry
+    the password in clear on the network too. Clients show no certificate; the password is theirs."""
     conf = []
     if password:
         path = workdir / CONF_NAME
@@ -60,13 +65,17 @@ def redis_command(
             f.write(f'requirepass "{password}"\n')
         os.chmod(path, 0o600)
         conf = [str(path)]
+    ports = ["--port", str(port)]
+    if tls:
+        ports = ["--port", "0", "--tls-port", str(port), "--tls-auth-clients", "no"]
+        ports += ["--tls-cert-file", str(tls.server_cert), "--tls-key-file", str(tls.server_key)]
+        ports += ["--tls-ca-cert-file", str(tls.ca_cert)]
     return [
         str(binary),
         *conf,
-        "--port",
-        str(port),
+        *ports,
         "--bind",
-        bind,
+        *dict.fromkeys(["127.0.0.1", *([listen] if listen else [])]),
         "--protected-mode",
         "yes",
         "--dir",
@@ -87,12 +96,18 @@ def redis_command(
 
 
 def start_redis(
-    binary: Path, port: int, workdir: Path, log: Path, password: str | None = None, bind: str = "127.0.0.1"
+    binary: Path,
+    port: int,
+    workdir: Path,
+    log: Path,
+    password: str | None = None,
+    tls: TLSFiles | None = None,
+    listen: str = "",
 ) -> subprocess.Popen:
     workdir.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         return subprocess.Popen(
-            redis_command(binary, port, workdir, password, bind),
+            redis_command(binary, port, workdir, password, tls, listen),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

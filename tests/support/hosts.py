@@ -293,7 +293,7 @@ class Lab:
         password = redis_password(self.cfg)
         port = _free_port(self.address)
         proc = start_redis(
-            find_redis_server(), port, self.head / "redis", self.head / "redis.log", password, bind=self.address
+            find_redis_server(), port, self.head / "redis", self.head / "redis.log", password, listen=self.address
         )
         self._procs.append(proc)
         url = f"redis://:{password}@{self.address}:{port}/0"

@@ -20,10 +20,17 @@ from workers.commands.base import command
     default=None,
     help="Worker processes (default: one per core, each with one OpenCV/BLAS thread).",
 )
-def up(concurrency):
+@click.option(
+    "--listen",
+    metavar="ADDR",
+    default="",
+    help="Also serve Redis on this address of this machine, for workers on other machines: TLS only, "
+    "with a certificate from the fleet's own CA, and the password. Flower stays on 127.0.0.1.",
+)
+def up(concurrency, listen):
     """Start the local fleet: a real Redis (loopback, AOF), Celery workers on every queue
     (video, detect, train) and Flower with basic auth. Running it twice starts nothing new."""
-    started = fleet.up(concurrency)
+    started = fleet.up(concurrency, listen=listen)
     s = started.state
     cfg = config.load()
     word = "already running" if started.already_running else "started"
@@ -33,6 +40,21 @@ def up(concurrency):
     )
     click.echo(f"Flower: {s['flower_url']}  user: {cfg.flower_user}  password: {started.password}")
     click.echo(f"data root: {cfg.data}   logs: {cfg.fleet_dir}")
+    if s.get("listen"):
+        _print_join(cfg, s["listen"])
+
+
+def _print_join(cfg: config.Config, address: str) -> None:
+    """What a worker on another machine needs: two files and one command. The password is read from
+    its file by the shell there, so it is never printed."""
+    host = f"[{address}]" if ":" in address else address
+    url = f"rediss://:$(cat redis.password)@{host}:{cfg.redis_port}/{cfg.redis_url.rsplit('/', 1)[-1]}"
+    click.echo(f"Redis also listens on {host}:{cfg.redis_port}, TLS only, with its password.")
+    click.echo(
+        f"On another machine, copy {cfg.fleet_dir / 'tls' / 'ca.crt'} and {cfg.fleet_dir / config.REDIS_PASSWORD_FILE} "
+        "into one directory (keep redis.password mode 0600) and run there:"
+    )
+    click.echo(f'  CVFLEET_REDIS_URL="{url}" CVFLEET_REDIS_CA=ca.crt cvfleet worker -Q detect,train')
 
 
 @command()
@@ -69,12 +91,15 @@ def status():
 @click.option("--name", "-n", default=None, help="Unique worker name (default: QUEUES@hostname).")
 def worker(queues, concurrency, name):
     """Run one Celery worker in the foreground against CVFLEET_REDIS_URL (what docker-compose and
-    extra machines run; BLAS/OpenCV threads are pinned per process)."""
+    extra machines run; BLAS/OpenCV threads are pinned per process). It starts only once Redis
+    answers with the password (and, over rediss://, a certificate CVFLEET_REDIS_CA vouches for) and
+    speaks this cvfleet's protocol."""
     from workers.app import QUEUES
 
     bad = [q for q in queues.split(",") if q not in QUEUES]
     if bad:
         raise click.BadParameter(f"unknown queue {bad[0]!r}; choose from {', '.join(QUEUES)}", param_hint="--queues")
+    fleet.join_check(config.load())  # wrong password, CA or version, or no Redis: one line, no task taken
     concurrency = concurrency or os.cpu_count() or 1
     name = name or f"{queues.replace(',', '-')}-{os.getpid()}@{socket.gethostname()}"
     cmd = fleet.worker_command(concurrency, queues, name)
