@@ -49,20 +49,20 @@ TRANSITIONS: dict[str, tuple[frozenset, VideoState]] = {
 }
 
 # Fields of one detection plan: cleared whenever a plan starts (whole or streaming) or a run restarts.
-PLAN_FIELDS = ("chunks", "label_sent", "label_sends", "prefix", "streaming", "planned", "tiles_reused")
+PLAN_FIELDS = ("chunks", "label_sent", "label_sends", "prefix", "labelled", "streaming", "planned", "tiles_reused")
 # Fields of one run: cleared, with the plan's, when a retry starts the next run.
 RUN_FIELDS = (*PLAN_FIELDS, "error", "finished", "task_id", "label_task_id", "prepare_sends", "extract_sends")
 # A video's keys of one run (`cvfleet:batch:<id>:video:<i>:<name>`): dropped when the run restarts.
-RUN_KEYS = ("plan", "chunks", "segments")
+RUN_KEYS = ("plan", "chunks", "segments", "boxes")
 
 
 def dropped_on(state: VideoState) -> tuple[str, ...]:
-    """The run's keys dropped when the video reaches `state`: a run that ends needs its plan and
-    segments no more; a video done needs no chunk counts either (every tile is done), while a failed
-    or cancelled one keeps them for its progress line until a retry."""
+    """The run's keys dropped when the video reaches `state`: a run that ends needs its plan,
+    segments and boxes waiting in Redis no more; a video done needs no chunk counts either (every
+    tile is done), while a failed or cancelled one keeps them for its progress line until a retry."""
     if state is VideoState.DONE:
         return RUN_KEYS
-    return ("plan", "segments") if state in TERMINAL else ()
+    return ("plan", "segments", "boxes") if state in TERMINAL else ()
 
 
 def lua_list(states) -> str:

@@ -35,7 +35,7 @@ from tasks.batch_records import (
     dropped_on,
     lua_list,
 )
-from tasks.store import RECORD_TTL, client, key, script
+from tasks.store import RECORD_TTL, client, key, raw_client, script
 
 RUNNING = key("batches", "running")  # set of batch ids with a video not yet ended (the watchdog's list)
 WORKERS = key("workers")  # hash worker name -> "processes last-seen-time"
@@ -213,17 +213,17 @@ def gate(run: VideoRun) -> bool:
 
 
 _START_PLAN = """
--- KEYS[1] video, KEYS[2] batch, KEYS[3..5] the run's plan, chunks, segments, KEYS[6] batch's pending
+-- KEYS[1] video, KEYS[2] batch, KEYS[3] batch's pending, KEYS[4] the run's plan, KEYS[5..] its other keys
 local run, from, to, clear, now, ttl, index = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local n = tonumber(ARGV[8])
 local cur = redis.call('HMGET', KEYS[1], 'state', 'run')
 if redis.call('HEXISTS', KEYS[2], 'cancelled') == 1 then return 0 end
 if cur[2] ~= run or not member(from, cur[1]) then return 0 end
-redis.call('DEL', KEYS[3], KEYS[4], KEYS[5])
+for k = 4, #KEYS do redis.call('DEL', KEYS[k]) end
 redis.call('HDEL', KEYS[1], unpack(split(clear)))
 for c = 0, n - 1 do
-  redis.call('HSET', KEYS[3], c, ARGV[9 + c])
-  redis.call('RPUSH', KEYS[6], index .. ':' .. c .. ':' .. run)
+  redis.call('HSET', KEYS[4], c, ARGV[9 + c])
+  redis.call('RPUSH', KEYS[3], index .. ':' .. c .. ':' .. run)
 end
 hset_pairs(KEYS[1], 9 + n)
 redis.call('HSET', KEYS[1], 'state', to, 'updated', now)
@@ -234,7 +234,8 @@ return 1
 
 def _start_plan(run: VideoRun, jobs: list, /, **fields) -> bool:
     sources, target = TRANSITIONS["detect"]
-    keys = [_vk(run), _bk(run.batch), *_run_keys(run), _bk(run.batch, "pending")]
+    others = [_vk(run, name) for name in RUN_KEYS if name != "plan"]
+    keys = [_vk(run), _bk(run.batch), _bk(run.batch, "pending"), _vk(run, "plan"), *others]
     args = [run.run, lua_list(sources), target, ",".join(PLAN_FIELDS), time.time(), RECORD_TTL, run.index]
     args += [len(jobs), *(json.dumps(c) for c in jobs)]
     return bool(_run(_START_PLAN)(keys, [*args, *_field_args(fields)]))
@@ -363,12 +364,23 @@ def touch_inflight(chunk: ChunkRef) -> None:
 
 
 _CHUNK_DONE = """
--- KEYS[1] video, KEYS[2] its chunks done, KEYS[3] batch's inflight, KEYS[4] batch's tasks
+-- KEYS[1] video, KEYS[2] its chunks done, KEYS[3] batch's inflight, KEYS[4] batch's tasks,
+-- KEYS[5] the video's boxes waiting to go home
 local chunk, tiles, name, run, now, ttl, detecting = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local boxes, frame_prefix, holder = ARGV[8], ARGV[9], ARGV[10]
 redis.call('ZREM', KEYS[3], name)
 redis.call('HDEL', KEYS[4], name)
+for i = 11, #ARGV do
+  local frame = frame_prefix .. ARGV[i]
+  redis.call('SREM', frame .. ':holds', holder)
+  if redis.call('SCARD', frame .. ':holds') == 0 then redis.call('DEL', frame) end
+end
 local v = redis.call('HMGET', KEYS[1], 'state', 'run', 'chunks', 'label_sent', 'prefix')
 if v[1] ~= detecting or v[2] ~= run then return {0, 0, 0} end
+if boxes ~= '' then
+  redis.call('HSET', KEYS[5], chunk, boxes)
+  redis.call('EXPIRE', KEYS[5], ttl)
+end
 redis.call('HSET', KEYS[2], chunk, tiles)
 redis.call('EXPIRE', KEYS[2], ttl)
 redis.call('HSET', KEYS[1], 'updated', now)
@@ -384,16 +396,89 @@ return {0, old, p}
 """
 
 
-def chunk_done(chunk: ChunkRef, tiles: int) -> tuple[bool, range]:
+def chunk_done(chunk: ChunkRef, tiles: int, boxes: dict | None = None, frames=()) -> tuple[bool, range]:
     """Count a chunk's tiles as done and take it out of flight. Returns (last, newly): `last` is True
     when it was the video's last chunk and the caller is the one to send `label` (exactly one caller
     gets True; never while the plan is still streaming); `newly` the chunk numbers that this report
-    joined to the done prefix 0..k (each number is in exactly one caller's `newly`)."""
+    joined to the done prefix 0..k (each number is in exactly one caller's `newly`).
+
+    From a host that cannot write the video's folder, `boxes` (its `detect_jobs` result) are kept in
+    the same step, so a chunk counted done always has its boxes somewhere, until the video's home
+    takes them (`take_boxes`); `frames` (content keys) are released, each deleted once no staged
+    chunk holds it."""
     run, batch_id = chunk.video, chunk.video.batch
     keys = [_vk(run), _vk(run, "chunks"), _bk(batch_id, "inflight"), _bk(batch_id, "tasks")]
+    keys.append(_vk(run, "boxes"))
     args = [chunk.number, tiles, chunk.name, run.run, time.time(), RECORD_TTL, VideoState.DETECTING]
+    args += [json.dumps(boxes) if boxes is not None else "", key("frame", ""), _holder(chunk), *frames]
     last, old, new = _run(_CHUNK_DONE)(keys, args)
     return bool(last), range(int(old), int(new))
+
+
+def take_boxes(run: VideoRun) -> dict[int, dict]:
+    """{chunk number: boxes} that detect hosts kept in Redis for the video's home to write."""
+    return {int(c): json.loads(b) for c, b in client().hgetall(_vk(run, "boxes")).items()}
+
+
+def boxes_home(run: VideoRun, chunks) -> None:
+    """Those chunks' boxes are on the video's disk now: Redis holds them no more."""
+    chunks = list(chunks)
+    if chunks:
+        client().hdel(_vk(run, "boxes"), *chunks)
+
+
+_CLAIM_LABELS = """
+-- KEYS[1] video
+local run, detecting = ARGV[1], ARGV[2]
+local v = redis.call('HMGET', KEYS[1], 'state', 'run', 'prefix', 'labelled')
+if v[1] ~= detecting or v[2] ~= run then return {0, 0} end
+local p, l = tonumber(v[3] or '0'), tonumber(v[4] or '0')
+if p > l then redis.call('HSET', KEYS[1], 'labelled', p) end
+return {l, math.max(p, l)}
+"""
+
+
+def claim_labels(run: VideoRun) -> range:
+    """The chunk numbers of the done prefix that nobody has labelled early yet; each number goes to
+    exactly one caller (the video's home, which writes those frames' labels)."""
+    first, stop = _run(_CLAIM_LABELS)([_vk(run)], [run.run, VideoState.DETECTING])
+    return range(int(first), int(stop))
+
+
+# -- frames through Redis (CVFLEET_STORAGE=redis) -------------------------------------------------
+
+STAGE = key("stage")  # list: chunks to stage, and videos whose boxes wait to go home (JSON items)
+
+
+def _holder(chunk: ChunkRef) -> str:
+    return f"{chunk.video.batch}:{chunk.name}"
+
+
+def stage(item: dict) -> None:
+    """Queue work for the video's home (`tasks.annotate.stager`)."""
+    client().rpush(STAGE, json.dumps(item))
+
+
+def next_staged(timeout: float) -> dict | None:
+    """The next item for the video's home, waiting up to `timeout` seconds."""
+    got = client().blpop([STAGE], timeout=timeout)
+    return json.loads(got[1]) if got else None
+
+
+def put_frames(chunk: ChunkRef, frames: dict[str, bytes], ttl: int) -> None:
+    """Hold each frame's bytes under its content key (sha256) for this chunk, `ttl` seconds at most;
+    its report (`chunk_done`) releases them, and a frame no chunk holds is deleted. Holding and
+    releasing are by chunk, so a chunk staged or reported twice counts once."""
+    pipe = raw_client().pipeline()
+    for sha, data in frames.items():
+        pipe.set(key("frame", sha), data, ex=ttl)
+        pipe.sadd(key("frame", sha, "holds"), _holder(chunk))
+        pipe.expire(key("frame", sha, "holds"), ttl)
+    pipe.execute()
+
+
+def frame(sha: str) -> bytes | None:
+    return raw_client().get(key("frame", sha))
 
 
 def done_chunks(run: VideoRun) -> set[int]:

@@ -23,7 +23,8 @@ cvfleet's records RECORD_TTL (30 days) after their last update.
                                                  warning, summary (JSON), finished, updated_by, width,
                                                  height, streaming (segments extracting; the plan is open),
                                                  planned (chunks planned so far), prefix (chunks 0..k-1
-                                                 all done: their frames are labelled), extract_sends,
+                                                 all done), labelled (chunks 0..k-1 labelled early),
+                                                 extract_sends,
                                                  single_pass (seeking was not exact: one segment)
     cvfleet:batch:<id>:video:<i>:plan      hash  chunk index -> its jobs (JSON [[frame, tile], ...]); dropped when
                                                  the video ends
@@ -32,6 +33,15 @@ cvfleet's records RECORD_TTL (30 days) after their last update.
     cvfleet:batch:<id>:video:<i>:segments  hash  extraction segment -> its result (JSON: frames, sources,
                                                  decoded, ended, pixel hashes at its borders); dropped
                                                  when the video ends
+    cvfleet:batch:<id>:video:<i>:boxes     hash  detect chunk index -> its boxes (JSON), kept by a detect host
+                                                 that cannot write the video's folder until the video's
+                                                 home writes them to .tiles/ (CVFLEET_STORAGE=redis)
+    cvfleet:stage                          list  work for the video's home (JSON): a chunk to stage (its
+                                                 frames put in Redis, its detect task sent), or a video
+                                                 whose boxes wait to go home (tasks/annotate/stager.py)
+    cvfleet:frame:<sha256>                 str   a frame's JPEG bytes, as extracted; expires
+    cvfleet:frame:<sha256>:holds           set   the staged chunks ("<batch>:<chunk>") holding that frame;
+                                                 the frame is deleted when the last one reports
 
     cvfleet:sweeps                         zset  sweep id -> last submit time
     cvfleet:sweep:<id>                     hash  id, created, submitted, grid (JSON: data, fixed, sweep, space,
@@ -103,6 +113,20 @@ def client() -> redis.Redis:
             retry_on_error=[ConnectionError, TimeoutError, BusyLoadingError],
         )
     return _clients[pid]
+
+
+_raw: dict = {}
+
+
+def raw_client() -> redis.Redis:
+    """A client of the same server as `client()`, with its settings, that returns bytes (frames)."""
+    decoded = client()
+    if _raw.get("of") is not decoded:
+        pool = decoded.connection_pool
+        kwargs = {**pool.connection_kwargs, "decode_responses": False}
+        raw = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
+        _raw.update({"of": decoded, "raw": raw})
+    return _raw["raw"]
 
 
 def retries_for(seconds: float, base: float = 0.1, cap: float = 2.0) -> int:

@@ -19,7 +19,7 @@ def _labels(video_dir):
 
 def test_chunks_done_in_any_order_write_a_single_process_runs_labels_as_frames_complete(fleet, tmp_path):
     from tasks import batch_store
-    from tasks.annotate.steps import label_early
+    from tasks.annotate.report import label_early
     from tasks.batch_records import VideoRun
     from tasks.store import client, key
     from vision import pipeline, tile_cache

@@ -215,3 +215,48 @@ def test_a_chunk_of_a_video_no_longer_detecting_is_not_dispatched(bare_redis, tm
 def test_chunk_names_round_trip():
     chunk = VideoRun("b1", 3, 2).chunk(7)
     assert chunk.name == "3:7:2" and ChunkRef.parse("b1", chunk.name) == chunk
+
+
+def test_a_chunk_found_away_from_the_video_keeps_its_boxes_in_redis_until_they_go_home(bare_redis, tmp_path):
+    run = detecting(tmp_path, chunks=2)
+    boxes = {"000001": [[[0, 0, 416, 416], [[0, 0.9, 1.0, 2.0, 30.0, 40.0]]]]}
+    assert batch_store.chunk_done(run.chunk(1), 1, boxes) == (False, range(0, 0))
+    assert batch_store.take_boxes(run) == {1: boxes}
+    batch_store.boxes_home(run, [1])
+    assert batch_store.take_boxes(run) == {}
+    stale = VideoRun(run.batch, 0, 9)
+    assert batch_store.chunk_done(stale.chunk(0), 1, boxes) == (False, range(0, 0))
+    assert batch_store.take_boxes(run) == {} and batch_store.take_boxes(stale) == {}  # another run's: not kept
+
+
+def test_a_frame_is_held_while_a_staged_chunk_needs_it_and_deleted_after(bare_redis, tmp_path):
+    run = detecting(tmp_path, chunks=2)
+    batch_store.put_frames(run.chunk(0), {"aa": b"\xff\xd8one"}, ttl=60)  # the chunks share frame aa
+    batch_store.put_frames(run.chunk(1), {"aa": b"\xff\xd8one", "bb": b"\xff\xd8two"}, ttl=60)
+    batch_store.put_frames(run.chunk(1), {"aa": b"\xff\xd8one", "bb": b"\xff\xd8two"}, ttl=60)  # staged twice
+    assert 0 < bare_redis.ttl("cvfleet:frame:aa") <= 60
+    batch_store.chunk_done(run.chunk(0), 1, {}, ["aa"])
+    batch_store.chunk_done(run.chunk(0), 1, {}, ["aa"])  # reported twice: released once
+    assert batch_store.frame("aa") == b"\xff\xd8one"  # chunk 1 still holds it
+    batch_store.chunk_done(run.chunk(1), 1, {}, ["aa", "bb"])
+    assert batch_store.frame("aa") is None and batch_store.frame("bb") is None
+    assert bare_redis.keys("cvfleet:frame:*") == []
+
+
+def test_the_done_prefix_is_claimed_for_labelling_once_per_chunk(bare_redis, tmp_path):
+    run = detecting(tmp_path, chunks=3)
+    assert batch_store.claim_labels(run) == range(0, 0)
+    batch_store.chunk_done(run.chunk(1), 1)
+    assert batch_store.claim_labels(run) == range(0, 0)  # chunk 0 is not done: no prefix yet
+    batch_store.chunk_done(run.chunk(0), 1)
+    assert batch_store.claim_labels(run) == range(0, 2)
+    assert batch_store.claim_labels(run) == range(2, 2)  # claimed once
+    assert batch_store.claim_labels(VideoRun(run.batch, 0, 2)) == range(0, 0)  # not this run
+
+
+def test_staged_work_comes_out_in_order(bare_redis):
+    batch_store.stage({"batch": "b", "stage": "0:1:1", "video_dir": "/v", "cache": "/c"})
+    batch_store.stage({"batch": "b", "index": 0, "run": 1})
+    assert batch_store.next_staged(0.1)["stage"] == "0:1:1"
+    assert batch_store.next_staged(0.1) == {"batch": "b", "index": 0, "run": 1}
+    assert batch_store.next_staged(0.1) is None

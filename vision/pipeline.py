@@ -26,6 +26,7 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from .boxes import boxes_from_json, boxes_to_json
 from .content_scale import SAMPLE_FRAMES, knee_scale
@@ -159,30 +160,39 @@ def read_frame(frame_path) -> "cv2.Mat":
     return image
 
 
-def detect_tiles(frame_path, tiles, detector) -> list:
+def decode_frame(data: bytes, what: str) -> "cv2.Mat":
+    """A frame's JPEG bytes as a BGR array, decoded as `read_frame` decodes the file (the same
+    pixels); VisionError naming `what` if they are not an image."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if image is None:
+        raise VisionError(f"frame {what} is not a readable JPEG; re-extract the frames")
+    return image
+
+
+def detect_tiles(image, tiles, detector) -> list:
     """[(Tile, [Box, ...]), ...]: each tile's boxes in frame pixels (not yet merged).
 
-    Each tile is cropped from the JPEG and goes through the net on its own.
+    Each tile is cropped from the frame and goes through the net on its own.
     """
-    image = read_frame(frame_path)
     return [
         (t, to_frame(detector.detect(image[t.y : t.y + t.h, t.x : t.x + t.w]), t)) for t in (Tile(*x) for x in tiles)
     ]
 
 
-def detect_jobs(video_dir, jobs, detector) -> dict:
+def detect_jobs(video_dir, jobs, detector, frame=None) -> dict:
     """Run a chunk of [frame_name, tile] jobs; {frame_name: [[tile, [box JSON, ...]], ...]} for the chunk.
+    Frames are read from `video_dir`, or with `frame(name) -> image` from wherever it finds them.
 
-    The result is small JSON (tiles and boxes only), fit for a Celery result and a chord.
+    The result is small JSON (tiles and boxes only).
     """
     by_frame = {}
     for name, tile in jobs:
         by_frame.setdefault(name, []).append(Tile.from_json(tile))
-    images = Path(video_dir) / IMAGES_DIR
+    if frame is None:
+        images = Path(video_dir) / IMAGES_DIR
+        frame = lambda name: read_frame(images / f"{name}.jpg")  # noqa: E731
     return {
-        name: [
-            [t.to_json(), boxes_to_json(boxes)] for t, boxes in detect_tiles(images / f"{name}.jpg", tiles, detector)
-        ]
+        name: [[t.to_json(), boxes_to_json(boxes)] for t, boxes in detect_tiles(frame(name), tiles, detector)]
         for name, tiles in by_frame.items()
     }
 

@@ -21,7 +21,7 @@ from kombu import Queue
 from workers import config, protocol
 
 QUEUES = ("video", "detect", "train")
-TASK_MODULES = ["tasks.smoke", "tasks.annotate.steps", "tasks.watchdog", "tasks.trial"]
+TASK_MODULES = ["tasks.smoke", "tasks.annotate.steps", "tasks.annotate.stager", "tasks.watchdog", "tasks.trial"]
 
 
 def make_app(cfg: config.Config | None = None) -> Celery:

@@ -28,6 +28,13 @@ def _int(var: str, default: int) -> int:
         raise SystemExit(f"cvfleet: {var}={value!r} is not a whole number; set it to one or unset it") from None
 
 
+def _choice(var: str, choices: tuple, default: str) -> str:
+    value = os.environ.get(var) or default
+    if value not in choices:
+        raise SystemExit(f"cvfleet: {var}={value!r} is not one of {', '.join(choices)}; set one of them or unset it")
+    return value
+
+
 def _float(var: str, default: float) -> float:
     value = os.environ.get(var)
     if value is None or value == "":
@@ -59,6 +66,7 @@ class Config:
     stall_seconds: float  # a chunk, label or prepare with no news for this long is sent again
     chunk_seconds: float  # detect tasks hold at least this much work (measured ms per tile), about 2-4 s
     segments: int  # extraction tasks per video; 0: as many as keep the fleet fed (vision.chunking.segment_count)
+    storage: str  # "redis": frames and boxes travel through Redis; "shared": every worker sees the storage root
 
     @property
     def fleet_dir(self) -> Path:
@@ -124,6 +132,7 @@ def load() -> Config:
         stall_seconds=_float("CVFLEET_STALL_SECONDS", 300),
         chunk_seconds=_float("CVFLEET_CHUNK_SECONDS", 2.0),
         segments=_int("CVFLEET_SEGMENTS", 0),
+        storage=_choice("CVFLEET_STORAGE", ("redis", "shared"), "redis"),
     )
 
 

@@ -17,6 +17,7 @@ from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 from tasks import batch_store
 from tasks.annotate import context, dispatch
 from tasks.annotate.planner import FramePlanner, Gone, chunks_of, segment_count_for, source_span
+from tasks.annotate.report import boxes_home, reported
 from tasks.base import ItemTask
 from tasks.batch_records import ChunkRef, VideoRun
 from tasks.roots import OutsideRoots
@@ -236,53 +237,48 @@ def _close(vr: VideoRun, video_dir: Path, settings: AnnotateSettings, info: dict
 
 
 @app.task(name=dispatch.DETECT, bind=True, ignore_result=True, base=ChunkTask)
-def detect(self, *, batch_id: str, index: int, run: int, chunk: int, video_dir: str, jobs: list, cache: str) -> dict:
-    """YOLO on a chunk of [frame name, [x, y, w, h]] jobs; the boxes go to the tile cache on disk,
-    the count to the batch record; the video's last chunk sends `label`, every chunk feeds the next.
-    A chunk whose boxes are already kept (sent twice, or done before an outage) runs no YOLO."""
+def detect(
+    self,
+    *,
+    batch_id: str,
+    index: int,
+    run: int,
+    chunk: int,
+    video_dir: str,
+    jobs: list,
+    cache: str,
+    frames: dict | None = None,
+) -> dict:
+    """YOLO on a chunk of [frame name, [x, y, w, h]] jobs, then `report.reported`. With `frames`
+    ({name: content key}) the frames come from Redis and the boxes go back through it: this host
+    needs nothing but the Redis URL. Else they are read from, and kept in, the video's folder (every
+    worker sees the storage root); a chunk whose boxes are already kept runs no YOLO."""
     ref = ChunkRef(VideoRun(batch_id, index, run), chunk)
-    video_dir = context.inside(batch_id, video_dir)
     batch_store.chunk_started(ref)
-    kept = context.inside(batch_id, cache) if cache else None
-    boxes = tile_cache.read_chunk(kept, jobs) if kept else None
-    if boxes is None:
-        boxes = pipeline.detect_jobs(video_dir, jobs, get_detector(context.settings(batch_id).detector_spec()))
-        if kept:
-            tile_cache.write_chunk(kept, jobs, boxes)
-    last, newly = batch_store.chunk_done(ref, len(jobs))
-    if last:
-        dispatch.send_label(ref.video)
-    dispatch.feed()
-    if newly and kept and not last:
-        label_early(ref.video, video_dir, kept, newly)
+    detector = get_detector(context.settings(batch_id).detector_spec())
+    if frames is not None:
+        boxes = pipeline.detect_jobs(None, jobs, detector, lambda name: _frame_from_redis(name, frames[name]))
+        reported(ref, len(jobs), boxes, sorted(set(frames.values())))
+    else:
+        video_dir = context.inside(batch_id, video_dir)
+        kept = context.inside(batch_id, cache) if cache else None
+        boxes = tile_cache.read_chunk(kept, jobs) if kept else None
+        if boxes is None:
+            boxes = pipeline.detect_jobs(video_dir, jobs, detector)
+            if kept:
+                tile_cache.write_chunk(kept, jobs, boxes)
+        reported(ref, len(jobs))
     return {"tiles": len(jobs), "boxes": sum(len(b) for tiles in boxes.values() for _, b in tiles)}
 
 
-def label_early(vr: VideoRun, video_dir: Path, cache: Path, newly: range) -> None:
-    """Write the labels of the frames whose every tile is now detected: those of the chunks `newly`
-    joined to the done prefix (and of the chunks before, back to where their first frame starts), less
-    a frame the next chunk goes on with. `pipeline.label_early` writes the bytes the label step will write."""
-    settings = context.settings(vr.batch)
-    if not pipeline.labels_stream(settings):
-        return
-    v = batch_store.video(vr.batch, vr.index)
-    if not v.width:
-        return
-    plan = batch_store.plan(vr, range(newly.start, newly.stop + 1))
-    lo = newly.start
-    while lo > 0 and newly.start in plan:  # back to the chunk where the first frame starts
-        before = batch_store.plan(vr, [lo - 1]).get(lo - 1)
-        if not before or before[-1][0] != plan[lo][0][0]:
-            break
-        lo -= 1
-        plan[lo] = before
-    results = [tile_cache.read_chunk(cache, plan[c]) for c in sorted(plan) if c < newly.stop]
-    after = {name for name, _ in plan.get(newly.stop, [])}
-    per_frame = pipeline.gather_detections([r for r in results if r])
-    whole = len(pipeline.frame_tiles(v.width, v.height, settings, v.scale))
-    ready = {n: t for n, t in per_frame.items() if n not in after and len(t) == whole}
-    if ready:
-        pipeline.label_early(video_dir, v.width, v.height, ready, settings, context.statics(vr.batch))
+def _frame_from_redis(name: str, sha: str):
+    data = batch_store.frame(sha)
+    if data is None:
+        raise VisionError(
+            f"frame {name} (content key {sha[:12]}) is no longer in Redis, it expired before a detect host "
+            "read it; `cvfleet batch retry` sends it again"
+        )
+    return pipeline.decode_frame(data, name)
 
 
 @app.task(name=dispatch.LABEL, bind=True, ignore_result=True, base=VideoTask)
@@ -299,6 +295,7 @@ def label(self, *, batch_id: str, index: int, run: int) -> dict:
         raise VisionError(f"no readable video.json in {video_dir} (removed while the video ran?); retry the batch")
     jobs = pipeline.planned_jobs(video_dir, meta, settings)
     cache = tile_cache.cache_dir(video_dir, meta, settings.fingerprint("detection"))
+    boxes_home(vr, cache)  # what detect hosts without this folder kept in Redis
     detections = pipeline.gather_detections([tile_cache.gathered(cache, jobs)])
     pipeline.merge_frames(video_dir, meta, pipeline.complete_detections(video_dir, detections), settings)
     summary = pipeline.finish_video(video_dir, meta, settings, context.statics(batch_id))

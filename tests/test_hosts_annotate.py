@@ -1,0 +1,86 @@
+"""Annotation across hosts that share nothing but Redis (tests/support/hosts.py): the head's video
+worker has the video and the output; each detect host sees none of it and gets its frames, and
+sends its boxes back, through Redis. Root only; skipped elsewhere with the reason."""
+
+from __future__ import annotations
+
+import shutil
+
+from conftest import cvfleet
+from support.hosts import lab
+
+from workers import asset_cache
+
+CLIP = ("--every", "10", "--max-frames", "12")
+
+
+def labels(video_dir) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((video_dir / "labels").glob("*.txt"))}
+
+
+def one_process_labels(video, out) -> dict[str, bytes]:
+    from vision.pipeline import annotate_video
+    from vision.settings import AnnotateSettings, ModelSpec
+
+    settings = AnnotateSettings(every=10, max_frames=12, model=ModelSpec(**asset_cache.yolov3_tiny_files()))
+    annotate_video(video, out, settings)
+    return labels(out / video.stem)
+
+
+def test_a_head_and_two_detect_hosts_seeing_none_of_its_files_write_a_one_process_runs_labels(tmp_path):
+    with lab(tmp_path, hosts=2) as net:
+        video = net.head / "videos" / "vtest.avi"
+        video.parent.mkdir(parents=True)
+        shutil.copy(asset_cache.ensure("vtest.avi"), video)
+        reference = one_process_labels(video, tmp_path / "reference")
+        head = net.worker(queues="video")
+        # the model is loaded by its path on every host; the rest of the head's files stay hidden
+        hide = [p for p in net.hidden if p != net.cfg.cache]
+        hosts = [host.worker(queues="detect", hide=hide) for host in net.hosts]
+        net.wait_workers([head, *hosts])
+
+        run = cvfleet("annotate", str(video), "--out", str(net.head / "out"), *CLIP, env=net.env, timeout=600)
+        assert run.returncode == 0, run.stderr + run.stdout
+        assert labels(net.head / "out" / "vtest") == reference
+        assert len(reference) == 12 and any(reference.values())
+        for host in net.hosts:
+            log = (host.dir / "worker-detect.log").read_text()
+            assert "cvfleet.detect.tiles" in log and "succeeded" in log, f"{host.name} ran no detect task"
+        import redis
+
+        held = redis.Redis.from_url(net.redis_url).keys("cvfleet:frame:*")
+        assert held == []  # every frame released once its chunks reported
+
+
+def detect_tasks_done(host) -> int:
+    log = host.dir / "worker-detect.log"
+    text = log.read_text() if log.exists() else ""
+    return sum("cvfleet.detect.tiles" in line and "succeeded" in line for line in text.splitlines())
+
+
+def test_a_host_cut_mid_batch_for_good_leaves_the_batch_done_with_a_one_process_runs_labels(tmp_path):
+    from conftest import wait_for
+
+    quick = {"CVFLEET_STALL_SECONDS": "15", "CVFLEET_WATCHDOG_INTERVAL": "2", "CVFLEET_CHUNK_SECONDS": "0.5"}
+    with lab(tmp_path, hosts=2, env=quick) as net:
+        video = net.head / "videos" / "vtest.avi"
+        video.parent.mkdir(parents=True)
+        shutil.copy(asset_cache.ensure("vtest.avi"), video)
+        reference = one_process_labels(video, tmp_path / "reference")
+        head = net.worker(queues="video")
+        hide = [p for p in net.hidden if p != net.cfg.cache]
+        hosts = [host.worker(queues="detect", hide=hide) for host in net.hosts]
+        net.wait_workers([head, *hosts])
+
+        out = net.head / "out"
+        run = cvfleet("annotate", str(video), "--out", str(out), *CLIP, "--no-wait", env=net.env, timeout=120)
+        assert run.returncode == 0, run.stderr
+        batch_id = run.stdout.strip()
+        wait_for(lambda: detect_tasks_done(net.hosts[0]) >= 1, 300, what="a detect task done on the first host")
+        net.hosts[0].cut()  # for good: what it holds is redone by the watchdog on the other host
+        shown = cvfleet("batch", "show", batch_id, env=net.env, timeout=600)
+        assert shown.returncode == 0, shown.stderr + shown.stdout
+        assert f"batch {batch_id} finished: 1 of 1 video(s) ok" in shown.stdout
+        assert labels(out / "vtest") == reference
+        logs = [p.read_text() for d in (net.head, *(h.dir for h in net.hosts)) for p in d.glob("worker-*.log")]
+        assert any("watchdog" in log and "sent again" in log for log in logs), "nothing the cut host held was redone"
