@@ -255,7 +255,7 @@ def test_the_done_prefix_is_claimed_for_labelling_once_per_chunk(bare_redis, tmp
 
 
 def test_staged_work_comes_out_in_order(bare_redis):
-    batch_store.stage({"batch": "b", "stage": "0:1:1", "video_dir": "/v", "cache": "/c"})
+    batch_store.stage({"batch": "b", "stage": "0:1:1", "task_id": "t", "video_dir": "/v", "cache": "/c"})
     batch_store.stage({"batch": "b", "index": 0, "run": 1})
     assert batch_store.next_staged(0.1)["stage"] == "0:1:1"
     assert batch_store.next_staged(0.1) == {"batch": "b", "index": 0, "run": 1}

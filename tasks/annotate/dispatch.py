@@ -38,17 +38,19 @@ def feed() -> int:
 
 def send_chunk(chunk: ChunkRef, video_dir: str, cache: str, jobs: list) -> None:
     """Send a detect chunk: by path where every worker sees the storage root (CVFLEET_STORAGE=shared),
-    else through the video's home, which puts its frames in Redis first (`tasks.annotate.stager`)."""
-    if context.cfg().storage == "shared":
-        send_detect(chunk, video_dir, cache, jobs)
-    else:
-        batch_store.stage({"stage": chunk.name, "batch": chunk.video.batch, "video_dir": video_dir, "cache": cache})
-
-
-def send_detect(chunk: ChunkRef, video_dir: str, cache: str, jobs: list, frames: dict | None = None) -> None:
-    """The detect task itself; with `frames` ({name: content key}) it reads them from Redis."""
+    else through the video's home, which puts its frames in Redis first (`tasks.annotate.stager`).
+    Its task id is recorded first either way, so `cancel` can revoke it."""
     task_id = uuid.uuid4().hex
-    batch_store.sent(chunk, task_id)  # before the message: `cancel` can revoke it
+    batch_store.sent(chunk, task_id)
+    if context.cfg().storage == "shared":
+        send_detect(chunk, task_id, video_dir, cache, jobs)
+    else:
+        item = {"stage": chunk.name, "batch": chunk.video.batch, "task_id": task_id}
+        batch_store.stage({**item, "video_dir": video_dir, "cache": cache})
+
+
+def send_detect(chunk: ChunkRef, task_id: str, video_dir: str, cache: str, jobs: list, frames=None) -> None:
+    """The detect task itself; with `frames` ({name: content key}) it reads them from Redis."""
     kwargs = {**_ids(chunk.video), "chunk": chunk.number, "video_dir": video_dir, "cache": cache, "jobs": jobs}
     if frames is not None:
         kwargs["frames"] = frames

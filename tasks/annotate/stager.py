@@ -51,7 +51,7 @@ def frames_of(video_dir: Path, jobs: list) -> dict[str, tuple[str, bytes]]:
     return out
 
 
-def stage_chunk(chunk: ChunkRef, video_dir: str, cache: str) -> str:
+def stage_chunk(chunk: ChunkRef, task_id: str, video_dir: str, cache: str) -> str:
     """Put a dispatched chunk's frames in Redis and send its detect task (or report kept boxes)."""
     run = chunk.video
     jobs = batch_store.plan(run, [chunk.number]).get(chunk.number)
@@ -72,7 +72,7 @@ def stage_chunk(chunk: ChunkRef, video_dir: str, cache: str) -> str:
         dispatch.feed()
         return "failed"
     batch_store.put_frames(chunk, dict(frames.values()), int(3 * context.cfg().stall_seconds))
-    dispatch.send_detect(chunk, video_dir, cache, jobs, {name: sha for name, (sha, _) in frames.items()})
+    dispatch.send_detect(chunk, task_id, video_dir, cache, jobs, {name: sha for name, (sha, _) in frames.items()})
     return "staged"
 
 
@@ -81,7 +81,7 @@ def handle(item: dict) -> str:
     if not context.recorded(batch_id):
         return "gone"
     if "stage" in item:
-        return stage_chunk(ChunkRef.parse(batch_id, item["stage"]), item["video_dir"], item["cache"])
+        return stage_chunk(ChunkRef.parse(batch_id, item["stage"]), item["task_id"], item["video_dir"], item["cache"])
     collect(VideoRun(batch_id, item["index"], item["run"]))
     return "collected"
 
