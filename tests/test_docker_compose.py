@@ -70,3 +70,31 @@ def test_every_service_command_parses_with_the_cvfleet_cli(config):
         sub = cli.get_command(click.Context(cli), cmd[1])
         assert sub is not None, f"{name}: no `cvfleet {cmd[1]}`"
         sub.make_context(cmd[1], list(cmd[2:]))  # raises on an unknown option or bad value
+
+
+def targets(service: dict) -> list[str]:
+    """Where a service's volumes are mounted (docker-compose prints `source:target:mode` or a mapping)."""
+    return [v["target"] if isinstance(v, dict) else v.split(":")[1] for v in service.get("volumes", [])]
+
+
+def test_detect_mounts_nothing_and_only_the_video_service_sees_the_input(config):
+    services = config["services"]
+    assert targets(services["detect"]) == []  # its frames come through Redis
+    assert {name for name, service in services.items() if "/input" in targets(service)} == {"video"}
+
+
+def test_an_extra_machines_compose_file_holds_one_worker_that_needs_only_the_redis_url():
+    env = {"CVFLEET_REDIS_URL": "rediss://:secret@10.0.0.5:6399/0", "PATH": "/usr/bin:/bin"}
+    worker_file = str(ROOT / "docker-compose.worker.yml")
+    out = subprocess.run(
+        ["docker-compose", "-f", worker_file, "config"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    services = yaml.safe_load(out.stdout)["services"]
+    assert list(services) == ["worker"]
+    assert services["worker"]["environment"]["CVFLEET_REDIS_URL"] == env["CVFLEET_REDIS_URL"]
+    assert targets(services["worker"]) == ["/run/cvfleet/ca.crt"]
+    refused = subprocess.run(
+        ["docker-compose", "-f", worker_file, "config"], env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True
+    )
+    assert refused.returncode != 0 and "CVFLEET_REDIS_URL" in refused.stderr
