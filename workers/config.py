@@ -55,6 +55,7 @@ class Config:
     stall_seconds: float  # a chunk, label or prepare with no news for this long is sent again
     chunk_seconds: float  # detect tasks hold at least this much work (measured ms per tile), about 2-4 s
     segments: int  # extraction tasks per video; 0: as many as keep the fleet fed (vision.chunking.segment_count)
+    storage: str  # "redis": bytes travel through Redis (hosts share nothing else); "shared": by path on a shared root
 
     @property
     def fleet_dir(self) -> Path:
@@ -107,7 +108,18 @@ def load() -> Config:
         stall_seconds=_float("CVFLEET_STALL_SECONDS", 300),
         chunk_seconds=_float("CVFLEET_CHUNK_SECONDS", 2.0),
         segments=_int("CVFLEET_SEGMENTS", 0),
+        storage=_storage(),
     )
+
+
+def _storage() -> str:
+    value = os.environ.get("CVFLEET_STORAGE") or "redis"
+    if value not in ("redis", "shared"):
+        raise SystemExit(
+            f"cvfleet: CVFLEET_STORAGE={value!r} is neither 'redis' (the default: hosts share only Redis) "
+            "nor 'shared' (every worker sees the storage root at the same path)"
+        )
+    return value
 
 
 def local_redis_url(url: str, data: Path) -> str:
