@@ -171,11 +171,14 @@ def blob_key(sha256: str) -> str:
 
 
 def record_sweep(
-    sweep_id: str, grid: dict, prune: bool, roots: list[str], storage: str = "shared", files: dict | None = None
+    sweep_id: str, grid: dict, prune: bool, roots: list[str], storage: str | None = None, files: dict | None = None
 ) -> None:
     """Create the sweep's record, or refresh it on resubmission (prune, roots, storage and files as
     given now). `files`: the user's data as {"dir": bool, "files": {name: sha256}}, its bytes already
-    stored with `put_blob` (None: a named data set, or shared storage)."""
+    stored with `put_blob` (None: a named data set, or shared storage). `storage`: CVFLEET_STORAGE's
+    unless given."""
+    from workers import config
+
     now = time.time()
     r = client()
     sk = sweep_key(sweep_id)
@@ -189,7 +192,7 @@ def record_sweep(
             "grid": json.dumps(grid),
             "prune": int(prune),
             "roots": json.dumps(roots),
-            "storage": storage,
+            "storage": storage or config.load().storage,
             "files": json.dumps(files),
         },
     )
