@@ -36,7 +36,7 @@ def _unshare_refused() -> str | None:
     return None if probe.returncode == 0 else f"unshare --mount is not permitted here: {probe.stderr.strip()}"
 
 
-pytestmark = pytest.mark.skipif(_unshare_refused() is not None, reason=str(_unshare_refused()))
+hidden_hosts = pytest.mark.skipif(_unshare_refused() is not None, reason=str(_unshare_refused()))
 
 VT = 30  # visibility timeout (s): a dead host's trial is delivered again within VT + 10 s
 
@@ -109,6 +109,7 @@ def grid_file(path: Path, csv: Path, body: str) -> Path:
     return path
 
 
+@hidden_hosts
 def test_the_hidden_host_cannot_see_the_submitters_files(hosts):
     csv = write_digits_csv(hosts.user / "probe.csv", 3)
     seen = subprocess.run([*hosts.hidden("probe"), "ls", "-A", str(csv.parent), str(hosts.head)], capture_output=True)
@@ -117,6 +118,7 @@ def test_the_hidden_host_cannot_see_the_submitters_files(hosts):
     csv.unlink()
 
 
+@hidden_hosts
 def test_a_sweep_on_a_users_csv_trains_on_a_hidden_host_and_best_out_writes_its_weights_here(hosts, store):
     from nn import load_model
     from tasks.sweep_grid import parse_grid, read_grid
@@ -147,6 +149,7 @@ def test_a_sweep_on_a_users_csv_trains_on_a_hidden_host_and_best_out_writes_its_
     assert not (hosts.data_root("a") / "sweeps").exists()  # the host kept no weights or checkpoints on disk
 
 
+@hidden_hosts
 def test_a_corrupt_data_blob_fails_the_trial_with_the_reason_and_submitting_again_sends_it_anew(hosts, store):
     from tasks.sweep_grid import parse_grid, read_grid
 
@@ -170,6 +173,7 @@ def test_a_corrupt_data_blob_fails_the_trial_with_the_reason_and_submitting_agai
     assert [t["state"] for t in store.trials(parse_grid(read_grid(grid)).id)] == ["done"]
 
 
+@hidden_hosts
 def test_a_csv_over_the_size_limit_is_refused_in_one_line_and_nothing_reaches_redis(hosts):
     csv = write_digits_csv(hosts.user / "big.csv", 800)
     grid = grid_file(hosts.root / "big.toml", csv, "[sweep]\nlr = [0.05]\n")
@@ -183,6 +187,7 @@ def test_a_csv_over_the_size_limit_is_refused_in_one_line_and_nothing_reaches_re
     assert set(hosts.client.scan_iter(match="cvfleet:*")) == before
 
 
+@hidden_hosts
 def test_a_trial_whose_host_is_killed_goes_on_from_its_checkpoint_on_another_hidden_host(hosts, store):
     """Host a is SIGKILLed (main process and pool) mid-trial; host b, which never saw a's disk,
     continues after a's last checkpoint, and ends with the weights of a run that never stopped."""
@@ -244,3 +249,36 @@ def test_a_trial_whose_host_is_killed_goes_on_from_its_checkpoint_on_another_hid
         assert x.files == y.files
         assert all(np.array_equal(x[k], y[k]) for k in x.files)
     assert [e["val_loss"] for e in t["history"]] == [e["val_loss"] for e in r["history"]]
+
+
+def test_a_data_blob_is_sent_once_and_deleted_with_the_last_sweep_that_names_it(bare_redis):
+    from tasks import sweep_store
+
+    sha = hashlib.sha256(b"1,2,3").hexdigest()
+    files = {"dir": False, "files": {"d.csv": sha}}
+    assert sweep_store.put_blob(sha, lambda: b"1,2,3") is True
+    assert sweep_store.put_blob(sha, lambda: pytest.fail("sent twice")) is False  # a resubmission: TTL only
+    for sweep_id in ("s1", "s2"):
+        sweep_store.record_sweep(sweep_id, {"data": {"data": "/u/d.csv"}}, True, [], "redis", files)
+    sweep_store.delete("s1")
+    assert sweep_store.blob(sha) == b"1,2,3"  # s2 still names it
+    sweep_store.delete("s2")
+    assert sweep_store.blob(sha) is None
+
+
+def test_only_the_run_that_owns_a_trial_writes_its_one_checkpoint(bare_redis):
+    from tasks import sweep_store
+    from tasks.sweep_grid import parse_grid, select
+
+    g = parse_grid({"data": "mnist5k", "fixed": {"epochs": 2}})
+    (trial,) = select(g)
+    sweep_store.record_sweep(g.id, g.spec, True, [], "redis")
+    assert sweep_store.queue_trial(g.id, trial, "task-1")
+    assert sweep_store.claim(g.id, trial.id, "task-1", "run-1", "w") == "ok"
+    assert not sweep_store.put_checkpoint(g.id, trial.id, "run-0", b"stale")  # an execution that lost it
+    assert sweep_store.checkpoint(g.id, trial.id) is None
+    assert sweep_store.put_checkpoint(g.id, trial.id, "run-1", b"epoch 1")
+    assert sweep_store.put_checkpoint(g.id, trial.id, "run-1", b"epoch 2")
+    assert sweep_store.checkpoint(g.id, trial.id) == b"epoch 2"  # overwritten: one per trial
+    assert bare_redis.keys("*checkpoint*") == [f"cvfleet:sweep:{g.id}:trial:{trial.id}:checkpoint"]
+    assert 0 < bare_redis.ttl(f"cvfleet:sweep:{g.id}:trial:{trial.id}:checkpoint") <= sweep_store.RECORD_TTL

@@ -510,11 +510,15 @@ def list_():
 @sweep.command("delete")
 @click.argument("sweep_id")
 def delete(sweep_id):
-    """Remove every Redis key of SWEEP_ID: records, checkpoints, weights (weights on disk stay)."""
+    """Remove every Redis key of SWEEP_ID: records, checkpoints, weights, its data (weights on disk stay)."""
     from tasks import sweep_store
 
     _redis()
     sweep_id = _resolve(sweep_id)
+    shared = sweep_store.sweep(sweep_id)["storage"] == "shared"
     n = sweep_store.delete(sweep_id)
-    weights = config.load().data / "sweeps" / sweep_id
-    click.echo(f"deleted sweep {sweep_id}: {n} key(s); its weights stay in {weights}")
+    if shared:
+        weights = config.load().data / "sweeps" / sweep_id
+        click.echo(f"deleted sweep {sweep_id}: {n} key(s); its weights stay in {weights}")
+    else:
+        click.echo(f"deleted sweep {sweep_id}: {n} key(s), its checkpoints and weights among them")
