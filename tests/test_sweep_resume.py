@@ -49,8 +49,9 @@ def test_a_trial_killed_at_epoch_5_of_8_resumes_at_6_and_ends_with_the_unbroken_
         'data = "mnist5k"\nval_limit = 300\n[fixed]\nepochs = 8\nseed = 21\ndropout = 0.2\naugment = 0.5\n'
         "[sweep]\nlr = [0.05]\n"
     )
-    sweep_id = cvfleet("sweep", str(grid), "--no-wait", "--no-prune", env={"CVFLEET_STORAGE": storage}).stdout.strip()
     g = parse_grid(read_grid(grid))
+    sweep_store.delete(g.id)  # the same grid on each storage: a fresh sweep each time
+    sweep_id = cvfleet("sweep", str(grid), "--no-wait", "--no-prune", env={"CVFLEET_STORAGE": storage}).stdout.strip()
     (trial,) = select(g)
     wait_for(lambda: checkpoint_epoch(sweep_id, trial.id) >= 5, 180, every=0.01, what="the checkpoint of epoch 5")
     assert checkpoint_path(sweep_id, trial.id).exists() == (storage == "shared")  # else it is in Redis
