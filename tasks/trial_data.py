@@ -55,19 +55,25 @@ def load_cached(path: Path, split: str = "train", label: str = "auto"):
 
 def local_copy(files: dict) -> Path:
     """The user's data of a sweep on this host: {"dir": bool, "files": {name: sha256}} fetched from
-    Redis once, each file checked against its hash, and kept under $CVFLEET_DATA/blobs/<sha256> (of
-    the file; of the name-to-hash map for a directory). DataError (one line) if a file has left
-    Redis or its bytes do not match (a corrupt copy is dropped, so submitting again sends it anew)."""
+    Redis once, each file checked against its hash, and kept under $CVFLEET_DATA/blobs/: a file as
+    <sha256>/<its name>, a directory as <sha256 of the name-to-hash map>/. DataError (one line) if a
+    file has left Redis or its bytes do not match (a corrupt copy is dropped, so submitting again
+    sends it anew)."""
     from workers import config
 
-    names = files["files"]
-    if files["dir"]:
-        digest = hashlib.sha256(json.dumps(names, sort_keys=True).encode()).hexdigest()
-    else:
-        (digest,) = names.values()
-    home = config.load().data / "blobs" / digest
+    root, names = config.load().data / "blobs", files["files"]
+    if not files["dir"]:
+        ((name, sha),) = names.items()
+        path = root / sha / name
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
+            tmp.write_bytes(_fetch(name, sha))
+            tmp.replace(path)
+        return path
+    home = root / hashlib.sha256(json.dumps(names, sort_keys=True).encode()).hexdigest()
     if not home.is_dir():
-        tmp = home.with_name(f".{digest}.{os.getpid()}.tmp")
+        tmp = home.with_name(f".{home.name}.{os.getpid()}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
@@ -79,7 +85,7 @@ def local_copy(files: dict) -> Path:
                 raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return home if files["dir"] else home / next(iter(names))
+    return home
 
 
 def _fetch(name: str, sha: str) -> bytes:

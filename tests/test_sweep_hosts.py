@@ -282,3 +282,23 @@ def test_only_the_run_that_owns_a_trial_writes_its_one_checkpoint(bare_redis):
     assert sweep_store.checkpoint(g.id, trial.id) == b"epoch 2"  # overwritten: one per trial
     assert bare_redis.keys("*checkpoint*") == [f"cvfleet:sweep:{g.id}:trial:{trial.id}:checkpoint"]
     assert 0 < bare_redis.ttl(f"cvfleet:sweep:{g.id}:trial:{trial.id}:checkpoint") <= sweep_store.RECORD_TTL
+
+
+def test_a_hosts_copy_of_the_users_data_is_fetched_once_checked_and_keyed_by_hash(bare_redis, tmp_path, monkeypatch):
+    from tasks import sweep_store
+    from tasks.trial_data import local_copy
+
+    monkeypatch.setenv("CVFLEET_DATA", str(tmp_path / "host"))
+    blobs = {"train-images": b"images", "train-labels": b"labels"}
+    sha = {name: hashlib.sha256(data).hexdigest() for name, data in blobs.items()}
+    for name, data in blobs.items():
+        sweep_store.put_blob(sha[name], lambda data=data: data)
+    directory = local_copy({"dir": True, "files": sha})
+    assert {p.name: p.read_bytes() for p in directory.iterdir()} == blobs
+    one = local_copy({"dir": False, "files": {"a.csv": sha["train-images"]}})
+    same = local_copy({"dir": False, "files": {"b.csv": sha["train-images"]}})  # same bytes, another name
+    assert (one, same) == (tmp_path / "host" / "blobs" / sha["train-images"] / "a.csv", one.with_name("b.csv"))
+    assert one.read_bytes() == same.read_bytes() == b"images"
+    bare_redis.flushall()  # kept on the host: Redis is not asked again
+    assert local_copy({"dir": True, "files": sha}) == directory
+    assert local_copy({"dir": False, "files": {"a.csv": sha["train-images"]}}) == one
