@@ -306,3 +306,12 @@ def test_a_hosts_copy_of_the_users_data_is_fetched_once_checked_and_keyed_by_has
     bare_redis.flushall()  # kept on the host: Redis is not asked again
     assert local_copy({"dir": True, "files": sha}) == directory
     assert local_copy({"dir": False, "files": {"a.csv": sha["train-images"]}}) == one
+
+
+def test_a_storage_other_than_redis_or_shared_is_refused_in_one_line():
+    run = cvfleet("sweep", "list", env={"CVFLEET_STORAGE": "nfs"}, timeout=60)
+    assert run.returncode == 1
+    assert error_line(run) == (
+        "CVFLEET_STORAGE='nfs' is neither 'redis' (the default: hosts share only Redis) "
+        "nor 'shared' (every worker sees the storage root at the same path)"
+    )
