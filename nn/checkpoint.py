@@ -11,10 +11,14 @@ state of the model's random generator, which drives shuffling, augmentation and 
 epoch and the per-epoch metrics so far (JSON). Written to a temporary name and renamed, so a reader
 finds the previous checkpoint or the new one, never half of one.
 
+The same .npz travels as bytes where there is no file to share (`checkpoint_bytes`, and
+`load_checkpoint` takes bytes as well as a path): a caller stores them wherever it likes.
+
 The architecture is not in it: the caller builds the model (from its recipe) and the checkpoint
 fills it. A callback's own state (EarlyStopping's patience count) is not kept either.
 """
 
+import io
 import json
 import os
 from pathlib import Path
@@ -24,9 +28,8 @@ import numpy as np
 FORMAT = "cvfleet-nn-checkpoint/1"
 
 
-def save_checkpoint(model, path, epoch: int, history: list[dict]) -> Path:
-    """Write the state of `model` (compiled, trained through `epoch`) to the .npz file `path`."""
-    path = Path(path)
+def checkpoint_bytes(model, epoch: int, history: list[dict]) -> bytes:
+    """The .npz of the state of `model` (compiled, trained through `epoch`), as bytes."""
     arrays = {f"w.{k}": v for k, v in model.get_weights().items()}
     arrays.update({f"opt.{k}": v for k, v in model.optimizer.get_state().items()})
     arrays["format"] = np.array(FORMAT)
@@ -34,23 +37,43 @@ def save_checkpoint(model, path, epoch: int, history: list[dict]) -> Path:
     arrays["rng"] = np.array(json.dumps(model.rng.bit_generator.state))
     arrays["epoch"] = np.array(int(epoch))
     arrays["history"] = np.array(json.dumps(history))
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def save_checkpoint(model, path, epoch: int, history: list[dict]) -> Path:
+    """Write the state of `model` (compiled, trained through `epoch`) to the .npz file `path`."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, **arrays)
+    tmp.write_bytes(checkpoint_bytes(model, epoch, history))
     tmp.replace(path)
     return path
 
 
-def load_checkpoint(model, path) -> tuple[int, list[dict]]:
-    """Fill `model` (built and compiled like the saved one) from `path`; returns (epoch, history)."""
-    with np.load(path, allow_pickle=False) as f:
+def checkpoint_epoch(source) -> tuple[int, list[dict]]:
+    """(epoch, history) of a checkpoint (a path or its bytes) without a model to fill."""
+    with np.load(_readable(source), allow_pickle=False) as f:
+        return int(f["epoch"]), json.loads(str(f["history"]))
+
+
+def load_checkpoint(model, source) -> tuple[int, list[dict]]:
+    """Fill `model` (built and compiled like the saved one) from `source`, a path or the bytes of
+    one; returns (epoch, history)."""
+    name = "checkpoint" if isinstance(source, bytes) else source
+    with np.load(_readable(source), allow_pickle=False) as f:
         if "format" not in f.files or str(f["format"]) != FORMAT:
-            raise ValueError(f"{path}: not a {FORMAT} file")
+            raise ValueError(f"{name}: not a {FORMAT} file")
         saved, compiled = str(f["optimizer"]), type(model.optimizer).__name__
         if saved != compiled:
-            raise ValueError(f"{path}: saved with {saved}, the model is compiled with {compiled}")
+            raise ValueError(f"{name}: saved with {saved}, the model is compiled with {compiled}")
         model.set_weights({k[2:]: f[k] for k in f.files if k.startswith("w.")})
         model.optimizer.set_state({k[4:]: f[k] for k in f.files if k.startswith("opt.")})
         # in place: layers that draw random numbers (Dropout) hold this very generator
         model.rng.bit_generator.state = json.loads(str(f["rng"]))
         return int(f["epoch"]), json.loads(str(f["history"]))
+
+
+def _readable(source):
+    return io.BytesIO(source) if isinstance(source, bytes) else source

@@ -2,8 +2,12 @@
 
 `save_model(model, "out/model")` writes out/model/model.json and out/model/weights.npz.
 Weights load with allow_pickle=False: a weights file can hold arrays only, never code.
+
+The same files exist as bytes without a directory (`model_files`, `model_from_files`), for a caller
+that keeps them elsewhere (a sweep's trial on a host that shares no disk with its submitter).
 """
 
+import io
 import json
 from pathlib import Path
 
@@ -77,19 +81,37 @@ def _files(path) -> tuple[Path, Path]:
     return p / "model.json", p / "weights.npz"
 
 
+def model_files(model: Sequential, training: dict | None = None) -> dict[str, bytes]:
+    """What `save_model` writes, as {file name: bytes}: model.json, weights.npz and, given
+    `training`, training.json."""
+    if model.input_shape is None:
+        raise ValueError("build the model (give input_shape or fit it) before saving")
+    weights = io.BytesIO()
+    np.savez(weights, **model.get_weights())
+    files = {"model.json": json.dumps(model_to_dict(model), indent=1).encode(), "weights.npz": weights.getvalue()}
+    if training is not None:
+        files["training.json"] = json.dumps(training, indent=1).encode()
+    return files
+
+
+def model_from_files(files: dict[str, bytes]) -> Sequential:
+    """The model whose `model_files` these are."""
+    model = model_from_dict(json.loads(files["model.json"]))
+    with np.load(io.BytesIO(files["weights.npz"]), allow_pickle=False) as f:
+        model.set_weights({k: f[k] for k in f.files})
+    return model
+
+
 def save_model(model: Sequential, path, training: dict | None = None) -> Path:
     """Write the model into directory `path` (created if needed); return the directory.
 
     training: how the model was trained (data, recipe, per-epoch history...), kept beside it as
     training.json so a saved model says where it came from."""
-    if model.input_shape is None:
-        raise ValueError("build the model (give input_shape or fit it) before saving")
-    arch, weights = _files(path)
+    files = model_files(model, training)
+    arch, _ = _files(path)
     arch.parent.mkdir(parents=True, exist_ok=True)
-    arch.write_text(json.dumps(model_to_dict(model), indent=1))
-    np.savez(weights, **model.get_weights())
-    if training is not None:
-        (arch.parent / "training.json").write_text(json.dumps(training, indent=1))
+    for name, data in files.items():
+        (arch.parent / name).write_bytes(data)
     return arch.parent
 
 
@@ -98,7 +120,4 @@ def load_model(path) -> Sequential:
     arch, weights = _files(path)
     if not arch.is_file() or not weights.is_file():
         raise FileNotFoundError(f"no saved model at {path} (expected {arch.name} and {weights.name})")
-    model = model_from_dict(json.loads(arch.read_text()))
-    with np.load(weights, allow_pickle=False) as f:
-        model.set_weights({k: f[k] for k in f.files})
-    return model
+    return model_from_files({"model.json": arch.read_bytes(), "weights.npz": weights.read_bytes()})

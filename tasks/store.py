@@ -45,12 +45,16 @@ cvfleet's records RECORD_TTL (30 days) after their last update.
 
     cvfleet:sweeps                         zset  sweep id -> last submit time
     cvfleet:sweep:<id>                     hash  id, created, submitted, grid (JSON: data, fixed, sweep, space,
-                                                 metric, mode, scheduler), prune, roots (JSON)
+                                                 metric, mode, scheduler), prune, roots (JSON), storage
+                                                 (redis|shared: where its trials' bytes go), files (JSON
+                                                 {"dir", "files": {name: sha256}}: the user's data in
+                                                 cvfleet:blob:*; null for a named set or shared storage)
     cvfleet:sweep:<id>:trials              zset  trial id -> index in the grid's product (x samples)
     cvfleet:sweep:<id>:trial:<tid>         hash  id, index, point, recipe (JSON), state, task_id, run, queued,
                                                  started, finished, worker, pid, epochs, val_accuracy,
                                                  best_val_accuracy, best_epoch, val_loss, loss, accuracy,
-                                                 score (the grid's metric at the end), seconds, weights,
+                                                 score (the grid's metric at the end), seconds, weights
+                                                 ("redis:<its weights key>" or a directory on the shared root),
                                                  blas_threads, pruned_at, scheduler, median (median rule),
                                                  cutoff and rung_size (ASHA), error, attempts (which run of
                                                  its task trained it), resumed_from (the checkpoint's epoch
@@ -58,6 +62,11 @@ cvfleet's records RECORD_TTL (30 days) after their last update.
                                                  `sweep cancel` on a running trial)
     cvfleet:sweep:<id>:trial:<tid>:epochs  list  one JSON object per finished epoch, appended as it ends (its
                                                  metrics, epoch, time (end, Unix s), pid)
+    cvfleet:sweep:<id>:trial:<tid>:checkpoint  str  its latest checkpoint (.npz bytes, nn.checkpoint), replaced
+                                                 each epoch by the run that owns the trial; dropped when it
+                                                 is done or pruned (storage redis)
+    cvfleet:sweep:<id>:trial:<tid>:weights hash  model.json, weights.npz, training.json (bytes) of a done
+                                                 trial (storage redis; `sweep best --out` writes them out)
     cvfleet:sweep:<id>:leaderboard         zset  trial id -> final metric (done trials; read in the grid's mode)
     cvfleet:sweep:<id>:epoch:<k>           zset  trial id -> metric after epoch k (done trials: the
                                                  median-stopping rule reads these)
@@ -65,13 +74,18 @@ cvfleet's records RECORD_TTL (30 days) after their last update.
                                                  ASHA's rung at epoch k
     cvfleet:sweep:<id>:rung:<k>:decided    hash  trial id -> "promote|stop <rung size then> <top-1/eta cutoff>"
 
+    cvfleet:blob:<sha256>                  str   a user's data file, by content, for sweeps on hosts that cannot
+                                                 see it; RECORD_TTL from the last submit naming it, deleted
+                                                 with the last sweep that names it
+
     cvfleet:attempts:<task id>             str   runs of one task (count_attempt); a trial's task id is
                                                  <sweep id>-<trial id>-<random>, so `sweep delete` finds them
 
 A video moves queued -> extracting -> detecting -> labelling -> done | failed | cancelled (a retry
 starts it again as run n + 1; the transitions are declared in `tasks.batch_records`); a trial
 queued -> running -> done | pruned | failed | cancelled.
-Checkpoints are files, not keys: $CVFLEET_DATA/sweeps/<id>/.checkpoints/<tid>.npz (tasks/trial.py).
+On shared storage (CVFLEET_STORAGE=shared) a sweep's checkpoints and weights are files, not keys:
+$CVFLEET_DATA/sweeps/<id>/.checkpoints/<tid>.npz and $CVFLEET_DATA/sweeps/<id>/<tid>/ (tasks/trial.py).
 """
 
 from __future__ import annotations

@@ -8,6 +8,14 @@ or duplicated execution writes nothing twice.
 
 Scores: the leaderboard and the per-epoch zsets hold the grid's metric (validation accuracy unless
 the grid names another), ranked in the grid's mode (max or min).
+
+Bytes (the sweep's `storage` is "redis", the default): a trial's host may see none of the
+submitter's files, so what it needs and what it makes travel through Redis. The user's data files
+go in at submit under their sha256 (`put_blob`: content keys, so a file shared by sweeps is held
+once); a trial's latest checkpoint and its final model go under keys of the trial (one checkpoint
+per trial, overwritten each epoch by the run that owns the trial, so Redis holds at most one per
+running trial; a content key would leave every epoch's state behind until it expired), and they go
+with the sweep (its TTL, `delete`).
 """
 
 from __future__ import annotations
@@ -132,11 +140,45 @@ return 1
 """
 
 
+# KEYS: trial, the trial's checkpoint.  ARGV: run, npz bytes, TTL.
+_PUT_CHECKPOINT = """
+if redis.call('HGET', KEYS[1], 'run') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'state') ~= 'running' then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+# KEYS: trial, the trial's weights.  ARGV: run, TTL, then file name/bytes pairs.
+_PUT_WEIGHTS = """
+if redis.call('HGET', KEYS[1], 'run') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'state') ~= 'running' then
+  return 0
+end
+redis.call('DEL', KEYS[2])
+for i = 3, #ARGV, 2 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 1
+"""
+
+
+def blob_key(sha256: str) -> str:
+    return key("blob", sha256)
+
+
 # -- submission (client) ---------------------------------------------------------------------
 
 
-def record_sweep(sweep_id: str, grid: dict, prune: bool, roots: list[str]) -> None:
-    """Create the sweep's record, or refresh it on resubmission (prune and roots as given now)."""
+def record_sweep(
+    sweep_id: str, grid: dict, prune: bool, roots: list[str], storage: str | None = None, files: dict | None = None
+) -> None:
+    """Create the sweep's record, or refresh it on resubmission (prune, roots, storage and files as
+    given now). `files`: the user's data as {"dir": bool, "files": {name: sha256}}, its bytes already
+    stored with `put_blob` (None: a named data set, or shared storage). `storage`: CVFLEET_STORAGE's
+    unless given."""
+    from workers import config
+
     now = time.time()
     r = client()
     sk = sweep_key(sweep_id)
@@ -150,11 +192,25 @@ def record_sweep(sweep_id: str, grid: dict, prune: bool, roots: list[str]) -> No
             "grid": json.dumps(grid),
             "prune": int(prune),
             "roots": json.dumps(roots),
+            "storage": storage or config.load().storage,
+            "files": json.dumps(files),
         },
     )
     pipe.expire(sk, RECORD_TTL)
     pipe.zadd(key("sweeps"), {sweep_id: now})
     pipe.execute()
+
+
+def put_blob(sha256: str, data) -> bool:
+    """Hold the bytes of a user's data file under their hash for RECORD_TTL (at least as long as the
+    sweep that names them). `data`: a function returning the bytes, called only when Redis lacks
+    them (a resubmission refreshes the TTL without sending the file again). True if sent."""
+    r = client()
+    k = blob_key(sha256)
+    if r.expire(k, RECORD_TTL):
+        return False
+    r.set(k, data(), ex=RECORD_TTL)
+    return True
 
 
 def queue_trial(sweep_id: str, trial, task_id: str) -> bool:
@@ -212,6 +268,38 @@ def append_epoch(sweep_id: str, trial_id: str, run: str, metrics: dict) -> str:
         args=[run, json.dumps(metrics), RECORD_TTL, int(metrics["epoch"])],
     )
     return {0: "lost", 1: "ok", 2: "cancel"}[int(reply)]
+
+
+def put_checkpoint(sweep_id: str, trial_id: str, run: str, npz: bytes) -> bool:
+    """Replace the trial's checkpoint, if `run` still owns the trial (else nothing is written)."""
+    keys = [trial_key(sweep_id, trial_id), trial_key(sweep_id, trial_id, "checkpoint")]
+    return bool(script(_PUT_CHECKPOINT)(keys=keys, args=[run, npz, RECORD_TTL]))
+
+
+def put_weights(sweep_id: str, trial_id: str, run: str, files: dict[str, bytes]) -> bool:
+    """Store the trial's model ({file name: bytes}, nn.serialize.model_files), if `run` still owns
+    the trial."""
+    keys = [trial_key(sweep_id, trial_id), trial_key(sweep_id, trial_id, "weights")]
+    args = [run, RECORD_TTL, *(x for kv in files.items() for x in kv)]
+    return bool(script(_PUT_WEIGHTS)(keys=keys, args=args))
+
+
+def checkpoint(sweep_id: str, trial_id: str) -> bytes | None:
+    """The bytes of the trial's latest checkpoint in Redis, or None."""
+    return client().execute_command("GET", trial_key(sweep_id, trial_id, "checkpoint"), NEVER_DECODE=True)
+
+
+def drop_checkpoint(sweep_id: str, trial_id: str) -> None:
+    client().delete(trial_key(sweep_id, trial_id, "checkpoint"))
+
+
+def blob(sha256: str) -> bytes | None:
+    """The bytes stored under `sha256` (not checked here: the reader verifies them), or None."""
+    return client().execute_command("GET", blob_key(sha256), NEVER_DECODE=True)
+
+
+def drop_blob(sha256: str) -> None:
+    client().delete(blob_key(sha256))
 
 
 def promote(sweep_id: str, trial_id: str, epoch: int, value: float, eta: int, mode: str) -> tuple[bool, int, float]:
@@ -306,6 +394,8 @@ def sweep(sweep_id: str) -> dict | None:
     grid.setdefault("scheduler", {"name": "median", "n_startup_trials": 2, "n_warmup_steps": 0})
     for f in ("created", "submitted"):
         data[f] = float(data[f])
+    data["storage"] = data.get("storage") or "shared"  # records from before bytes went through Redis
+    data["files"] = json.loads(data.get("files") or "null")
     return data
 
 
@@ -384,19 +474,33 @@ def progress(sweep_id: str) -> dict | None:
     return info
 
 
+def weights(sweep_id: str, trial_id: str) -> dict[str, bytes] | None:
+    """The trial's model as {file name: bytes} (what nn.serialize.model_files made), or None."""
+    raw = client().execute_command("HGETALL", trial_key(sweep_id, trial_id, "weights"), NEVER_DECODE=True)
+    return {k.decode(): v for k, v in raw.items()} or None
+
+
 def sweep_ids(limit: int = 50) -> list[str]:
     return client().zrevrange(key("sweeps"), 0, limit - 1)
 
 
 def delete(sweep_id: str) -> int:
-    """Remove every key of the sweep: its record, trials, epochs, leaderboard, and the attempt
-    counters and Celery results of its tasks (task ids start with the sweep id). Returns how many."""
+    """Remove every key of the sweep: its record, trials, epochs, leaderboard, checkpoints, weights,
+    the data files no other sweep names, and the attempt counters and Celery results of its tasks
+    (task ids start with the sweep id). Returns how many."""
     r = client()
     patterns = [sweep_key(sweep_id) + ":*", key("attempts", sweep_id) + "-*", f"celery-task-meta-{sweep_id}-*"]
     keys = [sweep_key(sweep_id), *(k for p in patterns for k in r.scan_iter(match=p, count=1000))]
+    others = {h for s in sweep_ids(10**9) if s != sweep_id for h in _blobs_of(s)}
+    keys += [blob_key(h) for h in _blobs_of(sweep_id) - others]
     pipe = r.pipeline()
     for k in keys:
         pipe.delete(k)
     pipe.zrem(key("sweeps"), sweep_id)
     replies = pipe.execute()
     return sum(replies[:-1])
+
+
+def _blobs_of(sweep_id: str) -> set[str]:
+    files = json.loads(client().hget(sweep_key(sweep_id), "files") or "null")
+    return set(files["files"].values()) if files else set()

@@ -139,10 +139,12 @@ def restart_redis(cfg) -> None:
 
 
 @contextlib.contextmanager
-def bare_workers(tmp_path: Path, extra_env: dict, names=("a",)):
+def bare_workers(tmp_path: Path, extra_env: dict, names=("a",), prefix=None):
     """Its own Redis and one `cvfleet worker -c 1` process per name, with `extra_env` (a short
     visibility timeout, a tiny time limit...): for faults the session fleet must not suffer.
-    Yields (env, redis client, {name: Popen}); worker logs go to tmp_path/worker-NAME.log."""
+    `prefix(name)`: argv put before the worker's command (another host's view of the files: a mount
+    namespace, its own data root). Yields (env, redis client, {name: Popen}); worker logs go to
+    tmp_path/worker-NAME.log; `start_worker` adds one more."""
     import redis
 
     from workers.redis_server import find_redis_server, start_redis
@@ -155,15 +157,7 @@ def bare_workers(tmp_path: Path, extra_env: dict, names=("a",)):
     try:
         wait_for(lambda: _answers(client), 20, what="Redis")
         for name in names:
-            with open(tmp_path / f"worker-{name}.log", "wb") as log:
-                workers[name] = subprocess.Popen(
-                    [*CVFLEET, "worker", "-c", "1", "-n", f"{name}@%h"],
-                    cwd=ROOT,
-                    env={**os.environ, **env},
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            workers[name] = start_worker(tmp_path, env, name, prefix, wait=False)
         wait_for(
             lambda: client.keys("_kombu.binding.*") and all(pool_children(w.pid) for w in workers.values()),
             60,
@@ -177,6 +171,23 @@ def bare_workers(tmp_path: Path, extra_env: dict, names=("a",)):
             except ProcessLookupError:
                 pass
             proc.wait(10)
+
+
+def start_worker(tmp_path: Path, env: dict, name: str, prefix=None, wait: bool = True) -> subprocess.Popen:
+    """One `cvfleet worker -c 1 -n NAME@%h` in a session of its own (killpg stops it whole), logging to
+    tmp_path/worker-NAME.log; with `wait`, returns once its pool process is up."""
+    with open(tmp_path / f"worker-{name}.log", "wb") as log:
+        proc = subprocess.Popen(
+            [*(prefix(name) if prefix else ()), *CVFLEET, "worker", "-c", "1", "-n", f"{name}@%h"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    if wait:
+        wait_for(lambda: pool_children(proc.pid), 60, what=f"worker {name}")
+    return proc
 
 
 def _answers(client) -> bool:

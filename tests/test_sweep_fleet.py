@@ -114,19 +114,22 @@ def test_each_trial_ran_with_one_blas_thread_on_a_fleet_worker(four):
 
 
 def test_saved_weights_reproduce_the_recorded_validation_accuracy(four):
-    from nn import load_model
+    from nn.serialize import model_from_files
+    from tasks import sweep_store
     from tasks.trial_data import load_splits
 
     g, _, _ = four
     _, val = load_splits(json.dumps(g.data, sort_keys=True))
     for t in trials_by_id(g.id).values():
-        _, accuracy = load_model(t["weights"]).evaluate(val.x, val.y)
+        assert t["weights"] == f"redis:cvfleet:sweep:{g.id}:trial:{t['id']}:weights"  # the default storage
+        _, accuracy = model_from_files(sweep_store.weights(g.id, t["id"])).evaluate(val.x, val.y)
         assert accuracy == t["val_accuracy"]
 
 
 def test_best_prints_the_top_trial_and_a_loadable_weights_path(four):
     from nn import load_model
     from tasks import sweep_store
+    from workers import config
 
     g, _, _ = four
     run = cvfleet("sweep", "best", g.id[:6])
@@ -134,7 +137,7 @@ def test_best_prints_the_top_trial_and_a_loadable_weights_path(four):
     top, score = sweep_store.leaderboard(g.id)[0]
     assert run.stdout.splitlines()[0].startswith(f"best trial {top}: val_acc {score:.4f} after 2 epoch(s)")
     weights = next(line.split(None, 1)[1] for line in run.stdout.splitlines() if line.startswith("weights:"))
-    assert weights == trials_by_id(g.id)[top]["weights"]
+    assert weights == str(config.load().data / "sweeps" / g.id / top)  # written here out of Redis
     assert load_model(weights).input_shape == (1, 28, 28)
     assert f"evaluate: cvfleet evaluate --model {weights} --data mnist5k --holdout 0.2 --split-seed 0" in run.stdout
 

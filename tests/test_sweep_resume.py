@@ -4,24 +4,44 @@ stops queued and running trials and keeps their metrics; submitting the grid aga
 
 from __future__ import annotations
 
+import io
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import cvfleet, wait_for
 from test_sweep_fleet import write_grid
 
 
-def weights(directory) -> dict:
-    with np.load(os.path.join(directory, "weights.npz"), allow_pickle=False) as f:
+def weights(sweep_id: str, t: dict) -> dict:
+    """The trial's final weights, from Redis or from the shared root (its record says which)."""
+    from tasks import sweep_store
+
+    if t["weights"].startswith("redis:"):
+        npz = sweep_store.weights(sweep_id, t["id"])["weights.npz"]
+    else:
+        npz = (Path(t["weights"]) / "weights.npz").read_bytes()
+    with np.load(io.BytesIO(npz), allow_pickle=False) as f:
         return {k: f[k] for k in f.files}
 
 
-def test_a_trial_killed_at_epoch_5_of_8_resumes_at_6_and_ends_with_the_unbroken_runs_weights(fleet, tmp_path):
+def has_checkpoint(sweep_id: str, trial_id: str) -> bool:
+    from tasks.store import client
+    from tasks.trial import checkpoint_path
+
+    return checkpoint_path(sweep_id, trial_id).exists() or bool(
+        client().exists(f"cvfleet:sweep:{sweep_id}:trial:{trial_id}:checkpoint")
+    )
+
+
+@pytest.mark.parametrize("storage", ["redis", "shared"])
+def test_a_trial_killed_at_epoch_5_of_8_resumes_at_6_and_ends_with_the_unbroken_runs_weights(fleet, tmp_path, storage):
     from tasks import sweep_store
     from tasks.store import client
     from tasks.sweep_grid import parse_grid, read_grid, select
-    from tasks.trial import checkpoint_path, read_checkpoint, train_trial
+    from tasks.trial import checkpoint_epoch, checkpoint_path, train_trial
 
     # the full 4,000 training digits: an epoch takes about a second, time to kill it mid-epoch 6
     grid = tmp_path / "resume.toml"
@@ -29,11 +49,12 @@ def test_a_trial_killed_at_epoch_5_of_8_resumes_at_6_and_ends_with_the_unbroken_
         'data = "mnist5k"\nval_limit = 300\n[fixed]\nepochs = 8\nseed = 21\ndropout = 0.2\naugment = 0.5\n'
         "[sweep]\nlr = [0.05]\n"
     )
-    sweep_id = cvfleet("sweep", str(grid), "--no-wait", "--no-prune").stdout.strip()
     g = parse_grid(read_grid(grid))
+    sweep_store.delete(g.id)  # the same grid on each storage: a fresh sweep each time
+    sweep_id = cvfleet("sweep", str(grid), "--no-wait", "--no-prune", env={"CVFLEET_STORAGE": storage}).stdout.strip()
     (trial,) = select(g)
-    ckpt = checkpoint_path(sweep_id, trial.id)
-    wait_for(lambda: read_checkpoint(ckpt)[0] >= 5, 180, every=0.01, what="the checkpoint of epoch 5")
+    wait_for(lambda: checkpoint_epoch(sweep_id, trial.id) >= 5, 180, every=0.01, what="the checkpoint of epoch 5")
+    assert checkpoint_path(sweep_id, trial.id).exists() == (storage == "shared")  # else it is in Redis
     first = sweep_store.trials(sweep_id)[0]
     assert client().llen(sweep_store.trial_key(sweep_id, trial.id, "epochs")) == 5  # still inside epoch 6
     os.kill(first["pid"], signal.SIGKILL)
@@ -44,16 +65,16 @@ def test_a_trial_killed_at_epoch_5_of_8_resumes_at_6_and_ends_with_the_unbroken_
     assert [e["epoch"] for e in t["history"]] == list(range(1, 9))  # each epoch recorded once
     assert [e["pid"] for e in t["history"]] == [first["pid"]] * 5 + [t["pid"]] * 3  # 6..8 by the new process
     assert t["pid"] != first["pid"]
-    assert not ckpt.exists()  # a done trial keeps its weights, not its checkpoint
+    assert not has_checkpoint(sweep_id, trial.id)  # a done trial keeps its weights, not its checkpoint
 
     # the same trial, never interrupted, in a sweep of its own on the same fleet
     ref = f"ref{sweep_id}"
-    sweep_store.record_sweep(ref, g.spec, False, sweep_store.sweep(sweep_id)["roots"])
+    sweep_store.record_sweep(ref, g.spec, False, sweep_store.sweep(sweep_id)["roots"], storage)
     assert sweep_store.queue_trial(ref, trial, f"{ref}-{trial.id}-x")
     result = train_trial.apply_async(kwargs={"sweep_id": ref, "trial_id": trial.id}, task_id=f"{ref}-{trial.id}-x")
     assert result.get(timeout=300)["state"] == "done"
     (r,) = sweep_store.trials(ref, with_epochs=True)
-    resumed, unbroken = weights(t["weights"]), weights(r["weights"])
+    resumed, unbroken = weights(sweep_id, t), weights(ref, r)
     assert resumed.keys() == unbroken.keys()
     assert all(np.array_equal(resumed[k], unbroken[k]) for k in resumed)
     assert [e["val_loss"] for e in t["history"]] == [e["val_loss"] for e in r["history"]]
@@ -62,7 +83,7 @@ def test_a_trial_killed_at_epoch_5_of_8_resumes_at_6_and_ends_with_the_unbroken_
 
 def test_cancel_stops_queued_and_running_trials_keeps_their_metrics_and_resubmitting_continues(fleet, tmp_path):
     from tasks import sweep_store
-    from tasks.trial import checkpoint_path
+    from tasks.trial import checkpoint_epoch
 
     grid = tmp_path / "cancel.toml"
     grid.write_text(
@@ -94,7 +115,7 @@ def test_cancel_stops_queued_and_running_trials_keeps_their_metrics_and_resubmit
         assert 1 <= t["epochs"] == len(t["history"]) < 10
         assert [e["epoch"] for e in t["history"]] == list(range(1, t["epochs"] + 1))
         assert t["val_accuracy"] == t["history"][-1]["val_accuracy"]  # its metrics are kept
-        assert checkpoint_path(sweep_id, t["id"]).exists()
+        assert checkpoint_epoch(sweep_id, t["id"]) == t["epochs"]  # its checkpoint is kept
     assert sweep_store.leaderboard(sweep_id) == []
     assert "cancelled" in show.stdout.splitlines()[0]
 
@@ -129,7 +150,7 @@ def test_a_trial_cancelled_during_its_last_epoch_ends_done_with_its_weights(flee
     (t,) = sweep_store.trials(sweep_id, with_epochs=True)
     assert (t["state"], t["epochs"]) == ("done", 1)  # it had run all its epochs: nothing to continue
     assert t["seconds"] > 2  # the epoch was long enough to be inside it at the cancel
-    assert os.path.isfile(os.path.join(t["weights"], "weights.npz"))
+    assert weights(sweep_id, t).keys()  # its weights were stored
     assert [tid for tid, _ in sweep_store.leaderboard(sweep_id)] == [t["id"]]
 
 

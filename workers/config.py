@@ -28,13 +28,6 @@ def _int(var: str, default: int) -> int:
         raise SystemExit(f"cvfleet: {var}={value!r} is not a whole number; set it to one or unset it") from None
 
 
-def _choice(var: str, choices: tuple, default: str) -> str:
-    value = os.environ.get(var) or default
-    if value not in choices:
-        raise SystemExit(f"cvfleet: {var}={value!r} is not one of {', '.join(choices)}; set one of them or unset it")
-    return value
-
-
 def _float(var: str, default: float) -> float:
     value = os.environ.get(var)
     if value is None or value == "":
@@ -66,7 +59,8 @@ class Config:
     stall_seconds: float  # a chunk, label or prepare with no news for this long is sent again
     chunk_seconds: float  # detect tasks hold at least this much work (measured ms per tile), about 2-4 s
     segments: int  # extraction tasks per video; 0: as many as keep the fleet fed (vision.chunking.segment_count)
-    storage: str  # "redis": frames and boxes travel through Redis; "shared": every worker sees the storage root
+    storage: str  # "redis": bytes travel through Redis (hosts share nothing else); "shared": by path on a shared root
+    blob_max_mib: float  # the largest user data file a sweep sends through Redis
 
     @property
     def fleet_dir(self) -> Path:
@@ -132,8 +126,19 @@ def load() -> Config:
         stall_seconds=_float("CVFLEET_STALL_SECONDS", 300),
         chunk_seconds=_float("CVFLEET_CHUNK_SECONDS", 2.0),
         segments=_int("CVFLEET_SEGMENTS", 0),
-        storage=_choice("CVFLEET_STORAGE", ("redis", "shared"), "redis"),
+        storage=_storage(),
+        blob_max_mib=_float("CVFLEET_BLOB_MAX_MIB", 256),
     )
+
+
+def _storage() -> str:
+    value = os.environ.get("CVFLEET_STORAGE") or "redis"
+    if value not in ("redis", "shared"):
+        raise SystemExit(
+            f"cvfleet: CVFLEET_STORAGE={value!r} is neither 'redis' (the default: hosts share only Redis) "
+            "nor 'shared' (every worker sees the storage root at the same path)"
+        )
+    return value
 
 
 def local_redis_url(url: str, data: Path) -> str:

@@ -2,7 +2,7 @@
 
     cvfleet sweep examples/grid-demo.toml          queue the grid's trials, follow them, print the leaderboard
     cvfleet sweep show ID                          the leaderboard (IDs may be shortened to a unique prefix)
-    cvfleet sweep best ID                          the best trial and its weights (for `cvfleet evaluate`)
+    cvfleet sweep best ID [--out DIR]              the best trial and its weights (for `cvfleet evaluate`)
     cvfleet sweep export ID --csv trials.csv       every trial, one row each
     cvfleet sweep plot ID --out curves.png         every trial's validation accuracy per epoch
     cvfleet sweep cancel ID                        stop queued and running trials (submitting again continues)
@@ -317,7 +317,14 @@ def best_trial(sweep_id: str) -> dict | None:
 
 @sweep.command("best")
 @click.argument("sweep_id")
-def best(sweep_id):
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Directory to write the best trial's model into (model.json, weights.npz, training.json), wherever "
+    "the trial ran. Default: where a shared root keeps it, or <data>/sweeps/ID/TRIAL here when it is in Redis.",
+)
+def best(sweep_id, out):
     """The best trial of SWEEP_ID, its settings and its weights directory."""
     from tasks import sweep_store
 
@@ -327,15 +334,43 @@ def best(sweep_id):
     if t is None:
         raise click.ClickException(f"sweep {sweep_id} has no finished trial yet: see `cvfleet sweep show {sweep_id}`")
     d = sweep_store.sweep(sweep_id)["grid"]["data"]
+    weights = write_weights(sweep_id, t, out)
     click.echo(
         f"best trial {t['id']}: val_acc {t['val_accuracy']:.4f} after {t['epochs']} epoch(s) "
         f"(best {t['best_val_accuracy']:.4f} at epoch {t['best_epoch']}), {t['seconds']:.1f} s on {t['worker']}"
     )
     click.echo(f"settings: {json.dumps(t['point'])}")
     click.echo(f"recipe:   {json.dumps(t['recipe'])}")
-    click.echo(f"weights:  {t['weights']}")
+    click.echo(f"weights:  {weights}")
     holdout = "" if Path(d["data"]).is_dir() else f" --holdout {d['holdout']} --split-seed {d['split_seed']}"
-    click.echo(f"evaluate: cvfleet evaluate --model {t['weights']} --data {d['data']}{holdout}")
+    click.echo(f"evaluate: cvfleet evaluate --model {weights} --data {d['data']}{holdout}")
+
+
+def write_weights(sweep_id: str, trial: dict, out: str | None) -> str:
+    """A directory on this machine holding the trial's model: copied out of Redis (the trial's
+    weights hash) or from the shared root into `out`, or the shared directory itself without `out`."""
+    import shutil
+
+    from tasks import sweep_store
+
+    if not trial["weights"].startswith("redis:"):
+        if out is None:
+            return trial["weights"]
+        shutil.copytree(trial["weights"], out, dirs_exist_ok=True)
+        return str(out)
+    files = sweep_store.weights(sweep_id, trial["id"])
+    if files is None:
+        raise click.ClickException(
+            f"the weights of trial {trial['id']} are no longer in Redis (the sweep expired or was deleted): "
+            "submit the grid again to train it anew"
+        )
+    final = Path(out) if out else config.load().data / "sweeps" / sweep_id / trial["id"]
+    final.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():  # each file whole or not at all
+        tmp = final / f".{name}.tmp"
+        tmp.write_bytes(data)
+        tmp.replace(final / name)
+    return str(final)
 
 
 @sweep.command("export")
@@ -475,11 +510,15 @@ def list_():
 @sweep.command("delete")
 @click.argument("sweep_id")
 def delete(sweep_id):
-    """Remove every Redis key of SWEEP_ID (weights on disk stay)."""
+    """Remove every Redis key of SWEEP_ID: records, checkpoints, weights, its data (weights on disk stay)."""
     from tasks import sweep_store
 
     _redis()
     sweep_id = _resolve(sweep_id)
+    shared = sweep_store.sweep(sweep_id)["storage"] == "shared"
     n = sweep_store.delete(sweep_id)
-    weights = config.load().data / "sweeps" / sweep_id
-    click.echo(f"deleted sweep {sweep_id}: {n} key(s); its weights stay in {weights}")
+    if shared:
+        weights = config.load().data / "sweeps" / sweep_id
+        click.echo(f"deleted sweep {sweep_id}: {n} key(s); its weights stay in {weights}")
+    else:
+        click.echo(f"deleted sweep {sweep_id}: {n} key(s), its checkpoints and weights among them")
