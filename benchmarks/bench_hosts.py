@@ -16,8 +16,11 @@ Each worker's pool process has loaded the model before the clock starts (a smoke
 
 Printed per host count: tiles/s, Redis bytes in/out and commands per tile (INFO stats before and
 after, minus the idle fleet's rate measured just before), Redis's peak memory (used_memory_peak of
-that run's Redis); then whether all runs' labels are byte-identical, what a 100-host fleet would
-ask of one Redis at 45 ms a tile, and last `ratio 2 hosts/1 host tiles/s: X` (goal >= 1.8).
+that run's Redis), and the CPU each worker and Redis used (cores, from /proc: on a loaded machine a
+pinned host gets only part of its core, so tiles per detect CPU-second show the fleet's own loss);
+then whether all runs' labels are byte-identical, what a 100-host fleet would ask of one Redis at
+45 ms a tile, and last `ratio 2 hosts/1 host tiles/s: X` (goal >= 1.8 with one core per host; on 2
+cores the head's video worker shares host 2's core).
 Root only (network and mount namespaces); elsewhere it exits with one line saying why.
 
     sudo python benchmarks/bench_hosts.py [--every 2] [--max-frames 120] [--hosts 1,2,4]
@@ -34,6 +37,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -86,6 +91,11 @@ def main() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     if 1 in runs and 2 in runs:
+        per_cpu = [r["tiles"] / (detect_cores(r) * r["seconds"]) for r in (runs[2], runs[1])]
+        print(
+            f"tiles per detect CPU-second 2 hosts/1 host: {per_cpu[0] / per_cpu[1]:.2f} (each host's speed on the CPU "
+            "it got; tiles/s also follow the share of the cores other processes leave)"
+        )
         print(f"ratio 2 hosts/1 host tiles/s: {rate(runs[2]) / rate(runs[1]):.2f}")
 
 
@@ -116,8 +126,15 @@ def run_line(n: int, r: dict) -> str:
         f"  Redis per tile: {busy['in']:.0f} B in + {busy['out']:.0f} B out, {busy['commands']:.1f} commands "
         f"(idle fleet subtracted: {idle['commands'] / idle['seconds']:.0f} commands/s, "
         f"{(idle['in'] + idle['out']) / idle['seconds'] / 1024:.1f} KiB/s); peak memory {r['peak'] / 2**20:.2f} MiB "
-        f"({r['rest'] / 2**20:.2f} at rest); frames through Redis would add {r['jpeg_per_tile'] / 1024:.1f} KiB a tile"
+        f"({r['rest'] / 2**20:.2f} at rest); the frames' JPEGs {r['jpeg_per_tile'] / 1024:.1f} KiB a tile\n"
+        f"  CPU during the run, in cores: {', '.join(f'{what} {c:.2f}' for what, c in r['cpu'].items())}; "
+        f"tiles per detect CPU-second: {r['tiles'] / (detect_cores(r) * r['seconds']):.2f}"
     )
+
+
+def detect_cores(r: dict) -> float:
+    """Cores the hosts' detect workers used during the run, all together."""
+    return sum(c for what, c in r["cpu"].items() if what.startswith("host"))
 
 
 def rate(r: dict) -> float:
@@ -210,6 +227,9 @@ def run_hosts(n: int, out: Path, every: int, max_frames: int) -> None:
         time.sleep(IDLE_SECONDS)
         idle = {**diff(stats(redis), s0), "seconds": time.perf_counter() - t0}
 
+        groups = {**{f"host {k + 1}": w.proc.pid for k, w in enumerate(detect)}, "head's video worker": video.proc.pid}
+        groups["Redis"] = next(p.pid for p in psutil.Process().children(recursive=True) if "redis" in p.name())
+        c0 = {what: cpu_seconds(pid) for what, pid in groups.items()}
         s0, t0 = stats(redis), time.perf_counter()
         batch_id = submit([clip], net.head / "out", settings)
         finished = net.head / "out" / "vtest" / "annotation.json"  # written last; watched on disk, not in Redis
@@ -223,6 +243,7 @@ def run_hosts(n: int, out: Path, every: int, max_frames: int) -> None:
             time.sleep(0.02)
         seconds = time.perf_counter() - t0
         delta = diff(stats(redis), s0)
+        cpu = {what: (cpu_seconds(pid) - c0[what]) / seconds for what, pid in groups.items()}
         peak = redis.info("memory")["used_memory_peak"]
         v = batch_store.progress(batch_id).videos[0]
         chunks = redis.hget(key("batch", batch_id, "video", 0), "chunks")
@@ -230,7 +251,7 @@ def run_hosts(n: int, out: Path, every: int, max_frames: int) -> None:
             sys.exit(f"the video ended {v.state}: {v.error}")
         frames = list((net.head / "out" / "vtest" / "images").glob("*.jpg"))
         jpeg_per_tile = sum(f.stat().st_size for f in frames) / v.summary["tiles"]
-    result = {"tiles": v.summary["tiles"], "seconds": seconds, "delta": delta, "idle": idle, "peak": peak}
+    result = {"tiles": v.summary["tiles"], "seconds": seconds, "delta": delta, "idle": idle, "peak": peak, "cpu": cpu}
     result.update(rest=rest, jpeg_per_tile=jpeg_per_tile, chunks=int(chunks))
     result.update(chunk_seconds=config.load().chunk_seconds)
     (out / "result.json").write_text(json.dumps(result))
@@ -247,6 +268,13 @@ def warm(net, n: int, timeout: float = 300) -> None:
             sys.exit(f"only {len(pids)} of {n} hosts' detect workers answered in {timeout:.0f} s")
         sent = [app.send_task("cvfleet.smoke.models", queue="detect") for _ in range(2 * n)]
         pids |= {r.get(timeout=timeout)["pid"] for r in sent}
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children so far, in seconds."""
+    procs = [psutil.Process(pid)]
+    procs += procs[0].children(recursive=True)
+    return sum(t.user + t.system for t in (p.cpu_times() for p in procs))
 
 
 def stats(redis) -> dict:
