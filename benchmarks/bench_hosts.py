@@ -2,11 +2,10 @@
 `cvfleet worker -Q detect -c 1` pinned to a core of its own, against one Redis on the head.
 
 Hosts are Linux network namespaces from the suite's harness (tests/support/hosts.py): every byte
-between a host and Redis crosses TCP/IP over a veth pair and a bridge. Storage is SHARED: frames do
-not travel through Redis yet, so the hosts run with nothing hidden (`hide=[]`) and read frames and
-write boxes at the submitter's paths, the `CVFLEET_STORAGE=shared` case of issue 23. The bytes per
-tile printed here are messages and bookkeeping only; the JPEG bytes that frames through Redis would
-add are estimated from the run's own frames and printed beside them.
+between a host and Redis crosses TCP/IP over a veth pair and a bridge. Storage is Redis (the
+default): each host's view of the head's videos, output and data root is hidden under an empty
+tmpfs, so frames reach it and its boxes leave it through Redis only; the model's files stay visible
+at the head's path (tasks/annotate/stager.py). The bytes per tile printed here hold the frames.
 
 Each host count runs in a fresh child process with a fresh lab and Redis (so the Redis counters and
 its peak memory belong to that run alone): host k's worker on core k-1 (`taskset -c`), the head
@@ -110,8 +109,8 @@ def header(cores: int, args) -> str:
         f"machine: {cores} cores, OpenCV {cv2.__version__}; {load_line()}",
         f"clip: vtest.avi, --every {args.every} --max-frames {args.max_frames}, tile {s.tile} overlap {s.overlap}, "
         f"yolov3-tiny {s.model.input_size} on {s.runtime}",
-        "storage: SHARED (the CVFLEET_STORAGE=shared case): hosts run with hide=[] and read frames / write boxes at "
-        "the submitter's paths; frames do not travel through Redis yet",
+        "storage: redis (the default): the head's videos, output and data root hidden on every host; frames and "
+        "boxes go through Redis, the model's files are read at the head's path",
         f"pinning: host k's `cvfleet worker -Q detect -c 1` on core k-1 (taskset -c); the head (Redis, "
         f"`cvfleet worker -Q video -c 1`, the submitter) on core {head}, shared with host {head + 1} when it runs",
     ])  # fmt: skip
@@ -174,9 +173,7 @@ def paper_limit(r: dict, n: int) -> str:
             f"({need['in'] / 2**20:.2f} in + {need['out'] / 2**20:.2f} out)"
         )
     frames = tiles_s * r["jpeg_per_tile"] / 2**20
-    lines.append(
-        f"  frames through Redis would add {frames:.0f} MiB/s in and at least as much out (each frame read once)"
-    )
+    lines.append(f"  of which frames: {frames:.0f} MiB/s in and at least as much out (each frame read once)")
     return "\n".join(lines)
 
 
@@ -200,12 +197,13 @@ def run_hosts(n: int, out: Path, every: int, max_frames: int) -> None:
         os.environ.update(net.env)  # before the tasks' Celery app reads the Redis URL
         from workers import asset_cache, config
 
-        cache = str(config.load().cache)  # the model, shared like everything else
+        cache = str(config.load().cache)  # the model, read at the head's path
         detect = []
         for k, host in enumerate(net.hosts):
             name = f"detect@{host.name}"
             cmd = ["taskset", "-c", str(cores[k]), *CVFLEET, "worker", "-Q", "detect", "-c", "1", "-n", name]
-            proc = host.popen(cmd, hide=[], env={"CVFLEET_CACHE": cache}, log=host.dir / "worker-detect.log")
+            hide = [p for p in net.hidden if str(p) != cache]
+            proc = host.popen(cmd, hide=hide, env={"CVFLEET_CACHE": cache}, log=host.dir / "worker-detect.log")
             detect.append(Worker(name, proc))
         video = net.worker("video")
         net.wait_workers([*detect, video])
