@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import shutil
 
+import pytest
 from vision_fixtures import model_fields  # noqa: F401  (fixture)
 
 
@@ -83,7 +84,8 @@ def test_chunks_done_in_any_order_write_a_single_process_runs_labels_as_frames_c
         batch_store.cancel(batch_id)
 
 
-def test_a_video_extracted_in_three_segments_by_two_workers_gives_a_single_process_runs_dataset(tmp_path):
+@pytest.mark.parametrize("storage", ["redis", "shared"])
+def test_a_video_extracted_in_three_segments_by_two_workers_gives_a_single_process_runs_dataset(tmp_path, storage):
     import json
 
     from conftest import bare_workers, cvfleet
@@ -97,7 +99,8 @@ def test_a_video_extracted_in_three_segments_by_two_workers_gives_a_single_proce
     settings = AnnotateSettings(every=3, max_frames=24, model=ModelSpec(**asset_cache.yolov3_tiny_files()))
     annotate_video(video, tmp_path / "ref", settings)
     ref = tmp_path / "ref" / "vtest"
-    with bare_workers(tmp_path, {"CVFLEET_SEGMENTS": "3"}, names=("a", "b")) as (env, client, _):
+    extra = {"CVFLEET_SEGMENTS": "3", "CVFLEET_STORAGE": storage}
+    with bare_workers(tmp_path, extra, names=("a", "b")) as (env, client, _):
         run = cvfleet(
             "annotate", str(video), "--out", str(tmp_path / "out"), "--every", "3", "--max-frames", "24", env=env
         )

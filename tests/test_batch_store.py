@@ -260,3 +260,19 @@ def test_staged_work_comes_out_in_order(bare_redis):
     assert batch_store.next_staged(0.1)["stage"] == "0:1:1"
     assert batch_store.next_staged(0.1) == {"batch": "b", "index": 0, "run": 1}
     assert batch_store.next_staged(0.1) is None
+
+
+def test_a_frame_read_from_redis_has_the_files_pixels_and_an_expired_one_fails_with_the_reason(bare_redis, tmp_path):
+    import cv2
+    import numpy as np
+
+    from tasks.annotate.steps import frame_from_redis
+    from vision.errors import VisionError
+
+    path = tmp_path / "000001.jpg"
+    cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    run = detecting(tmp_path, chunks=1)
+    batch_store.put_frames(run.chunk(0), {"ab12": path.read_bytes()}, ttl=60)
+    assert np.array_equal(frame_from_redis("000001", "ab12"), cv2.imread(str(path)))
+    with pytest.raises(VisionError, match="frame 000002 .* is no longer in Redis, it expired before a detect host"):
+        frame_from_redis("000002", "cd34")

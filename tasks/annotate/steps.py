@@ -257,7 +257,7 @@ def detect(
     batch_store.chunk_started(ref)
     detector = get_detector(context.settings(batch_id).detector_spec())
     if frames is not None:
-        boxes = pipeline.detect_jobs(None, jobs, detector, lambda name: _frame_from_redis(name, frames[name]))
+        boxes = pipeline.detect_jobs(None, jobs, detector, lambda name: frame_from_redis(name, frames[name]))
         reported(ref, len(jobs), boxes, sorted(set(frames.values())))
     else:
         video_dir = context.inside(batch_id, video_dir)
@@ -271,7 +271,8 @@ def detect(
     return {"tiles": len(jobs), "boxes": sum(len(b) for tiles in boxes.values() for _, b in tiles)}
 
 
-def _frame_from_redis(name: str, sha: str):
+def frame_from_redis(name: str, sha: str):
+    """Frame `name` decoded from its bytes in Redis; VisionError if its key expired before this read."""
     data = batch_store.frame(sha)
     if data is None:
         raise VisionError(
