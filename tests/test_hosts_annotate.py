@@ -84,3 +84,38 @@ def test_a_host_cut_mid_batch_for_good_leaves_the_batch_done_with_a_one_process_
         assert labels(out / "vtest") == reference
         logs = [p.read_text() for d in (net.head, *(h.dir for h in net.hosts)) for p in d.glob("worker-*.log")]
         assert any("watchdog" in log and "sent again" in log for log in logs), "nothing the cut host held was redone"
+
+
+def test_a_host_cut_for_a_minute_that_comes_back_writes_no_record_twice(tmp_path):
+    import json
+    import time
+
+    from conftest import wait_for
+
+    quick = {"CVFLEET_STALL_SECONDS": "15", "CVFLEET_WATCHDOG_INTERVAL": "2", "CVFLEET_CHUNK_SECONDS": "0.5"}
+    with lab(tmp_path, hosts=2, env=quick) as net:
+        video = net.head / "videos" / "vtest.avi"
+        video.parent.mkdir(parents=True)
+        shutil.copy(asset_cache.ensure("vtest.avi"), video)
+        reference = one_process_labels(video, tmp_path / "reference")
+        head = net.worker(queues="video")
+        hide = [p for p in net.hidden if p != net.cfg.cache]
+        hosts = [host.worker(queues="detect", hide=hide) for host in net.hosts]
+        net.wait_workers([head, *hosts])
+
+        out = net.head / "out"
+        run = cvfleet("annotate", str(video), "--out", str(out), *CLIP, "--no-wait", env=net.env, timeout=120)
+        assert run.returncode == 0, run.stderr
+        batch_id = run.stdout.strip()
+        wait_for(lambda: detect_tasks_done(net.hosts[0]) >= 1, 300, what="a detect task done on the first host")
+        cut_at = time.monotonic()
+        net.hosts[0].cut()
+        wait_for(lambda: time.monotonic() - cut_at >= 60, 70, every=1, what="a minute without the first host")
+        net.hosts[0].restore()  # it comes back with what it held, already redone elsewhere
+        shown = cvfleet("batch", "show", batch_id, env=net.env, timeout=600)
+        assert shown.returncode == 0, shown.stderr + shown.stdout
+        assert labels(out / "vtest") == reference
+        records = [json.loads(line)["frame"] for line in (out / "vtest" / "detections.jsonl").read_text().splitlines()]
+        assert len(records) == len(set(records)) == 12
+        for data in labels(out / "vtest").values():
+            assert len(data.splitlines()) == len(set(data.splitlines()))
