@@ -179,14 +179,15 @@ def ensure(name: str, cache: Path | None = None) -> Path:
     """The asset's path, fetching and verifying it first if it is not in the cache."""
     asset = _asset(name)
     target = location(name, cache)
-    if _complete(asset, target):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = target.parent / f".{name}.lock"
-    with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not _complete(asset, target):
-            _fetch(asset, target)
+    if not _complete(asset, target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = target.parent / f".{name}.lock"
+        with open(lock_path, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not _complete(asset, target):
+                _fetch(asset, target)
+    if name in DERIVED:
+        DERIVED[name](target)
     return target
 
 
@@ -359,12 +360,16 @@ def _trained_cfg(d: Path) -> Path:
     return target
 
 
+DERIVED = {"yolov3-tiny": _trained_cfg}  # asset -> what `ensure` writes beside its verified files
+
+
 def yolov3_tiny_files(cache: Path | None = None) -> dict:
     """The bundled model as ModelSpec fields: {'cfg', 'weights', 'names'} paths, fetched if needed.
-    The cfg is the one the weights were trained with (`_trained_cfg`)."""
+    The cfg is the one the weights were trained with (`_trained_cfg`), so `cvfleet assets fetch
+    yolov3-tiny` on a detect host leaves the files the head's settings name."""
     d = ensure("yolov3-tiny", cache)
     return {
-        "cfg": str(_trained_cfg(d)),
+        "cfg": str(d / _TRAINED_CFG),
         "weights": str(d / "yolov3-tiny.weights"),
         "names": str(d / "coco.names"),
     }
