@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +25,7 @@ def model_cache(tmp_path):
 
 def test_ensure_writes_the_cfg_the_weights_were_trained_with(model_cache):
     files = asset_cache.yolov3_tiny_files(model_cache)
-    masks = re.findall(r"^mask = (.*)$", open(files["cfg"]).read(), re.M)
+    masks = re.findall(r"^mask = (.*)$", Path(files["cfg"]).read_text(), re.M)
     assert masks == ["3,4,5", "1,2,3"]  # the released weights' fine layer: anchors 1,2,3 (pjreddie/darknet#851)
     original = (model_cache / "assets" / "yolov3-tiny" / "yolov3-tiny.cfg").read_text()
     assert re.findall(r"^mask = (.*)$", original, re.M) == ["3,4,5", "0,1,2"]  # the package's, untouched
