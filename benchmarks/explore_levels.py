@@ -106,6 +106,7 @@ class Variant:
     join: bool = True  # pieces of one object cut by two tiles are joined (rule 4)
     twin_drop: bool = False  # a coarse box a finer tile could see whole, and no finer box matches, is dropped
     twin_held: bool = False  # twin_drop only for boxes a finer tile holds whole (not every unmatched full-frame box)
+    twin_tiles: bool = False  # twin_drop only for boxes of coarse tiles, never for full-frame boxes
     seen_level: bool = True  # rule 5 counts looks among the tiles of the finest level that holds the box
     full: bool = True  # the full-frame pass
 
@@ -221,7 +222,7 @@ def merge_levels(per_tile: list, w: int, h: int, v: Variant, threshold: float = 
         if twin is not None:
             twin.sources.add(s)
             continue
-        if rank == TWIN and v.twin_drop and (held or not v.twin_held):
+        if rank == TWIN and v.twin_drop and (held or not v.twin_held) and not (v.twin_tiles and tiles[s] == frame):
             continue
         finer_exists = any(a < area[s] for a in area)
         kept.append(Kept(b, s, {s}, None, area[s], rank == WHOLE and finer_exists))
@@ -331,6 +332,15 @@ VARIANTS = (
         twin_drop=True,
         twin_held=True,
         join=False,
+    ),
+    Variant(
+        "1+2 cf, unseen, held tile twin drop",
+        levels=(1, 2),
+        coarse_first=True,
+        absorb="unseen",
+        twin_drop=True,
+        twin_held=True,
+        twin_tiles=True,
     ),
     Variant("1+2+4 cf, unseen, twin drop", levels=(1, 2, 4), coarse_first=True, absorb="unseen", twin_drop=True),
     Variant("1+3 cf, unseen, twin drop", levels=(1, 3), coarse_first=True, absorb="unseen", twin_drop=True),

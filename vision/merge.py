@@ -164,8 +164,8 @@ def _union(a: Box, b: Box) -> Box:
 class Rank(IntEnum):
     """What a box's source saw of its object; boxes are settled in this order (rule 3)."""
 
-    WHOLE = 0  # a tile box touching no inner edge of its tile: that tile saw the object in full
-    FULL_FRAME = 1  # a box of the full-frame pass: seen whole, but at the frame's coarser scale
+    WHOLE = 0  # a tile box touching no inner edge of its tile, that no smaller tile holds whole
+    COARSE = 1  # a full-frame box, or a whole box a smaller tile holds whole: seen coarser than it could be
     CUT = 2  # a tile box touching an inner edge of its tile: that tile saw only part of the object
 
 
@@ -175,6 +175,7 @@ class _Detection:
     box: Box
     source: int  # index into the detections: the tile (or full-frame pass) that found it
     cut: tuple | None  # the inner edges it touches (left, top, right, bottom) when CUT, else None
+    held: bool = False  # a whole box of a tile that a smaller tile holds whole (saw at a finer scale)
 
 
 @dataclass
@@ -183,6 +184,7 @@ class _Kept:
     source: int  # the detection source (tile) it came from
     sources: set  # every source that saw it
     cut: tuple | None  # the inner edges it touches while it is a cut piece; None once whole
+    rank: Rank = Rank.WHOLE
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,7 @@ class _Frame:
     w: int
     h: int
     tiles: list  # one Tile per detection source
+    boxes: list  # each source's boxes
     method: str
     metric: str
     threshold: float
@@ -222,7 +225,16 @@ def merge_tiles(
     the indices (into `detections`) of every source that saw it, in canonical box order.
     """
     check_merge_args(method, metric, threshold)
-    frame = _Frame(frame_w, frame_h, [Tile(*tile) for tile, _ in detections], method, metric, threshold, class_agnostic)
+    frame = _Frame(
+        frame_w,
+        frame_h,
+        [Tile(*tile) for tile, _ in detections],
+        [list(boxes) for _, boxes in detections],
+        method,
+        metric,
+        threshold,
+        class_agnostic,
+    )
     kept: list[_Kept] = []
     for d in _in_settling_order(_ranked(detections, frame), frame):
         others = _from_other_sources(d, kept, frame)
@@ -239,22 +251,33 @@ def _ranked(detections, frame: _Frame) -> list[_Detection]:
     for source, (_, boxes) in enumerate(detections):
         tile = frame.tiles[source]
         for box in boxes:
-            if tile == frame.whole:
-                out.append(_Detection(Rank.FULL_FRAME, box, source, None))
+            cut = None if tile == frame.whole else cut_sides(box, tile, frame.w, frame.h)
+            if cut is not None and any(cut):
+                out.append(_Detection(Rank.CUT, box, source, cut))
                 continue
-            cut = cut_sides(box, tile, frame.w, frame.h)
-            out.append(
-                _Detection(Rank.CUT, box, source, cut) if any(cut) else _Detection(Rank.WHOLE, box, source, None)
-            )
+            held = cut is not None and _held_finer(box, tile, frame)
+            rank = Rank.WHOLE if cut is not None and not held else Rank.COARSE
+            out.append(_Detection(rank, box, source, None, held))
     return out
+
+
+def _held_finer(box: Box, tile: Tile, frame: _Frame) -> bool:
+    """Whether a tile smaller than `tile` holds the box whole (inside it, touching none of its inner edges)."""
+    return any(
+        t.w * t.h < tile.w * tile.h and inside(box, t) and not any(cut_sides(box, t, frame.w, frame.h))
+        for t in frame.tiles
+    )
 
 
 def _in_settling_order(ranked: list[_Detection], frame: _Frame) -> list[_Detection]:
     """Rule 3's order: by rank; whole boxes by the context their tile gave them, most first; then
     canonical box order (confidence first) and source, so the input's order never matters."""
 
-    def context(d: _Detection) -> float:
-        return -_margin(d.box, frame.tiles[d.source], frame.w, frame.h) if d.rank is Rank.WHOLE else 0.0
+    def context(d: _Detection) -> tuple:
+        if d.rank is not Rank.WHOLE:
+            return 0, 0.0
+        tile = frame.tiles[d.source]
+        return -tile.w * tile.h, -_margin(d.box, tile, frame.w, frame.h)
 
     return sorted(ranked, key=lambda d: (d.rank, context(d), d.box.sort_key(), d.source))
 
@@ -267,11 +290,39 @@ def _from_other_sources(d: _Detection, kept: list[_Kept], frame: _Frame) -> list
 def _settle_whole(d: _Detection, others: list[_Kept], frame: _Frame) -> _Kept | None:
     """Rule 3: a whole or full-frame box that is a kept whole box seen again adds its source to that
     box; otherwise it is a new object (returned)."""
-    twin = _seen_again(d, others, frame)
-    if twin is None:
-        return _Kept(d.box, d.source, {d.source}, None)
-    twin.sources.add(d.source)
+    twin = _seen_again(d, others, frame) or _host(d, others, frame)
+    if twin is not None:
+        twin.sources.add(d.source)
+        return None
+    if d.held:
+        return None
+    return _Kept(d.box, d.source, {d.source}, None, d.rank)
+
+
+def _host(d: _Detection, others: list[_Kept], frame: _Frame) -> _Kept | None:
+    """Rule 6: the first kept whole box of a larger tile that `d` lies in (IoS > threshold) and that
+    tile did not separate from `d` (found no other box of the class where `d` is): `d` is a piece
+    of the object the larger tile saw whole (a head, a torso), not a neighbour."""
+    area = frame.tiles[d.source].w * frame.tiles[d.source].h
+    for k in others:
+        tile = frame.tiles[k.source]
+        if (
+            k.rank is Rank.WHOLE
+            and k.cut is None
+            and tile.w * tile.h > area
+            and _overlap(d.box, k.box, "ios") > frame.threshold
+            and not _separated(d.box, k, frame)
+        ):
+            return k
     return None
+
+
+def _separated(box: Box, k: _Kept, frame: _Frame) -> bool:
+    """Whether the tile of kept box `k` found, besides `k`, a box of `box`'s class where `box` is."""
+    return any(
+        b != k.box and frame.same_class(box, b) and _overlap(box, b, "iou") > DUPLICATE_IOU
+        for b in frame.boxes[k.source]
+    )
 
 
 def _seen_again(d: _Detection, others: list[_Kept], frame: _Frame) -> _Kept | None:
@@ -283,7 +334,7 @@ def _seen_again(d: _Detection, others: list[_Kept], frame: _Frame) -> _Kept | No
             continue
         if _overlap(d.box, k.box, "iou") > limit:
             return k
-        if d.rank is Rank.FULL_FRAME and _blurry_twin(d.box, k.box, frame.tiles[k.source], frame.threshold):
+        if d.rank is Rank.COARSE and _blurry_twin(d.box, k.box, frame.tiles[k.source], frame.threshold):
             return k
     return None
 
@@ -292,7 +343,7 @@ def _settle_cut(d: _Detection, others: list[_Kept], frame: _Frame) -> _Kept | No
     """Rule 4: a cut box goes into a kept whole box that covers it and goes on past its cut (dropped,
     or with 'greedy' joined into it); else joins a kept piece of the same object cut by another
     tile; else it is kept, for now, as a lone piece (returned)."""
-    cover = _covering(d, others, frame)
+    cover = _covering(d, others, frame) or _host(d, others, frame)
     if cover is not None:
         if frame.method == "greedy":
             cover.box = _union(cover.box, d.box)
@@ -351,9 +402,13 @@ def _seen_twice(box: Box, detections, frame: _Frame) -> bool:
     """Rule 5. False for a box that lies wholly inside two or more tiles but was found by only one of
     them: every such tile saw those pixels at the same scale, so one look alone is the
     context-dependent kind of false positive (the "birds" of vtest.avi)."""
+    holders = [
+        (tile, boxes) for tile, (_, boxes) in zip(frame.tiles, detections) if tile != frame.whole and inside(box, tile)
+    ]
+    finest = min((tile.w * tile.h for tile, _ in holders), default=0)
     looks = seen = 0
-    for tile, (_, boxes) in zip(frame.tiles, detections):
-        if tile == frame.whole or not inside(box, tile):
+    for tile, boxes in holders:
+        if tile.w * tile.h != finest:
             continue
         looks += 1
         seen += any(frame.same_class(box, b) and _overlap(box, b, "ios") > frame.threshold for b in boxes)
