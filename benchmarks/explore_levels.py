@@ -15,6 +15,7 @@ the full-frame pass is always added, as annotate adds it), and the merge options
 """
 
 import argparse
+import dataclasses
 import os
 import pickle
 import sys
@@ -290,7 +291,7 @@ def clips(n: int, settings: AnnotateSettings, mosaic_frames: int) -> list:
 
 
 VARIANTS = (
-    Variant("main (merge_tiles)", current=True),
+    Variant("vision.merge.merge_tiles on vision.pipeline.frame_tiles", current=True),
     Variant("same rule, re-implemented"),
     Variant("no piece joining", join=False),
     Variant("home full frame", home=True),
@@ -366,9 +367,12 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=2, help="frames per bench_accuracy clip")
     ap.add_argument("--mosaic-frames", type=int, default=3, help="pan phases of the gold mosaic")
     ap.add_argument("--only", default=None, help="run only variants whose name contains this")
+    ap.add_argument("--threshold", type=float, default=None, help="merge threshold (default: the settings')")
     args = ap.parse_args()
     files = asset_cache.yolov3_tiny_files()
     settings = AnnotateSettings(model=ModelSpec(**files))
+    if args.threshold is not None:
+        settings = dataclasses.replace(settings, merge_threshold=args.threshold)
     detector = Detector(**settings.detector_spec())
     print(f"machine: {os.cpu_count()} cores (shared, loaded), OpenCV {cv2.__version__}; {Path(files['cfg']).name}")
     start = time.perf_counter()

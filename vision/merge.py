@@ -17,13 +17,14 @@ whole frame). That is the fact a plain NMS over the pooled boxes lacks, and it d
    gave them: the distance to the tile's nearest inner edge, largest first (the view closest to
    one pass over the whole frame; see vision/tiling.py for why the tiles share that pass's stride
    lattice); the rest by confidence. A whole box from another tile that overlaps a kept one by
-   IoU > DUPLICATE_IOU (0.3) is the same object seen again with less around it: dropped. (Two objects the detector separates in one pass do overlap that much,
-   up to its NMS IoU, 0.45: rule 1 keeps those, as they come from one tile.) A full-frame box that
-   matches a kept whole box (IoU > threshold) or lies inside a tile which found a whole box of
-   about its size overlapping it (IoS > threshold, areas within a factor 1/threshold) is that
-   box's blurrier twin, whatever their shapes and confidences: the tile saw the object in full,
-   at full resolution. A coarse tile's box that a smaller tile holds whole is kept only as such a
-   twin: the smaller tile saw those pixels at a finer scale and found nothing there.
+   IoU > DUPLICATE_IOU (0.3) is the same object seen again with less around it: dropped. (Two
+   objects the detector separates in one pass do overlap that much, up to its NMS IoU, 0.45: rule
+   1 keeps those, as they come from one tile.) A full-frame box that matches a kept whole box
+   (IoU > threshold) or lies inside a tile which found a whole box of about its size overlapping
+   it (IoS > threshold, areas within a factor 1/threshold) is that box's blurrier twin, whatever
+   their shapes and confidences: the tile saw the object in full, at full resolution. A coarse
+   tile's box that a smaller tile holds whole is kept only as such a twin: the smaller tile saw
+   those pixels at a finer scale and found nothing there.
 4. **A cut box is settled only across sources.** A kept box from another tile or the full-frame
    pass that covers it (IoS, intersection over the smaller box, > threshold) and goes on past the
    edge that cuts it drops it ('nms') or absorbs it ('greedy': the union): a large object from the
