@@ -226,6 +226,7 @@ class AnnotateSettings:
         data = {k: v for k, v in self.to_json().items() if k not in self.RUN_OPTIONS}
         data["merge_rule"] = RULE_VERSION
         data["tile_lattice"] = STRIDE  # tiles on the net's stride lattice: older raw boxes came from other tiles
+        data["coarse_level"] = COARSE_LEVEL  # the coarse views' tiles: older raw boxes lack them
         data["content_scale"] = CONTENT_SCALE_RULE  # tiles sized by the video's content scale, found by this rule
         if data["skip_still"] is None:  # off, as before the option: older fingerprints still match
             del data["skip_still"]
