@@ -78,7 +78,7 @@ def test_tiles_at_scale_three_are_three_times_wider_on_a_lattice_three_times_coa
     assert {(t.w, t.h) for t in grid} == {(1248, 1248)}
     assert all(t.x % 96 == 0 or t.x + t.w == 2304 for t in grid)
     assert all(t.y % 96 == 0 or t.y + t.h == 1728 for t in grid)
-    assert len(grid) == 6 and len(frame_tiles(2304, 1728, settings)) == 43
+    assert len(grid) == 6 and len(frame_tiles(2304, 1728, settings)) == 55  # 42 + 12 coarse + the full frame
 
 
 def test_frames_in_colour_read_as_their_gray(frames):

@@ -45,6 +45,12 @@ def test_a_box_in_the_overlap_found_by_one_tile_only_is_a_tile_disagreement():
     assert why == ["1 object some overlapping tiles missed"]
 
 
+def test_a_coarse_tile_that_missed_what_both_fine_tiles_found_is_not_a_disagreement():
+    box = person(380, 100)
+    coarse = Tile(0, 0, 640, 400)  # a tile of the coarse level: it sees the box at another scale
+    assert reasons([record("000001", [(LEFT, [box]), (RIGHT, [box]), (coarse, [])])]) == {"000001": []}
+
+
 def test_a_box_cut_by_the_tile_edge_is_not_a_disagreement():
     cut = person(440, 100)  # ends at the left tile's inner edge (480): that tile saw a piece
     piece = Box(0, 0.9, 440, 100, 479.5, 200)

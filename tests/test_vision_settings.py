@@ -141,9 +141,10 @@ def test_more_than_1024_tiles_per_frame_need_force():
     from vision.pipeline import frame_tiles
 
     tight = AnnotateSettings(model=MODEL, tile=32, overlap=0.5)
-    with pytest.raises(VisionError, match=r"cuts a 768x576 frame into 1646 tiles \(more than 1024\).*--force"):
+    # 1645 tiles of 32 px, 391 coarse tiles of 64 px, the full frame
+    with pytest.raises(VisionError, match=r"cuts a 768x576 frame into 2037 tiles \(more than 1024\).*--force"):
         frame_tiles(768, 576, tight)
-    assert len(frame_tiles(768, 576, dataclasses.replace(tight, force=True))) == 1646
+    assert len(frame_tiles(768, 576, dataclasses.replace(tight, force=True))) == 2037
 
 
 def test_strict_and_force_decide_whether_a_video_runs_not_its_labels():

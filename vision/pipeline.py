@@ -47,7 +47,7 @@ from .labels import box_to_row, format_labels, read_classes, read_yolo_labels, w
 from .merge import merge_tiles, to_frame
 from .motion import STILL_NAME, gated_jobs, plan_still, read_still, reuse_still, write_still
 from .review import write_review
-from .settings import AnnotateSettings
+from .settings import COARSE_LEVEL, AnnotateSettings
 from .static import (
     IGNORE_SUGGESTIONS_NAME,
     NO_STATICS,
@@ -99,18 +99,21 @@ def plan_tiles(video_meta: dict, settings: AnnotateSettings) -> list:
 
 def frame_tiles(width: int, height: int, settings: AnnotateSettings, scale: float = 1.0) -> list:
     """The tiles of a `width` x `height` frame whose content spans `scale` frame pixels a pixel:
-    `--tile` x scale pixels, on the net's stride lattice at that size. VisionError past the
-    tiles-per-frame limit."""
-    tile_w, tile_h = settings.tile_size(scale)
-    tiles = tile_grid(
-        width,
-        height,
-        tile_w,
-        tile_h,
-        settings.overlap,
-        settings.runs_full_frame(width, height, scale),
-        settings.tile_align(scale),
-    )
+    `--tile` x scale pixels, on the net's stride lattice at that size; with the coarse views
+    (AnnotateSettings.runs_full_frame), then the tiles of the coarse level (COARSE_LEVEL times as
+    large, on their own lattice; none where that is the whole frame) and the full-frame pass last.
+    VisionError past the tiles-per-frame limit."""
+    tiles = tile_grid(width, height, *settings.tile_size(scale), settings.overlap, False, settings.tile_align(scale))
+    if settings.runs_full_frame(width, height, scale):
+        coarse = tile_grid(
+            width,
+            height,
+            *settings.tile_size(scale, COARSE_LEVEL),
+            settings.overlap,
+            True,
+            settings.tile_align(scale, COARSE_LEVEL),
+        )
+        tiles += [t for t in coarse if t not in tiles]
     settings.check_tile_count(len(tiles), width, height)
     return tiles
 

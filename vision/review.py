@@ -105,8 +105,9 @@ def _plural(n: int, word: str) -> str:
 
 
 def _tile_disagreements(tiles: list, width: int, height: int) -> list:
-    """One box per object that some tiles holding it whole found and others missed. The tiles'
-    uncut boxes are grouped into objects (same class, IoU >= 0.5, best confidence first)."""
+    """One box per object that some tiles holding it whole found and others of the same size missed
+    (a coarse tile sees the object at another scale: vision/merge.py, rule 5). The tiles' uncut
+    boxes are grouped into objects (same class, IoU >= 0.5, best confidence first)."""
     boxes = sorted(
         ((b, t) for t, found in tiles for b in found if not any(cut_sides(b, t, width, height))),
         key=lambda e: e[0].sort_key(),
@@ -122,7 +123,13 @@ def _tile_disagreements(tiles: list, width: int, height: int) -> list:
     return [
         b
         for b, found in objects
-        if any(u not in found and inside(b, u) and not _found(b, bs, SAME_OBJECT_IOU) for u, bs in tiles)
+        if any(
+            u not in found
+            and u.w * u.h == min(t.w * t.h for t in found)
+            and inside(b, u)
+            and not _found(b, bs, SAME_OBJECT_IOU)
+            for u, bs in tiles
+        )
     ]
 
 

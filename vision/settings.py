@@ -21,6 +21,7 @@ from .temporal import TEMPORAL_MODES, check_temporal
 from .tiling import STRIDE, stride_align, tile_grid
 
 MIN_TILE = 32  # pixels: one cell of a YOLO net's coarsest grid
+COARSE_LEVEL = 2  # coarse tiles have this many times the tile's side (vision/merge.py, rule 6, says why)
 MAX_TILES_PER_FRAME = 1024  # more is a typo (--tile 16), not a plan: --force accepts it
 
 
@@ -86,8 +87,8 @@ class AnnotateSettings:
     overlap: float = _setting(0.2, "Overlap of neighbouring tiles, 0 to <1.")
     full_frame: bool = _setting(
         None,
-        "Also run the whole frame once, so objects larger than the tile overlap are seen uncut "
-        "[default: auto, whenever a frame is larger than one tile].",
+        "Also run the coarse views (tiles twice the size, and the whole frame once), so objects "
+        "larger than the tile overlap are seen uncut [default: auto, whenever a frame is larger than one tile].",
         bool,
     )
     skip_still: float = _setting(
@@ -225,6 +226,7 @@ class AnnotateSettings:
         data = {k: v for k, v in self.to_json().items() if k not in self.RUN_OPTIONS}
         data["merge_rule"] = RULE_VERSION
         data["tile_lattice"] = STRIDE  # tiles on the net's stride lattice: older raw boxes came from other tiles
+        data["coarse_level"] = COARSE_LEVEL  # the coarse views' tiles: older raw boxes lack them
         data["content_scale"] = CONTENT_SCALE_RULE  # tiles sized by the video's content scale, found by this rule
         if data["skip_still"] is None:  # off, as before the option: older fingerprints still match
             del data["skip_still"]
@@ -243,19 +245,20 @@ class AnnotateSettings:
                 f"{MAX_TILES_PER_FRAME}): give a larger --tile, or --force if you mean it"
             )
 
-    def tile_size(self, scale: float = 1.0) -> tuple:
+    def tile_size(self, scale: float = 1.0, level: int = 1) -> tuple:
         """(width, height) of a tile in frame pixels for a video whose content spans `scale` frame
-        pixels a pixel (vision/content_scale.py): the net sees the content at 1:1 again."""
-        return round(self.tile * scale), round((self.tile_h or self.tile) * scale)
+        pixels a pixel (vision/content_scale.py): the net sees the content at 1:1 again; `level`
+        times that for the coarse level (COARSE_LEVEL, the net sees the content at 1:level)."""
+        return round(self.tile * scale * level), round((self.tile_h or self.tile) * scale * level)
 
-    def tile_align(self, scale: float = 1.0) -> tuple:
+    def tile_align(self, scale: float = 1.0, level: int = 1) -> tuple:
         """(x, y): the frame-pixel lattice tile starts sit on, the net's coarsest stride at this tile
         size (vision/tiling.py says why)."""
-        return tuple(stride_align(side, self.model.input_size) for side in self.tile_size(scale))
+        return tuple(stride_align(side, self.model.input_size) for side in self.tile_size(scale, level))
 
     def runs_full_frame(self, width: int, height: int, scale: float = 1.0) -> bool:
-        """Whether frames of this size get the full-frame pass: as set, or (auto) whenever a frame is
-        larger than one tile."""
+        """Whether frames of this size get the coarse views (the coarse level's tiles and the
+        full-frame pass): as set, or (auto) whenever a frame is larger than one tile."""
         if self.full_frame is not None:
             return bool(self.full_frame)
         tile_w, tile_h = self.tile_size(scale)
