@@ -7,9 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import cvfleet
 
 from workers import asset_cache
+
+from support.fleet import cvfleet
 
 CLIP = ["--every", "25", "--max-frames", "5", "--tiles-per-task", "4"]  # 4 does not divide 6 tiles/frame
 

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import CVFLEET, ROOT, cvfleet, wait_for
 
 from workers import asset_cache
+
+from support.fleet import CVFLEET, ROOT, cvfleet, wait_for
 
 CLIP = ["--every", "2", "--max-frames", "40"]  # 40 frames x 7 tiles per video
 

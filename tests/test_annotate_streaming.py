@@ -10,8 +10,6 @@ from __future__ import annotations
 import random
 import shutil
 
-from vision_fixtures import model_fields  # noqa: F401  (fixture)
-
 
 def _labels(video_dir):
     return {p.name: p.read_bytes() for p in sorted((video_dir / "labels").glob("*.txt"))}
@@ -107,11 +105,11 @@ def test_the_last_chunk_sends_label_only_once_the_plan_is_closed(fleet, tmp_path
 def test_a_video_extracted_in_three_segments_by_two_workers_gives_a_single_process_runs_dataset(tmp_path):
     import json
 
-    from conftest import bare_workers, cvfleet
-
     from vision.pipeline import annotate_video
     from vision.settings import AnnotateSettings, ModelSpec
     from workers import asset_cache
+
+    from support.fleet import bare_workers, cvfleet
 
     video = tmp_path / "vtest.avi"
     shutil.copy(asset_cache.ensure("vtest.avi"), video)

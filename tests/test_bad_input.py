@@ -13,9 +13,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import cvfleet
 
 from workers import asset_cache
+
+from support.fleet import cvfleet
 
 # (case id, argv with {tmp}/{video}/{files} placeholders, substring the one line must contain)
 CASES = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import cvfleet, restart_redis, wait_for
+from support.fleet import cvfleet, restart_redis, wait_for
 
 
 def test_a_redis_restart_mid_sweep_loses_no_trial_and_records_each_once(fleet, tmp_path):

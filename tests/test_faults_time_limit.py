@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import shutil
 
-from conftest import bare_workers, cvfleet
-
 from workers import asset_cache
+
+from support.fleet import bare_workers, cvfleet
 
 
 def test_a_detect_task_killed_at_the_hard_time_limit_fails_its_video(tmp_path):

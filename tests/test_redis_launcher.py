@@ -6,9 +6,10 @@ import shutil
 import time
 
 import redis
-from conftest import free_port
 
 from workers.redis_server import find_redis_server, start_redis
+
+from support.fleet import free_port
 
 
 def serve_and_ping(binary, tmp_path) -> bool:

@@ -8,7 +8,8 @@ import json
 import re
 
 import pytest
-from conftest import cvfleet
+
+from support.fleet import cvfleet
 
 SLICE = 'data = "mnist5k"\ntrain_limit = 500\nval_limit = 200\n'  # 500 train / 200 validation digits
 

@@ -8,8 +8,9 @@ import os
 import signal
 
 import numpy as np
-from conftest import cvfleet, wait_for
 from test_sweep_fleet import write_grid
+
+from support.fleet import cvfleet, wait_for
 
 
 def weights(directory) -> dict:

@@ -5,8 +5,9 @@ anything reaches Redis."""
 from __future__ import annotations
 
 import pytest
-from conftest import cvfleet
 from test_sweep_fleet import error_line, sweep_keys, write_grid
+
+from support.fleet import cvfleet
 
 ASHA = """metric = "val_loss"
 [fixed]

@@ -4,7 +4,6 @@ import json
 import random
 
 import pytest
-from vision_fixtures import clip12, model_fields  # noqa: F401  (fixtures)
 
 from vision import tile_cache
 from vision.chunking import job_costs, plan_chunks, time_detector

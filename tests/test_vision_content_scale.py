@@ -5,13 +5,14 @@ import json
 import cv2
 import numpy as np
 import pytest
-from vision_fixtures import video_frames
 
 from vision.content_scale import knee_scale
 from vision.pipeline import annotate_video, content_scale, frame_tiles, plan_tiles
 from vision.settings import AnnotateSettings, ModelSpec
 from vision.tiling import Tile
 from workers import asset_cache
+
+from support.vision import video_frames
 
 
 def vtest(indices) -> list:

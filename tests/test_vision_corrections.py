@@ -4,7 +4,6 @@ import dataclasses
 import json
 
 import pytest
-from vision_fixtures import clip12, model_fields  # noqa: F401  (fixtures)
 
 from vision import pipeline
 from vision.corrections import AUTO_DIR, BACKUP_PREFIX, ORPHANED_DIR, content_sha256, settle_labels

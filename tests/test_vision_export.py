@@ -6,7 +6,6 @@ import shutil
 import pytest
 import yaml
 from click.testing import CliRunner
-from vision_fixtures import clip12, model_fields  # noqa: F401  (fixtures)
 
 from vision.errors import VisionError
 from vision.export import export, split_block, split_videos

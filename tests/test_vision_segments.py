@@ -6,7 +6,6 @@ import math
 
 import cv2
 import pytest
-from vision_fixtures import vtest, write_clip  # noqa: F401  (vtest: a fixture)
 
 from vision.errors import VisionError
 from vision.frames import (
@@ -22,6 +21,8 @@ from vision.frames import (
     segment_bounds,
     write_meta,
 )
+
+from support.vision import write_clip
 
 CLIP_FRAMES = 60
 SAMPLINGS = {

@@ -63,9 +63,9 @@ def test_a_chunk_sent_three_times_without_news_fails_its_video_with_the_reason(d
 
 
 def final(batch_id):
-    from conftest import wait_for
-
     from tasks import batch_store
+
+    from support.fleet import wait_for
 
     return wait_for(
         lambda: (v := batch_store.video(batch_id, 0))["state"] in batch_store.TERMINAL and v, 60, what="video end"
