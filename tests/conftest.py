@@ -84,3 +84,10 @@ def first_frame(vtest):
     cap.release()
     assert ok
     return frame
+
+
+def pytest_collection_modifyitems(items):
+    """A test that uses the session fleet carries the `fleet` marker, so `make test-fast` never starts it."""
+    unmarked = [item.nodeid for item in items if "fleet" in item.fixturenames and not item.get_closest_marker("fleet")]
+    if unmarked:
+        raise pytest.UsageError(f"uses the fleet fixture without the fleet marker: {', '.join(unmarked)}")

@@ -18,6 +18,8 @@ from workers import asset_cache
 
 from support.fleet import ROOT, cvfleet
 
+pytestmark = pytest.mark.fleet
+
 CLIP = ["--every", "25", "--max-frames", "5", "--tiles-per-task", "4"]
 
 

@@ -10,6 +10,10 @@ from __future__ import annotations
 import random
 import shutil
 
+import pytest
+
+pytestmark = pytest.mark.fleet
+
 
 def _labels(video_dir):
     return {p.name: p.read_bytes() for p in sorted((video_dir / "labels").glob("*.txt"))}

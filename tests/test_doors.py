@@ -8,6 +8,8 @@ import pytest
 
 from support.fleet import cvfleet, fleet_environ, free_port, wait_for
 
+pytestmark = pytest.mark.fleet
+
 
 def record_batch(tmp_path, video: str, video_dir: str) -> str:
     from tasks import batch_store

@@ -16,6 +16,8 @@ from workers import asset_cache
 
 from support.fleet import CVFLEET, ROOT, cvfleet, fleet_state, pool_children, restart_redis, wait_for
 
+pytestmark = [pytest.mark.fleet, pytest.mark.faults]
+
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory) -> Path:

@@ -18,6 +18,8 @@ from workers import asset_cache
 
 from support.fleet import bare_workers, cvfleet, wait_for
 
+pytestmark = [pytest.mark.fleet, pytest.mark.faults]
+
 
 @pytest.fixture
 def two_workers(tmp_path):

@@ -14,6 +14,8 @@ from workers.fleet import alive, port_free
 
 from support.fleet import ROOT, cvfleet, fleet_environ
 
+pytestmark = pytest.mark.fleet
+
 
 @pytest.fixture(scope="module")
 def own_fleet(tmp_path_factory):

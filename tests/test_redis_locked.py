@@ -15,6 +15,8 @@ import redis
 
 from support.fleet import cvfleet, fleet_environ, fleet_state, wait_for
 
+pytestmark = pytest.mark.fleet
+
 
 def test_redis_refuses_a_client_without_the_password(fleet):
     bare = redis.Redis(host="127.0.0.1", port=fleet.redis_port, socket_timeout=5)

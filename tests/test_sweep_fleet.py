@@ -9,7 +9,9 @@ import re
 
 import pytest
 
-from support.fleet import cvfleet
+from support.fleet import cvfleet, wait_for
+
+pytestmark = pytest.mark.fleet
 
 SLICE = 'data = "mnist5k"\ntrain_limit = 500\nval_limit = 200\n'  # 500 train / 200 validation digits
 
@@ -356,7 +358,6 @@ def test_a_data_set_that_cannot_be_found_is_refused_and_nothing_reaches_redis(fl
 def test_a_trial_whose_worker_process_is_killed_runs_again_and_is_recorded_once(fleet, tmp_path):
     import os
     import signal
-    import time
 
     from tasks import sweep_store
     from tasks.store import client
@@ -367,10 +368,7 @@ def test_a_trial_whose_worker_process_is_killed_runs_again_and_is_recorded_once(
     g = parse_grid(read_grid(grid))
     (tid,) = [t["id"] for t in sweep_store.trials(g.id)]
     epochs_key = sweep_store.trial_key(sweep_id, tid, "epochs")
-    deadline = time.monotonic() + 120
-    while client().llen(epochs_key) < 1:  # wait until it is mid-training
-        assert time.monotonic() < deadline, "the trial never finished an epoch"
-        time.sleep(0.02)
+    wait_for(lambda: client().llen(epochs_key) >= 1, 120, every=0.02, what="the trial's first epoch")  # mid-training
     first = sweep_store.trials(sweep_id)[0]
     os.kill(first["pid"], signal.SIGKILL)  # the pool child training it dies; late ack redelivers the task
     assert cvfleet("sweep", "show", sweep_id, "--follow").returncode == 0

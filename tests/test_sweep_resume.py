@@ -8,9 +8,12 @@ import os
 import signal
 
 import numpy as np
+import pytest
 from test_sweep_fleet import write_grid
 
 from support.fleet import cvfleet, wait_for
+
+pytestmark = pytest.mark.fleet
 
 
 def weights(directory) -> dict:

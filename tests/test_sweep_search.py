@@ -9,6 +9,8 @@ from test_sweep_fleet import error_line, sweep_keys, write_grid
 
 from support.fleet import cvfleet
 
+pytestmark = pytest.mark.fleet
+
 ASHA = """metric = "val_loss"
 [fixed]
 epochs = 4

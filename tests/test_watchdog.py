@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.fleet
+
 
 @pytest.fixture
 def detecting(fleet, tmp_path):
