@@ -5,33 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 
 import pytest
 
+from support.cli import cvfleet_here
 from support.fleet import cvfleet, wait_for
+from support.sweep import error_line, sweep_keys, write_grid
 
 pytestmark = pytest.mark.fleet
-
-SLICE = 'data = "mnist5k"\ntrain_limit = 500\nval_limit = 200\n'  # 500 train / 200 validation digits
-
-
-def write_grid(path, body: str):
-    path.write_text(SLICE + body)
-    return path
-
-
-def error_line(run) -> str:
-    """The one line a refused command printed on stderr, without the program's prefix."""
-    lines = run.stderr.strip().splitlines()
-    assert len(lines) == 1, run.stderr
-    return re.sub(r"^(Error|cvfleet): ", "", lines[0])
-
-
-def sweep_keys() -> set[str]:
-    from tasks.store import client
-
-    return set(client().scan_iter(match="cvfleet:sweep*", count=1000))
 
 
 @pytest.fixture(scope="module")
@@ -333,7 +314,7 @@ def test_delete_removes_every_key_of_the_sweep_and_of_its_tasks(fleet, tmp_path)
 def test_an_invalid_grid_is_refused_in_one_line_and_nothing_reaches_redis(fleet, tmp_path, body, args, message):
     grid = write_grid(tmp_path / "bad.toml", body)
     before = sweep_keys()
-    run = cvfleet("sweep", str(grid), *args)
+    run = cvfleet_here("sweep", str(grid), *args)
     assert run.returncode == 1
     assert error_line(run).startswith(message)
     assert run.stdout == ""
@@ -345,7 +326,7 @@ def test_a_data_set_that_cannot_be_found_is_refused_and_nothing_reaches_redis(fl
     grid = tmp_path / "nodata.toml"
     grid.write_text(f'data = "{data}"\n[sweep]\nlr = [0.1]\n')
     before = sweep_keys()
-    run = cvfleet("sweep", str(grid))
+    run = cvfleet_here("sweep", str(grid))
     assert run.returncode == 1
     expected = data if data.startswith("/") else str(tmp_path / data)
     assert error_line(run) == (

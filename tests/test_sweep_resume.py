@@ -9,9 +9,9 @@ import signal
 
 import numpy as np
 import pytest
-from test_sweep_fleet import write_grid
 
 from support.fleet import cvfleet, wait_for
+from support.sweep import write_grid
 
 pytestmark = pytest.mark.fleet
 
