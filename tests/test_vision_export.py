@@ -14,6 +14,8 @@ from vision.pipeline import annotate_video
 from vision.settings import AnnotateSettings, ModelSpec
 from workers.cli import cli
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def annotated(clip12, model_fields, tmp_path_factory):

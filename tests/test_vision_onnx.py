@@ -25,6 +25,8 @@ from vision.errors import VisionError
 from support.darknet_cfgs import conv, random_weights, yolo, yolov3_cfg
 from support.vision import video_frames
 
+pytestmark = pytest.mark.slow
+
 FRAMES = (0, 130, 260, 390, 520, 650, 780)  # of vtest.avi's 795
 
 

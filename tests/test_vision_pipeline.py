@@ -25,6 +25,8 @@ from vision.pipeline import (
 from vision.settings import AnnotateSettings, ModelSpec
 from vision.static import read_statics
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def settings(model_fields):
