@@ -113,7 +113,7 @@ def test_best_prints_the_top_trial_and_a_loadable_weights_path(four):
     from tasks import sweep_store
 
     g, _, _ = four
-    run = cvfleet("sweep", "best", g.id[:6])
+    run = cvfleet_here("sweep", "best", g.id[:6])
     assert run.returncode == 0, run.stderr
     top, score = sweep_store.leaderboard(g.id)[0]
     assert run.stdout.splitlines()[0].startswith(f"best trial {top}: val_acc {score:.4f} after 2 epoch(s)")
@@ -170,7 +170,7 @@ def test_export_writes_one_csv_row_per_trial(four, tmp_path):
 
     g, _, _ = four
     out = tmp_path / "trials.csv"
-    run = cvfleet("sweep", "export", g.id, "--csv", str(out))
+    run = cvfleet_here("sweep", "export", g.id, "--csv", str(out))
     assert run.returncode == 0, run.stderr
     rows = list(csv.DictReader(out.open()))
     assert sorted(r["trial"] for r in rows) == sorted(trials_by_id(g.id))
@@ -184,7 +184,7 @@ def test_export_writes_one_csv_row_per_trial(four, tmp_path):
 def test_plot_draws_every_trial_curve_to_a_png(four, tmp_path):
     g, _, _ = four
     out = tmp_path / "curves.png"
-    run = cvfleet("sweep", "plot", g.id, "--out", str(out))
+    run = cvfleet_here("sweep", "plot", g.id, "--out", str(out))
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == f"wrote {out} (4 curves)"
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -192,7 +192,7 @@ def test_plot_draws_every_trial_curve_to_a_png(four, tmp_path):
 
 def test_list_shows_the_sweep(four):
     g, _, _ = four
-    run = cvfleet("sweep", "list")
+    run = cvfleet_here("sweep", "list")
     line = next(line for line in run.stdout.splitlines() if line.startswith(g.id))
     assert line.split()[1:4] == ["finished", "4", "trials:"]
 
@@ -284,10 +284,10 @@ def test_no_prune_lets_the_hopeless_trial_finish(fleet, tmp_path):
 
 def test_delete_removes_every_key_of_the_sweep_and_of_its_tasks(fleet, tmp_path):
     grid = write_grid(tmp_path / "delete.toml", "[fixed]\nepochs = 1\nseed = 5\n[sweep]\nlr = [0.05, 0.01]\n")
-    sweep_id = cvfleet("sweep", str(grid), "--no-wait").stdout.strip()
+    sweep_id = cvfleet_here("sweep", str(grid), "--no-wait").stdout.strip()
     assert cvfleet("sweep", "show", sweep_id, "--follow").returncode == 0
     assert any(k.startswith(f"cvfleet:sweep:{sweep_id}") for k in sweep_keys())
-    run = cvfleet("sweep", "delete", sweep_id)
+    run = cvfleet_here("sweep", "delete", sweep_id)
     assert run.returncode == 0, run.stderr
     from tasks.store import client, key
 
@@ -345,7 +345,7 @@ def test_a_trial_whose_worker_process_is_killed_runs_again_and_is_recorded_once(
     from tasks.sweep_grid import parse_grid, read_grid
 
     grid = write_grid(tmp_path / "killed.toml", "[fixed]\nepochs = 8\nseed = 11\n[sweep]\nlr = [0.05]\n")
-    sweep_id = cvfleet("sweep", str(grid), "--no-wait").stdout.strip()
+    sweep_id = cvfleet_here("sweep", str(grid), "--no-wait").stdout.strip()
     g = parse_grid(read_grid(grid))
     (tid,) = [t["id"] for t in sweep_store.trials(g.id)]
     epochs_key = sweep_store.trial_key(sweep_id, tid, "epochs")
