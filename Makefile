@@ -1,12 +1,13 @@
 # Two commands do everything on a fresh Debian/Ubuntu machine with Python 3.11+:
 #   make demo   set up, start the local fleet, run the jobs on the bundled sample
 #   make test   set up, run the whole suite (real Redis, real workers)
+#   make test-fast   the inner loop: no fleet, no faults, nothing slow; stops at the first failure
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup sysdeps demo test bench clean
+.PHONY: setup sysdeps demo test test-fast bench clean
 
 setup: sysdeps $(STAMP)
 
@@ -42,6 +43,9 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -x -m "not fleet and not faults and not slow"
 
 bench: setup
 	$(BIN)/pip install --quiet -e '.[bench]'

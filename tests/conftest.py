@@ -1,4 +1,5 @@
-"""One real local fleet (real Redis, real Celery worker processes, real Flower) for the session.
+"""The session's fixtures: one real local fleet (real Redis, real Celery worker processes, real
+Flower), the real model and the real sample video. Helpers the tests import live in tests/support/.
 
 The environment is set here, before any test imports `workers.app`, so the test process, the
 `cvfleet` commands it runs and the workers they start all agree on ports and roots. Assets come
@@ -7,21 +8,16 @@ from the user's cache (fetched from the registries once, then reused).
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
+import cv2
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-CVFLEET = [sys.executable, "-m", "workers.cli"]
+from support.fleet import answers, cvfleet, fleet_environ, free_port, wait_for
+from support.vision import asset, write_clip, yolov3_tiny_model
 
 # A run started in the background by a non-interactive shell (`nohup make test &`, a CI script's
 # `cmd &`) ignores SIGINT, every child inherits that, and a Python child that starts with SIGINT
@@ -29,22 +25,6 @@ CVFLEET = [sys.executable, "-m", "workers.cli"]
 # Ctrl-C. A handler (unlike SIG_IGN) is reset to the default at exec, so the clients the tests
 # start get Python's usual Ctrl-C whoever started pytest.
 signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def fleet_environ(root: Path) -> dict:
-    return {
-        "CVFLEET_DATA": str(root / "data"),
-        "CVFLEET_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
-        "CVFLEET_FLOWER_PORT": str(free_port()),
-        "CVFLEET_VISIBILITY_TIMEOUT": "120",
-    }
-
 
 SESSION_ROOT = Path(tempfile.mkdtemp(prefix="cvfleet-test-"))
 os.environ.update(fleet_environ(SESSION_ROOT))
@@ -59,16 +39,6 @@ def _lock_session_redis() -> None:
 
 
 _lock_session_redis()
-
-
-def cvfleet(
-    *args: str, env: dict | None = None, timeout: float = 300, check: bool = False, **kw
-) -> subprocess.CompletedProcess:
-    """Run the real `cvfleet` command line in a child process."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [*CVFLEET, *args], env=full_env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=check, **kw
-    )
 
 
 @pytest.fixture(scope="session")
@@ -90,113 +60,30 @@ def flower_auth(fleet):
     return (fleet.flower_user, flower_password(fleet))
 
 
-def wait_for(condition, timeout: float, every: float = 0.2, what: str = "condition"):
-    """Poll `condition()` until it returns something truthy; fail the test after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"{what} not reached in {timeout:.0f} s")
+@pytest.fixture(scope="session")
+def vtest() -> Path:
+    """The sample video in the asset cache (tests only read it)."""
+    return asset("vtest.avi")
 
 
-def fleet_state(cfg) -> dict:
-    return json.loads((cfg.fleet_dir / "fleet.json").read_text())
+@pytest.fixture(scope="session")
+def model_fields() -> dict:
+    return yolov3_tiny_model()
 
 
-def pool_children(pid: int) -> list[int]:
-    """The prefork pool processes of the worker whose main process is `pid`."""
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except FileNotFoundError:
-        return []
+@pytest.fixture(scope="session")
+def clip12(tmp_path_factory) -> Path:
+    """12 frames of vtest.avi, 768x576 at 10 fps."""
+    return write_clip(asset("vtest.avi"), tmp_path_factory.mktemp("clip") / "clip12.avi", 12)
 
 
-def restart_redis(cfg) -> None:
-    """Stop the fleet's Redis gracefully (AOF flushed) and start it again on the same port and dir."""
-    from workers.fleet import redis_password
-    from workers.redis_server import start_redis
-
-    state = fleet_state(cfg)
-    pid = state["pids"]["redis"]
-    os.killpg(pid, signal.SIGTERM)
-    wait_for(
-        lambda: not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z",
-        30,
-        what="Redis exit",
-    )
-    time.sleep(2)  # Redis is gone for a while, as in a real restart
-    proc = start_redis(
-        Path(state["redis_binary"]),
-        cfg.redis_port,
-        cfg.fleet_dir / "redis",
-        cfg.fleet_dir / "redis.log",
-        redis_password(cfg),
-    )
-    state["pids"]["redis"] = proc.pid
-    (cfg.fleet_dir / "fleet.json").write_text(json.dumps(state, indent=2))
-
-
-@contextlib.contextmanager
-def bare_workers(tmp_path: Path, extra_env: dict, names=("a",), prefix=None):
-    """Its own Redis and one `cvfleet worker -c 1` process per name, with `extra_env` (a short
-    visibility timeout, a tiny time limit...): for faults the session fleet must not suffer.
-    `prefix(name)`: argv put before the worker's command (another host's view of the files: a mount
-    namespace, its own data root). Yields (env, redis client, {name: Popen}); worker logs go to
-    tmp_path/worker-NAME.log; `start_worker` adds one more."""
-    import redis
-
-    from workers.redis_server import find_redis_server, start_redis
-
-    env = {**fleet_environ(tmp_path), **extra_env}
-    port = int(env["CVFLEET_REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
-    server = start_redis(find_redis_server(), port, tmp_path / "redis", tmp_path / "redis.log")
-    client = redis.Redis(port=port, decode_responses=True)
-    workers = {}
-    try:
-        wait_for(lambda: _answers(client), 20, what="Redis")
-        for name in names:
-            workers[name] = start_worker(tmp_path, env, name, prefix, wait=False)
-        wait_for(
-            lambda: client.keys("_kombu.binding.*") and all(pool_children(w.pid) for w in workers.values()),
-            60,
-            what="the workers",
-        )
-        yield env, client, workers
-    finally:
-        for proc in (*workers.values(), server):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(10)
-
-
-def start_worker(tmp_path: Path, env: dict, name: str, prefix=None, wait: bool = True) -> subprocess.Popen:
-    """One `cvfleet worker -c 1 -n NAME@%h` in a session of its own (killpg stops it whole), logging to
-    tmp_path/worker-NAME.log; with `wait`, returns once its pool process is up."""
-    with open(tmp_path / f"worker-{name}.log", "wb") as log:
-        proc = subprocess.Popen(
-            [*(prefix(name) if prefix else ()), *CVFLEET, "worker", "-c", "1", "-n", f"{name}@%h"],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    if wait:
-        wait_for(lambda: pool_children(proc.pid), 60, what=f"worker {name}")
-    return proc
-
-
-def _answers(client) -> bool:
-    import redis
-
-    try:
-        return client.ping()
-    except redis.ConnectionError:
-        return False
+@pytest.fixture(scope="session")
+def first_frame(vtest):
+    cap = cv2.VideoCapture(str(vtest))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    return frame
 
 
 @pytest.fixture(scope="session")
@@ -210,7 +97,7 @@ def _bare_redis_server(tmp_path_factory):
     server = start_redis(find_redis_server(), port, root / "redis", root / "redis.log", password)
     try:
         client = redis.Redis(host="127.0.0.1", port=port, password=password, decode_responses=True)
-        wait_for(lambda: _answers(client), 20, what="Redis")
+        wait_for(lambda: answers(client), 20, what="Redis")
         yield client
     finally:
         os.killpg(server.pid, signal.SIGKILL)
@@ -226,3 +113,10 @@ def bare_redis(_bare_redis_server, monkeypatch):
     _bare_redis_server.flushall()
     monkeypatch.setattr(store, "_clients", {os.getpid(): _bare_redis_server})
     return _bare_redis_server
+
+
+def pytest_collection_modifyitems(items):
+    """A test that uses the session fleet carries the `fleet` marker, so `make test-fast` never starts it."""
+    unmarked = [item.nodeid for item in items if "fleet" in item.fixturenames and not item.get_closest_marker("fleet")]
+    if unmarked:
+        raise pytest.UsageError(f"uses the fleet fixture without the fleet marker: {', '.join(unmarked)}")

@@ -7,9 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import cvfleet
 
 from workers import asset_cache
+
+from support.fleet import cvfleet
+
+pytestmark = pytest.mark.fleet
 
 CLIP = ["--every", "25", "--max-frames", "5", "--tiles-per-task", "4"]  # 4 does not divide 6 tiles/frame
 

@@ -11,11 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, cvfleet
 from scipy.optimize import linear_sum_assignment
 
 from vision.boxes import overlap_with
 from workers import asset_cache
+
+from support.fleet import ROOT, cvfleet
+
+pytestmark = pytest.mark.fleet
 
 CLIP = ["--every", "25", "--max-frames", "5", "--tiles-per-task", "4"]
 

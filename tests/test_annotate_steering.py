@@ -13,9 +13,12 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import CVFLEET, ROOT, cvfleet, wait_for
 
 from workers import asset_cache
+
+from support.fleet import CVFLEET, ROOT, cvfleet, wait_for
+
+pytestmark = pytest.mark.fleet
 
 CLIP = ["--every", "2", "--max-frames", "40"]  # 40 frames x 7 tiles per video
 
@@ -86,8 +89,11 @@ def test_cancel_mid_batch_empties_the_queues_and_ends_every_video_cancelled(canc
     assert info.finished and info.batch.cancelled
     assert [v.state for v in info.videos] == ["cancelled", "cancelled"]
     assert 40 <= tiles_done(info) < sum(v.tiles for v in info.videos)
-    time.sleep(3)  # nothing goes on running after the cancel
-    assert progress(batch_id).videos == info.videos
+    from tasks.smoke import square
+
+    later = [square.apply_async((0,), queue=q) for q in ("video", "detect")]  # behind anything still queued
+    wait_for(lambda: all(r.ready() for r in later), 60, what="a task run on each queue after the cancel")
+    assert progress(batch_id).videos == info.videos  # nothing went on running after the cancel
     assert queues_idle()
     show = cvfleet("batch", "show", batch_id)
     assert show.returncode == 1

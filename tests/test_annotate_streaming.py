@@ -11,7 +11,8 @@ import random
 import shutil
 
 import pytest
-from vision_fixtures import model_fields  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.fleet
 
 
 def _labels(video_dir):
@@ -88,11 +89,11 @@ def test_chunks_done_in_any_order_write_a_single_process_runs_labels_as_frames_c
 def test_a_video_extracted_in_three_segments_by_two_workers_gives_a_single_process_runs_dataset(tmp_path, storage):
     import json
 
-    from conftest import bare_workers, cvfleet
-
     from vision.pipeline import annotate_video
     from vision.settings import AnnotateSettings, ModelSpec
     from workers import asset_cache
+
+    from support.fleet import bare_workers, cvfleet
 
     video = tmp_path / "vtest.avi"
     shutil.copy(asset_cache.ensure("vtest.avi"), video)

@@ -10,6 +10,7 @@ from nn.data import load_dataset
 from workers import asset_cache
 
 
+@pytest.mark.slow
 def test_mnist_is_60000_training_and_10000_test_digits_with_the_known_label_counts():
     path = asset_cache.data_path("mnist")
     train, test = load_dataset(path, "train"), load_dataset(path, "test")
@@ -25,6 +26,7 @@ def test_a_tarball_with_another_checksum_is_refused(tmp_path):
     assert not (tmp_path / "mnist").exists()
 
 
+@pytest.mark.slow
 def test_mnist_train_is_the_60000_training_digits_alone_so_a_holdout_of_them_validates():
     from tasks.trial_data import load_splits
 

@@ -3,6 +3,11 @@
 Each case must end with a non-zero exit and exactly one line on stderr that names the problem,
 and must change nothing outside its own record: no new batch or sweep in Redis, no output
 directory created.
+
+The command runs in the test process (`workers.cli.main` under click's CliRunner); the cases in
+CHILD_PROCESS run the real `cvfleet` in a child: one proves the same line and exit code come out of a
+real process, and `worker` would exec a Celery worker in place of pytest if its check ever let a bad
+queue through.
 """
 
 from __future__ import annotations
@@ -13,9 +18,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import cvfleet
 
 from workers import asset_cache
+
+from support.cli import cvfleet_here
+from support.fleet import cvfleet
+
+pytestmark = pytest.mark.fleet  # Redis must answer: records are compared before and after
 
 # (case id, argv with {tmp}/{video}/{files} placeholders, substring the one line must contain)
 CASES = [
@@ -147,6 +156,7 @@ CASES = [
     ("smoke-tasks-0", ["smoke", "--tasks", "0"], "tasks"),
     ("unknown-command", ["annotat"], "annotat"),
 ]
+CHILD_PROCESS = {"unknown-command", "worker-unknown-queue"}
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +184,8 @@ def files(tmp_path_factory) -> Path:
     (d / "unknown-data.toml").write_text(base.replace("mnist5k", "no-such-set") + "[sweep]\nlr = [0.1]\n")
     (d / "big.toml").write_text(base + "[sweep]\nlr = [0.01, 0.02]\nbatch_size = [16, 32]\n")
     shutil.copy(asset_cache.ensure("vtest.avi"), d / "vtest.avi")
+    (d / "videos").mkdir()
+    shutil.copy(asset_cache.ensure("vtest.avi"), d / "videos" / "vtest.avi")  # {video}: no case writes to it
     return d
 
 
@@ -192,13 +204,10 @@ def redis_records():
 
 @pytest.mark.parametrize("case,argv,needle", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_gets_one_line_and_changes_nothing(fleet, files, tmp_path, case, argv, needle):
-    video_dir = tmp_path / "videos"
-    video_dir.mkdir()
-    shutil.copy(files / "vtest.avi", video_dir / "vtest.avi")
     (tmp_path / "emptydir").mkdir()
-    args = [a.format(tmp=tmp_path, video=video_dir / "vtest.avi", files=files) for a in argv]
+    args = [a.format(tmp=tmp_path, video=files / "videos" / "vtest.avi", files=files) for a in argv]
     before = redis_records()
-    result = cvfleet(*args, timeout=120)
+    result = cvfleet(*args, timeout=120) if case in CHILD_PROCESS else cvfleet_here(*args)
     assert result.returncode != 0, result.stdout
     lines = [l for l in result.stderr.splitlines() if l.strip()]
     assert len(lines) == 1, result.stderr

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 
+import pytest
 from kombu import Connection
+
+from support.fleet import wait_for
+
+pytestmark = pytest.mark.fleet
 
 
 def test_worker_refuses_a_pickled_task_message(fleet):
@@ -37,9 +41,7 @@ def test_worker_refuses_a_pickled_task_message(fleet):
             properties={"correlation_id": task_id, "reply_to": ""},
         )
     log = Path(fleet.fleet_dir) / "worker.log"
-    deadline = time.monotonic() + 20
-    while "untrusted content" not in log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_for(lambda: "untrusted content" in log.read_text(), 20, what="the worker refusing the message")
     assert "Refusing to deserialize untrusted content of type pickle" in log.read_text()
     assert square.AsyncResult(task_id).state == "PENDING"  # never ran, no result stored
     assert square.delay(3).get(timeout=30)["square"] == 9  # and the worker still serves JSON

@@ -8,9 +8,10 @@ import subprocess
 import click
 import pytest
 import yaml
-from conftest import ROOT
 
 from workers.cli import cli
+
+from support.fleet import ROOT
 
 ENV = {"REDIS_PASSWORD": "test-redis-secret", "FLOWER_PASSWORD": "test-flower-secret", "PATH": "/usr/bin:/bin"}
 

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import click
 import pytest
-from conftest import ROOT
+
+from support.fleet import ROOT
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 README_MAX_BYTES = 15_000
@@ -165,6 +166,8 @@ def run_page(page: Path, workdir: Path, request) -> int:
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if any(b.runnable for b in blocks(p))], ids=lambda p: p.name)
+@pytest.mark.fleet
+@pytest.mark.slow
 def test_runnable_blocks_run_and_print_what_they_show(page, tmp_path, request):
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     assert run_page(page, tmp_path, request) > 0

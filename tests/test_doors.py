@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import cvfleet, fleet_environ, free_port, wait_for
+
+from support.fleet import cvfleet, fleet_environ, free_port, wait_for
+
+pytestmark = pytest.mark.fleet
 
 
 def record_batch(tmp_path, video: str, video_dir: str) -> str:

@@ -19,7 +19,10 @@ from types import SimpleNamespace
 
 import pytest
 import redis
-from conftest import CVFLEET, ROOT, cvfleet, fleet_environ, free_port, wait_for
+
+from support.fleet import CVFLEET, ROOT, cvfleet, fleet_environ, free_port, wait_for
+
+pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 
 ADDR = "127.0.0.2"
 

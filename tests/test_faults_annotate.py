@@ -11,9 +11,12 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import CVFLEET, ROOT, cvfleet, fleet_state, pool_children, restart_redis, wait_for
 
 from workers import asset_cache
+
+from support.fleet import CVFLEET, ROOT, cvfleet, fleet_state, pool_children, restart_redis, wait_for
+
+pytestmark = [pytest.mark.fleet, pytest.mark.faults]
 
 
 @pytest.fixture(scope="module")

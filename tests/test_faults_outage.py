@@ -14,10 +14,14 @@ import shutil
 import signal
 import time
 
+import pytest
 import redis
-from conftest import bare_workers, cvfleet, wait_for
 
 from workers import asset_cache
+
+from support.fleet import bare_workers, cvfleet, wait_for
+
+pytestmark = [pytest.mark.fleet, pytest.mark.faults]
 
 OUTAGE = 12  # seconds Redis stays away: past the 2 s of client retries while chunks of 2-4 s finish
 WINDOWS = {

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import shutil
 
-from conftest import bare_workers, cvfleet
+import pytest
 
 from workers import asset_cache
+
+from support.fleet import bare_workers, cvfleet
+
+pytestmark = [pytest.mark.fleet, pytest.mark.faults]
 
 
 def test_a_detect_task_killed_at_the_hard_time_limit_fails_its_video(tmp_path):

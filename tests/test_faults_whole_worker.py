@@ -13,9 +13,12 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import bare_workers, cvfleet, wait_for
 
 from workers import asset_cache
+
+from support.fleet import bare_workers, cvfleet, wait_for
+
+pytestmark = [pytest.mark.fleet, pytest.mark.faults]
 
 
 @pytest.fixture

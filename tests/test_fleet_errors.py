@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 
-from conftest import ROOT, cvfleet, fleet_environ
+from support.fleet import ROOT, cvfleet, fleet_environ
 
 
 def one_line_error(result) -> str:

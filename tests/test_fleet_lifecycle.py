@@ -9,9 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, cvfleet, fleet_environ
 
 from workers.fleet import alive, port_free
+
+from support.fleet import ROOT, cvfleet, fleet_environ
+
+pytestmark = pytest.mark.fleet
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 from base64 import b64encode
+
+import pytest
+
+from support.fleet import wait_for
+
+pytestmark = pytest.mark.fleet
 
 
 def get(fleet, path, auth=None) -> tuple[int, bytes]:
@@ -19,12 +24,12 @@ def get(fleet, path, auth=None) -> tuple[int, bytes]:
 
 
 def test_api_workers_lists_the_worker_with_the_password(fleet, flower_auth):
-    deadline = time.monotonic() + 30
-    workers = {}
-    while not workers and time.monotonic() < deadline:
+    def listed():
         status, body = get(fleet, "/api/workers?refresh=1", flower_auth)
         assert status == 200
-        workers = json.loads(body)
+        return json.loads(body)
+
+    workers = wait_for(listed, 30, what="a worker in /api/workers")
     assert any(name.startswith("fleet@") for name in workers)
 
 
@@ -41,12 +46,12 @@ def test_flower_shows_a_task_by_its_readable_name_and_arguments(fleet, flower_au
 
     task_id = square.delay(12).id
     square.AsyncResult(task_id).get(timeout=30)
-    seen = {}
-    deadline = time.monotonic() + 30
-    while seen.get(task_id, {}).get("state") != "SUCCESS" and time.monotonic() < deadline:
+
+    def seen():
         status, body = get(fleet, "/api/tasks?taskname=cvfleet.smoke.square&limit=100", flower_auth)
         assert status == 200
-        seen = json.loads(body)
-        time.sleep(0.2)
-    task = seen[task_id]
+        tasks = json.loads(body)
+        return tasks if tasks.get(task_id, {}).get("state") == "SUCCESS" else None
+
+    task = wait_for(seen, 30, what="the task's success in /api/tasks")[task_id]
     assert task["name"] == "cvfleet.smoke.square" and task["args"] == "(12,)" and task["state"] == "SUCCESS"

@@ -7,8 +7,12 @@ from __future__ import annotations
 import re
 import sys
 
-from conftest import cvfleet, pool_children, wait_for
+import pytest
+
+from support.fleet import cvfleet, pool_children, wait_for
 from support.hosts import lab
+
+pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 
 
 def smoke_results(net, n: int, timeout: float = 60) -> dict[str, dict]:

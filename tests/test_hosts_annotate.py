@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import shutil
 
-from conftest import cvfleet
-from support.hosts import lab
+import pytest
 
 from workers import asset_cache
+
+from support.fleet import cvfleet
+from support.hosts import lab
+
+pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 
 CLIP = ("--every", "10", "--max-frames", "12")
 
@@ -59,7 +63,7 @@ def detect_tasks_done(host) -> int:
 
 
 def test_a_host_cut_mid_batch_for_good_leaves_the_batch_done_with_a_one_process_runs_labels(tmp_path):
-    from conftest import wait_for
+    from support.fleet import wait_for
 
     quick = {"CVFLEET_STALL_SECONDS": "15", "CVFLEET_WATCHDOG_INTERVAL": "2", "CVFLEET_CHUNK_SECONDS": "0.5"}
     with lab(tmp_path, hosts=2, env=quick) as net:
@@ -90,7 +94,7 @@ def test_a_host_cut_for_a_minute_that_comes_back_writes_no_record_twice(tmp_path
     import json
     import time
 
-    from conftest import wait_for
+    from support.fleet import wait_for
 
     quick = {"CVFLEET_STALL_SECONDS": "15", "CVFLEET_WATCHDOG_INTERVAL": "2", "CVFLEET_CHUNK_SECONDS": "0.5"}
     with lab(tmp_path, hosts=2, env=quick) as net:

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_vision_imports import imported_top_level_names
+from support.imports import imported_top_level_names
 
 NN = Path(__file__).resolve().parent.parent / "nn"
 ALLOWED = {"numpy", "scipy"} | set(sys.stdlib_module_names)

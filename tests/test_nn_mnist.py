@@ -8,6 +8,8 @@ import pytest
 from nn.data import load_dataset, train_val_split
 from nn.recipe import train_recipe
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def mnist5k_path() -> Path:

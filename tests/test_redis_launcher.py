@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import time
 
 import redis
-from conftest import free_port
 
 from workers.redis_server import find_redis_server, start_redis
+
+from support.fleet import answers, free_port, wait_for
 
 
 def serve_and_ping(binary, tmp_path) -> bool:
@@ -16,12 +16,7 @@ def serve_and_ping(binary, tmp_path) -> bool:
     proc = start_redis(binary, port, tmp_path / "r", tmp_path / "r.log")
     try:
         client = redis.Redis(port=port, socket_timeout=1)
-        for _ in range(100):
-            try:
-                return client.ping()
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        return False
+        return wait_for(lambda: answers(client), 5, every=0.05, what="an answer to PING")
     finally:
         proc.terminate()
         proc.wait(10)

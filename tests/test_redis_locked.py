@@ -12,7 +12,10 @@ from pathlib import Path
 import psutil
 import pytest
 import redis
-from conftest import cvfleet, fleet_environ, fleet_state, wait_for
+
+from support.fleet import cvfleet, fleet_environ, fleet_state, wait_for
+
+pytestmark = pytest.mark.fleet
 
 
 def test_redis_refuses_a_client_without_the_password(fleet):

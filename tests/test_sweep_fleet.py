@@ -5,30 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 
 import pytest
-from conftest import cvfleet
 
-SLICE = 'data = "mnist5k"\ntrain_limit = 500\nval_limit = 200\n'  # 500 train / 200 validation digits
+from support.cli import cvfleet_here
+from support.fleet import cvfleet, wait_for
+from support.sweep import error_line, sweep_keys, write_grid
 
-
-def write_grid(path, body: str):
-    path.write_text(SLICE + body)
-    return path
-
-
-def error_line(run) -> str:
-    """The one line a refused command printed on stderr, without the program's prefix."""
-    lines = run.stderr.strip().splitlines()
-    assert len(lines) == 1, run.stderr
-    return re.sub(r"^(Error|cvfleet): ", "", lines[0])
-
-
-def sweep_keys() -> set[str]:
-    from tasks.store import client
-
-    return set(client().scan_iter(match="cvfleet:sweep*", count=1000))
+pytestmark = pytest.mark.fleet
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +116,7 @@ def test_best_prints_the_top_trial_and_a_loadable_weights_path(four):
     from workers import config
 
     g, _, _ = four
-    run = cvfleet("sweep", "best", g.id[:6])
+    run = cvfleet_here("sweep", "best", g.id[:6])
     assert run.returncode == 0, run.stderr
     top, score = sweep_store.leaderboard(g.id)[0]
     assert run.stdout.splitlines()[0].startswith(f"best trial {top}: val_acc {score:.4f} after 2 epoch(s)")
@@ -189,7 +173,7 @@ def test_export_writes_one_csv_row_per_trial(four, tmp_path):
 
     g, _, _ = four
     out = tmp_path / "trials.csv"
-    run = cvfleet("sweep", "export", g.id, "--csv", str(out))
+    run = cvfleet_here("sweep", "export", g.id, "--csv", str(out))
     assert run.returncode == 0, run.stderr
     rows = list(csv.DictReader(out.open()))
     assert sorted(r["trial"] for r in rows) == sorted(trials_by_id(g.id))
@@ -203,7 +187,7 @@ def test_export_writes_one_csv_row_per_trial(four, tmp_path):
 def test_plot_draws_every_trial_curve_to_a_png(four, tmp_path):
     g, _, _ = four
     out = tmp_path / "curves.png"
-    run = cvfleet("sweep", "plot", g.id, "--out", str(out))
+    run = cvfleet_here("sweep", "plot", g.id, "--out", str(out))
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == f"wrote {out} (4 curves)"
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -211,7 +195,7 @@ def test_plot_draws_every_trial_curve_to_a_png(four, tmp_path):
 
 def test_list_shows_the_sweep(four):
     g, _, _ = four
-    run = cvfleet("sweep", "list")
+    run = cvfleet_here("sweep", "list")
     line = next(line for line in run.stdout.splitlines() if line.startswith(g.id))
     assert line.split()[1:4] == ["finished", "4", "trials:"]
 
@@ -303,10 +287,10 @@ def test_no_prune_lets_the_hopeless_trial_finish(fleet, tmp_path):
 
 def test_delete_removes_every_key_of_the_sweep_and_of_its_tasks(fleet, tmp_path):
     grid = write_grid(tmp_path / "delete.toml", "[fixed]\nepochs = 1\nseed = 5\n[sweep]\nlr = [0.05, 0.01]\n")
-    sweep_id = cvfleet("sweep", str(grid), "--no-wait").stdout.strip()
+    sweep_id = cvfleet_here("sweep", str(grid), "--no-wait").stdout.strip()
     assert cvfleet("sweep", "show", sweep_id, "--follow").returncode == 0
     assert any(k.startswith(f"cvfleet:sweep:{sweep_id}") for k in sweep_keys())
-    run = cvfleet("sweep", "delete", sweep_id)
+    run = cvfleet_here("sweep", "delete", sweep_id)
     assert run.returncode == 0, run.stderr
     from tasks.store import client, key
 
@@ -333,7 +317,7 @@ def test_delete_removes_every_key_of_the_sweep_and_of_its_tasks(fleet, tmp_path)
 def test_an_invalid_grid_is_refused_in_one_line_and_nothing_reaches_redis(fleet, tmp_path, body, args, message):
     grid = write_grid(tmp_path / "bad.toml", body)
     before = sweep_keys()
-    run = cvfleet("sweep", str(grid), *args)
+    run = cvfleet_here("sweep", str(grid), *args)
     assert run.returncode == 1
     assert error_line(run).startswith(message)
     assert run.stdout == ""
@@ -345,7 +329,7 @@ def test_a_data_set_that_cannot_be_found_is_refused_and_nothing_reaches_redis(fl
     grid = tmp_path / "nodata.toml"
     grid.write_text(f'data = "{data}"\n[sweep]\nlr = [0.1]\n')
     before = sweep_keys()
-    run = cvfleet("sweep", str(grid))
+    run = cvfleet_here("sweep", str(grid))
     assert run.returncode == 1
     expected = data if data.startswith("/") else str(tmp_path / data)
     assert error_line(run) == (
@@ -358,21 +342,17 @@ def test_a_data_set_that_cannot_be_found_is_refused_and_nothing_reaches_redis(fl
 def test_a_trial_whose_worker_process_is_killed_runs_again_and_is_recorded_once(fleet, tmp_path):
     import os
     import signal
-    import time
 
     from tasks import sweep_store
     from tasks.store import client
     from tasks.sweep_grid import parse_grid, read_grid
 
     grid = write_grid(tmp_path / "killed.toml", "[fixed]\nepochs = 8\nseed = 11\n[sweep]\nlr = [0.05]\n")
-    sweep_id = cvfleet("sweep", str(grid), "--no-wait").stdout.strip()
+    sweep_id = cvfleet_here("sweep", str(grid), "--no-wait").stdout.strip()
     g = parse_grid(read_grid(grid))
     (tid,) = [t["id"] for t in sweep_store.trials(g.id)]
     epochs_key = sweep_store.trial_key(sweep_id, tid, "epochs")
-    deadline = time.monotonic() + 120
-    while client().llen(epochs_key) < 1:  # wait until it is mid-training
-        assert time.monotonic() < deadline, "the trial never finished an epoch"
-        time.sleep(0.02)
+    wait_for(lambda: client().llen(epochs_key) >= 1, 120, every=0.02, what="the trial's first epoch")  # mid-training
     first = sweep_store.trials(sweep_id)[0]
     os.kill(first["pid"], signal.SIGKILL)  # the pool child training it dies; late ack redelivers the task
     assert cvfleet("sweep", "show", sweep_id, "--follow").returncode == 0

@@ -20,8 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import bare_workers, cvfleet, start_worker, wait_for
-from test_sweep_fleet import error_line
+
+from support.fleet import bare_workers, cvfleet, start_worker, wait_for
+from support.sweep import error_line
+
+pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 
 
 def _unshare_refused() -> str | None:

@@ -11,8 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cvfleet, wait_for
-from test_sweep_fleet import write_grid
+
+from support.cli import cvfleet_here
+from support.fleet import cvfleet, wait_for
+from support.sweep import write_grid
+
+pytestmark = pytest.mark.fleet
 
 
 def weights(sweep_id: str, t: dict) -> dict:
@@ -90,7 +94,7 @@ def test_cancel_stops_queued_and_running_trials_keeps_their_metrics_and_resubmit
         'data = "mnist5k"\ntrain_limit = 2000\nval_limit = 200\n[fixed]\nepochs = 10\nseed = 31\n'
         "[sweep]\nlr = [0.05, 0.04, 0.03, 0.02]\n"
     )
-    sub = cvfleet("sweep", str(grid), "--no-wait", "--no-prune")
+    sub = cvfleet_here("sweep", str(grid), "--no-wait", "--no-prune")
     assert sub.returncode == 0, sub.stderr
     sweep_id = sub.stdout.strip()
 
@@ -99,7 +103,7 @@ def test_cancel_stops_queued_and_running_trials_keeps_their_metrics_and_resubmit
         return [t for t in ts if t["state"] == "running" and (t["epochs"] or 0) >= 1]
 
     wait_for(lambda: len(running_with_an_epoch()) == 2, 120, every=0.05, what="two trials past epoch 1")
-    run = cvfleet("sweep", "cancel", sweep_id)
+    run = cvfleet_here("sweep", "cancel", sweep_id)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == (
         f"cancelled sweep {sweep_id}: 2 queued trial(s) cancelled, 2 running trial(s) stop at the end of their "
@@ -141,9 +145,9 @@ def test_a_trial_cancelled_during_its_last_epoch_ends_done_with_its_weights(flee
         'data = "mnist5k"\nval_limit = 200\n[fixed]\nepochs = 1\nseed = 5\nconv = [64, 128]\ndense = 512\n'
         "augment = 0.5\n[sweep]\nlr = [0.05]\n"
     )
-    sweep_id = cvfleet("sweep", str(grid), "--no-wait", "--no-prune").stdout.strip()
+    sweep_id = cvfleet_here("sweep", str(grid), "--no-wait", "--no-prune").stdout.strip()
     wait_for(lambda: sweep_store.trials(sweep_id)[0]["state"] == "running", 120, every=0.01, what="the trial running")
-    run = cvfleet("sweep", "cancel", sweep_id)
+    run = cvfleet_here("sweep", "cancel", sweep_id)
     assert run.returncode == 0, run.stderr
     assert "1 running trial(s) stop at the end of their epoch" in run.stdout  # cancelled inside its only epoch
     assert cvfleet("sweep", "show", sweep_id, "--follow", timeout=120).returncode == 0
@@ -163,7 +167,7 @@ def test_cancelling_a_finished_sweep_changes_nothing(fleet, tmp_path):
 
     sweep_id = parse_grid(read_grid(grid)).id
     before = sweep_store.trials(sweep_id)
-    run = cvfleet("sweep", "cancel", sweep_id)
+    run = cvfleet_here("sweep", "cancel", sweep_id)
     assert run.stdout.strip().endswith(
         "0 queued trial(s) cancelled, 0 running trial(s) stop at the end of their epoch, 1 had already ended"
     )

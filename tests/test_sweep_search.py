@@ -5,8 +5,12 @@ anything reaches Redis."""
 from __future__ import annotations
 
 import pytest
-from conftest import cvfleet
-from test_sweep_fleet import error_line, sweep_keys, write_grid
+
+from support.cli import cvfleet_here
+from support.fleet import cvfleet
+from support.sweep import error_line, sweep_keys, write_grid
+
+pytestmark = pytest.mark.fleet
 
 ASHA = """metric = "val_loss"
 [fixed]
@@ -182,7 +186,7 @@ def test_a_bad_space_scheduler_or_metric_is_refused_in_one_line_and_nothing_reac
 ):
     grid = write_grid(tmp_path / "bad.toml", body)
     before = sweep_keys()
-    run = cvfleet("sweep", str(grid), *args)
+    run = cvfleet_here("sweep", str(grid), *args)
     assert run.returncode == 1
     assert error_line(run) == message
     assert run.stdout == ""

@@ -4,7 +4,6 @@ import json
 import random
 
 import pytest
-from vision_fixtures import clip12, model_fields  # noqa: F401  (fixtures)
 
 from vision import tile_cache
 from vision.chunking import job_costs, plan_chunks, time_detector
@@ -74,6 +73,7 @@ def settings(model_fields):
     return AnnotateSettings(every=4, model=ModelSpec(**model_fields))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ms_tile", [25.0, 200.0, 800.0])  # 1 task per clip, frames split, single tiles
 def test_time_sized_chunks_kept_on_disk_give_the_labels_of_one_process(clip12, settings, tmp_path, ms_tile):
     reference = tmp_path / "reference"

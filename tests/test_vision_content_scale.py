@@ -5,13 +5,14 @@ import json
 import cv2
 import numpy as np
 import pytest
-from vision_fixtures import video_frames
 
 from vision.content_scale import knee_scale
 from vision.pipeline import annotate_video, content_scale, frame_tiles, plan_tiles
 from vision.settings import AnnotateSettings, ModelSpec
 from vision.tiling import Tile
 from workers import asset_cache
+
+from support.vision import video_frames
 
 
 def vtest(indices) -> list:
@@ -58,6 +59,7 @@ def test_camera_footage_reads_as_scale_one(frames):
     assert knee_scale(grays(tree)) == 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "factor,interpolation,expected",
     [(3, cv2.INTER_LINEAR, 3.0), (3, cv2.INTER_CUBIC, 3.0), (2, cv2.INTER_LINEAR, 2.0), (4, cv2.INTER_LINEAR, 4.0)],
@@ -66,6 +68,7 @@ def test_an_upscale_reads_as_its_factor(frames, factor, interpolation, expected)
     assert knee_scale(grays(upscaled(frames, factor, interpolation))) == expected
 
 
+@pytest.mark.slow
 def test_a_mild_upscale_stays_at_one_and_a_reading_never_exceeds_the_upscale(frames):
     assert knee_scale(grays(upscaled(frames, 1.5, cv2.INTER_CUBIC))) == 1.0
     assert knee_scale(grays(upscaled(frames, 4, cv2.INTER_LANCZOS4))) <= 4.0
@@ -86,6 +89,7 @@ def test_frames_in_colour_read_as_their_gray(frames):
     assert content_scale(frames) == 1.0
 
 
+@pytest.mark.slow
 def test_an_upscaled_video_is_annotated_at_its_content_scale(frames, settings, tmp_path):
     video = write_video(upscaled(frames, 3), tmp_path / "zoomed.avi")
     summary = annotate_video(video, tmp_path / "out", settings)

@@ -4,7 +4,6 @@ import dataclasses
 import json
 
 import pytest
-from vision_fixtures import clip12, model_fields  # noqa: F401  (fixtures)
 
 from vision import pipeline
 from vision.corrections import AUTO_DIR, BACKUP_PREFIX, ORPHANED_DIR, content_sha256, settle_labels
@@ -116,6 +115,7 @@ def no_yolo(monkeypatch):
     monkeypatch.setattr(pipeline, "merge_frame", refuse)
 
 
+@pytest.mark.slow
 def test_a_static_only_re_run_keeps_corrections_and_runs_no_yolo_and_no_merge(clip12, settings, tmp_path, monkeypatch):
     annotate_video(clip12, tmp_path, settings)
     video_dir = tmp_path / "clip12"
@@ -142,6 +142,7 @@ def test_a_static_only_re_run_keeps_corrections_and_runs_no_yolo_and_no_merge(cl
     assert remerged["corrected_kept"] == 1 and read_yolo_labels(labels / "000002.txt") == [*corrected, SIGN]
 
 
+@pytest.mark.slow
 def test_overwrite_corrections_rewrites_them_after_a_backup(clip12, settings, tmp_path):
     fresh = annotate_video(clip12, tmp_path, settings)
     labels = tmp_path / "clip12" / "labels"
@@ -155,6 +156,7 @@ def test_overwrite_corrections_rewrites_them_after_a_backup(clip12, settings, tm
     assert len(backups) == 1 and read_yolo_labels(backups[0] / "000001.txt") == [CAR]
 
 
+@pytest.mark.slow
 def test_learn_static_proposes_a_deleted_standing_box_and_static_ignore_suppresses_it(clip12, settings, tmp_path):
     from vision.static import IGNORE_SUGGESTIONS_NAME, find_static_rows, suppress
 

@@ -6,7 +6,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from vision_fixtures import first_frame, model_fields, vtest  # noqa: F401  (fixtures)
 
 from vision.boxes import Box
 from vision.detector import Detector, get_detector

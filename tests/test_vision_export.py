@@ -6,7 +6,6 @@ import shutil
 import pytest
 import yaml
 from click.testing import CliRunner
-from vision_fixtures import clip12, model_fields  # noqa: F401  (fixtures)
 
 from vision.errors import VisionError
 from vision.export import export, split_block, split_videos
@@ -14,6 +13,8 @@ from vision.labels import LabelRow, format_labels, parse_labels, read_classes
 from vision.pipeline import annotate_video
 from vision.settings import AnnotateSettings, ModelSpec
 from workers.cli import cli
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

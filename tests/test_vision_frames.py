@@ -6,7 +6,6 @@ import os
 
 import cv2
 import pytest
-from vision_fixtures import clip12, vtest  # noqa: F401  (fixtures)
 
 from vision.errors import VisionError
 from vision.frames import extract_frames, keeps_frame

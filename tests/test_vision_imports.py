@@ -1,26 +1,15 @@
 """vision/ is a library a notebook can use: NumPy, SciPy (assignment for matching), OpenCV and the standard
 library only; onnx and onnxruntime (one of the two YOLO runtimes) only inside the functions that need them."""
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
 
+from support.imports import imported_top_level_names
+
 VISION = Path(__file__).resolve().parent.parent / "vision"
 ALLOWED = {"numpy", "scipy", "cv2"} | set(sys.stdlib_module_names)
 LAZY = {"onnx", "onnxruntime"}  # imported when the onnxruntime runtime is used: `--runtime opencv` runs without them
-
-
-def imported_top_level_names(path: Path, module_level_only: bool = False) -> set:
-    tree = ast.parse(path.read_text())
-    nodes = tree.body if module_level_only else ast.walk(tree)
-    names = set()
-    for node in nodes:
-        if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            names.add(node.module.split(".")[0])
-    return names
 
 
 def test_vision_modules_import_only_numpy_scipy_opencv_and_the_stdlib():

@@ -15,14 +15,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from darknet_cfgs import conv, random_weights, yolo, yolov3_cfg
 from scipy.optimize import linear_sum_assignment
-from vision_fixtures import model_fields, video_frames, vtest  # noqa: F401  (fixtures)
 
 from vision.boxes import overlap_with
 from vision.darknet_onnx import cached_onnx, darknet_to_onnx
 from vision.detector import Detector
 from vision.errors import VisionError
+
+from support.darknet_cfgs import conv, random_weights, yolo, yolov3_cfg
+from support.vision import video_frames
+
+pytestmark = pytest.mark.slow
 
 FRAMES = (0, 130, 260, 390, 520, 650, 780)  # of vtest.avi's 795
 

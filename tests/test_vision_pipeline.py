@@ -4,7 +4,6 @@ import json
 import random
 
 import pytest
-from vision_fixtures import clip12, model_fields  # noqa: F401  (fixtures)
 
 from vision.detector import get_detector
 from vision.errors import VisionError
@@ -25,6 +24,8 @@ from vision.pipeline import (
 )
 from vision.settings import AnnotateSettings, ModelSpec
 from vision.static import read_statics
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 import cv2
 import numpy as np
 import pytest
-from vision_fixtures import clip12, first_frame, vtest  # noqa: F401  (fixtures)
 
 from vision.boxes import Box
 from vision.errors import VisionError

@@ -2,7 +2,6 @@
 
 import pytest
 from click.testing import CliRunner
-from vision_fixtures import clip12, model_fields  # noqa: F401  (fixtures)
 
 from vision.boxes import Box
 from vision.detections import frame_record

@@ -6,7 +6,6 @@ import math
 
 import cv2
 import pytest
-from vision_fixtures import vtest, write_clip  # noqa: F401  (vtest: a fixture)
 
 from vision.errors import VisionError
 from vision.frames import (
@@ -22,6 +21,8 @@ from vision.frames import (
     segment_bounds,
     write_meta,
 )
+
+from support.vision import write_clip
 
 CLIP_FRAMES = 60
 SAMPLINGS = {
@@ -147,6 +148,7 @@ def test_segments_give_the_single_pass_frames_and_video_json(clips, clip, sampli
         assert runs[5][-1]["ended"] and not runs[5][-1]["capped"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kwargs", [dict(every=25), dict(fps=1.5)], ids=["every-25", "fps-1.5"])
 def test_segments_of_the_whole_sample_video(vtest, kwargs, tmp_path):
     """vtest.avi (MP43 in AVI, 795 frames at 10 fps) to its end; the last of 5 segments seeks to 636."""
@@ -184,6 +186,7 @@ def overcounting(vtest, clips, tmp_path_factory):
     return {"vtest-quarter.avi": quarter, "mjpg-half.avi": half}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["vtest-quarter.avi", "mjpg-half.avi"])
 def test_a_header_that_overcounts_gives_the_single_pass_frames(overcounting, name, tmp_path):
     single, runs = assert_same_as_one_pass(overcounting[name], tmp_path, every=2)

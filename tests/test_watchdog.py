@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.fleet
+
 
 @pytest.fixture
 def detecting(fleet, tmp_path):
@@ -65,9 +67,9 @@ def test_a_chunk_sent_three_times_without_news_fails_its_video_with_the_reason(d
 
 
 def final(batch_id):
-    from conftest import wait_for
-
     from tasks import batch_store
+
+    from support.fleet import wait_for
 
     return wait_for(lambda: (v := batch_store.video(batch_id, 0)).ended and v, 60, what="video end")
 

@@ -58,6 +58,9 @@ def make_app(cfg: config.Config | None = None) -> Celery:
         },
         broker_connection_retry_on_startup=True,
         worker_max_memory_per_child=2_000_000,  # KiB; a child past 2 GB is replaced after its task
+        # A new pool child loads the model before it says it is up (prewarm); on a loaded machine that
+        # took longer than Celery's 4 s, and the worker killed each replacement child in turn.
+        worker_proc_alive_timeout=60,
         worker_hijack_root_logger=False,
     )
     if cfg.redis_tls:

@@ -37,7 +37,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -48,8 +47,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-CVFLEET = [sys.executable, "-m", "workers.cli"]
+from support.fleet import CVFLEET, ROOT
+
 RUN = f"cvf{secrets.token_hex(2)}"  # every namespace and link this test process creates starts with it
 _lab_numbers = itertools.count(1)
 

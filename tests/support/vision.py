@@ -1,13 +1,12 @@
-"""Shared data of the vision tests: the real model, the real sample video, short real clips.
+"""Real data for the vision tests: the real model, frames of the real sample video, short real clips.
 
-`asset(name)` is the one place that finds assets (`workers.asset_cache.ensure`). Import the fixtures
-into a test module with `from vision_fixtures import ...`.
+`asset(name)` is the one place that finds assets (`workers.asset_cache.ensure`). The fixtures built on
+these (`vtest`, `model_fields`, `clip12`, `first_frame`) are in tests/conftest.py.
 """
 
 from pathlib import Path
 
 import cv2
-import pytest
 
 from workers import asset_cache
 
@@ -53,28 +52,3 @@ def write_clip(source: Path, target: Path, frames: int, fps: float = 10.0, fourc
     writer.release()
     cap.release()
     return target
-
-
-@pytest.fixture(scope="session")
-def vtest() -> Path:
-    return asset("vtest.avi")
-
-
-@pytest.fixture(scope="session")
-def model_fields() -> dict:
-    return yolov3_tiny_model()
-
-
-@pytest.fixture(scope="session")
-def clip12(tmp_path_factory) -> Path:
-    """12 frames of vtest.avi, 768x576 at 10 fps."""
-    return write_clip(asset("vtest.avi"), tmp_path_factory.mktemp("clip") / "clip12.avi", 12)
-
-
-@pytest.fixture(scope="session")
-def first_frame(vtest):
-    cap = cv2.VideoCapture(str(vtest))
-    ok, frame = cap.read()
-    cap.release()
-    assert ok
-    return frame
