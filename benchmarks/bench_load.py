@@ -23,20 +23,25 @@ from private_fleet import private_fleet
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-class MemorySampler(threading.Thread):
-    """Samples Redis `used_memory` every 0.2 s; `peak` is the largest seen since the last reset."""
+class PeakSampler(threading.Thread):
+    """Samples `measure()` every 0.2 s; `peak` is the largest value seen (a failed sample is skipped)."""
 
-    def __init__(self, client):
+    def __init__(self, measure):
         super().__init__(daemon=True)
-        self.client, self.peak, self.stop = client, 0, threading.Event()
+        self.measure, self.peak, self.stop = measure, 0, threading.Event()
 
     def run(self):
         while not self.stop.is_set():
             try:
-                self.peak = max(self.peak, int(self.client.info("memory")["used_memory"]))
+                self.peak = max(self.peak, self.measure())
             except Exception:
                 pass
             time.sleep(0.2)
+
+
+def memory_sampler(client) -> PeakSampler:
+    """Samples Redis `used_memory`."""
+    return PeakSampler(lambda: int(client.info("memory")["used_memory"]))
 
 
 def mib(n: int) -> str:
@@ -95,7 +100,7 @@ def main() -> None:
         fleet.up(args.concurrency)
         r = client()
         base = int(r.info("memory")["used_memory"])
-        sampler = MemorySampler(r)
+        sampler = memory_sampler(r)
         sampler.start()
         t0 = time.perf_counter()
         batch_id = annotate.submit([video], root / "out", settings, tiles_per_task=1)

@@ -15,31 +15,18 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-from bench_load import MemorySampler, mib
+from bench_load import PeakSampler, memory_sampler, mib
 from private_fleet import private_fleet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-class FrameCounter(threading.Thread):
-    """Samples how many frame keys Redis holds, every 0.2 s; `peak` the most seen."""
-
-    def __init__(self, client):
-        super().__init__(daemon=True)
-        self.client, self.peak, self.stop = client, 0, threading.Event()
-
-    def run(self):
-        while not self.stop.is_set():
-            try:
-                held = sum(1 for k in self.client.scan_iter("cvfleet:frame:*", count=1000) if not k.endswith(":holds"))
-                self.peak = max(self.peak, held)
-            except Exception:
-                pass
-            time.sleep(0.2)
+def frames_held(client) -> int:
+    """Frame keys Redis holds now."""
+    return sum(1 for k in client.scan_iter("cvfleet:frame:*", count=1000) if not k.endswith(":holds"))
 
 
 def annotate(frames: int, out: Path, video: Path, client) -> tuple[float, int, int, int]:
@@ -51,7 +38,7 @@ def annotate(frames: int, out: Path, video: Path, client) -> tuple[float, int, i
 
     settings = AnnotateSettings(max_frames=frames, model=ModelSpec(**asset_cache.yolov3_tiny_files()))
     base = int(client.info("memory")["used_memory"])
-    memory, held = MemorySampler(client), FrameCounter(client)
+    memory, held = memory_sampler(client), PeakSampler(lambda: frames_held(client))
     memory.start()
     held.start()
     start = time.perf_counter()
