@@ -52,9 +52,9 @@ CASES = [
     ("annotate-nms-negative", ["annotate", "{video}", "--out", "{tmp}/o", "--nms", "-1"], "nms"),
     ("annotate-tile-16", ["annotate", "{video}", "--out", "{tmp}/o", "--tile", "16"], "too small for a detector"),
     (
-        "annotate-1645-tiles",
+        "annotate-2037-tiles",
         ["annotate", "{video}", "--out", "{tmp}/o", "--tile", "32", "--overlap", "0.5"],
-        "into 1646 tiles (more than 1024)",
+        "into 2037 tiles (more than 1024)",  # 1645 of 32 px, 391 coarse of 64 px, the full frame
     ),
     ("annotate-input-size-100", ["annotate", "{video}", "--out", "{tmp}/o", "--input-size", "100"], "multiple of 32"),
     ("annotate-unknown-class", ["annotate", "{video}", "--out", "{tmp}/o", "--classes", "person,unicorn"], "unicorn"),
