@@ -459,10 +459,30 @@ def stage(item: dict) -> None:
     client().rpush(STAGE, json.dumps(item))
 
 
-def next_staged(timeout: float) -> dict | None:
-    """The next item for the video's home, waiting up to `timeout` seconds."""
-    got = client().blpop([STAGE], timeout=timeout)
-    return json.loads(got[1]) if got else None
+def next_staged(owner: str, timeout: float) -> tuple[dict, str] | None:
+    """The next item for the video's home, waiting up to `timeout` seconds: moved onto `owner`'s
+    taken list, where it stays until `staged_done`, so a stager that dies with it loses nothing
+    (`recover_staged`). (item, its raw text) or None."""
+    raw = client().blmove(STAGE, key("stage", "taken", owner), timeout, "LEFT", "RIGHT")
+    return (json.loads(raw), raw) if raw else None
+
+
+def staged_done(owner: str, raw: str) -> None:
+    client().lrem(key("stage", "taken", owner), 1, raw)
+
+
+def recover_staged(fresh: float) -> int:
+    """Items taken by stagers of workers not heard from in `fresh` seconds go back on the stage list;
+    how many."""
+    r, now, moved = client(), time.time(), 0
+    seen = {name: float(value.split()[1]) for name, value in r.hgetall(WORKERS).items()}
+    prefix = key("stage", "taken", "")
+    for taken in r.scan_iter(prefix + "*"):
+        owner = taken[len(prefix) :]
+        if now - seen.get(owner, 0.0) > fresh:
+            while r.lmove(taken, STAGE, "LEFT", "RIGHT"):
+                moved += 1
+    return moved
 
 
 def put_frames(chunk: ChunkRef, frames: dict[str, bytes], ttl: int) -> None:

@@ -141,6 +141,9 @@ def tick(stall: float, interval: float, worker: str = "") -> list[str]:
     if not batch_store.watchdog_turn(worker or str(os.getpid()), interval * 0.9):
         return []
     actions = []
+    recovered = batch_store.recover_staged(config.load().heartbeat_fresh)
+    if recovered:
+        actions.append(f"{recovered} staged item(s) of a worker not heard from put back")
     for batch_id in batch_store.running_batches():
         actions += look_after(batch_id, stall)
     return actions

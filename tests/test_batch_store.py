@@ -254,12 +254,21 @@ def test_the_done_prefix_is_claimed_for_labelling_once_per_chunk(bare_redis, tmp
     assert batch_store.claim_labels(VideoRun(run.batch, 0, 2)) == range(0, 0)  # not this run
 
 
-def test_staged_work_comes_out_in_order(bare_redis):
+def test_staged_work_comes_out_in_order_and_a_dead_stagers_items_go_back(bare_redis):
+    import time
+
     batch_store.stage({"batch": "b", "stage": "0:1:1", "task_id": "t", "video_dir": "/v", "cache": "/c"})
     batch_store.stage({"batch": "b", "index": 0, "run": 1})
-    assert batch_store.next_staged(0.1)["stage"] == "0:1:1"
-    assert batch_store.next_staged(0.1) == {"batch": "b", "index": 0, "run": 1}
-    assert batch_store.next_staged(0.1) is None
+    item, raw = batch_store.next_staged("a@h", 0.1)
+    assert item["stage"] == "0:1:1"
+    batch_store.staged_done("a@h", raw)
+    assert batch_store.next_staged("a@h", 0.1)[0] == {"batch": "b", "index": 0, "run": 1}  # a dies with it
+    assert batch_store.next_staged("b@h", 0.1) is None
+    batch_store.heartbeat("b@h", 1)
+    bare_redis.hset(batch_store.WORKERS, "a@h", f"1 {time.time() - 120}")
+    assert batch_store.recover_staged(fresh=60) == 1  # a not heard from for 2 minutes: its item goes back
+    assert batch_store.next_staged("b@h", 0.1)[0] == {"batch": "b", "index": 0, "run": 1}
+    assert batch_store.recover_staged(fresh=60) == 0  # b is alive: what it holds stays with it
 
 
 def test_a_frame_read_from_redis_has_the_files_pixels_and_an_expired_one_fails_with_the_reason(bare_redis, tmp_path):

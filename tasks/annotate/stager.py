@@ -86,12 +86,13 @@ def handle(item: dict) -> str:
     return "collected"
 
 
-def run_forever(stop: threading.Event) -> None:
+def run_forever(owner: str, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
-            item = batch_store.next_staged(timeout=1)
-            if item is not None:
-                handle(item)
+            taken = batch_store.next_staged(owner, timeout=1)
+            if taken is not None:
+                handle(taken[0])
+                batch_store.staged_done(owner, taken[1])
         except Exception as e:  # Redis away, a bad record: the next item, or the watchdog, goes on
             log.warning("stager: %s: %s", e.__class__.__name__, e)
             stop.wait(1)
@@ -102,9 +103,10 @@ _stop = threading.Event()
 
 @worker_ready.connect
 def _start(sender=None, **_):
-    """Start the stager thread in a worker that takes the `video` queue (where the files are)."""
+    """Start the stager thread in a worker that takes the `video` queue (where the files are). It
+    takes items under the worker's name, the one its heartbeat carries (`tasks.watchdog`)."""
     queues = {q.name for q in getattr(getattr(sender, "task_consumer", None), "queues", ())}
     if queues and "video" not in queues:
         return
-    name = f"cvfleet-stager-{os.getpid()}"
-    threading.Thread(target=run_forever, args=(_stop,), name=name, daemon=True).start()
+    owner = getattr(sender, "hostname", None) or f"worker-{os.getpid()}"
+    threading.Thread(target=run_forever, args=(owner, _stop), name="cvfleet-stager", daemon=True).start()
