@@ -39,6 +39,8 @@ cvfleet's records RECORD_TTL (30 days) after their last update.
     cvfleet:stage                          list  work for the video's home (JSON): a chunk to stage (its
                                                  frames put in Redis, its detect task sent), or a video
                                                  whose boxes wait to go home (tasks/annotate/stager.py)
+    cvfleet:stage:taken:<worker>           list  the items that worker's stager took and has not finished;
+                                                 the watchdog puts them back when the worker goes silent
     cvfleet:frame:<sha256>                 str   a frame's JPEG bytes, as extracted; expires
     cvfleet:frame:<sha256>:holds           set   the staged chunks ("<batch>:<chunk>") holding that frame;
                                                  the frame is deleted when the last one reports
