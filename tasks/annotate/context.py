@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from tasks import batch_store
-from tasks.batch_records import BatchRecord, VideoRun
+from tasks.batch_records import BatchRecord, VideoRecord, VideoRun
 from tasks.roots import resolve_inside
 from vision.chunking import time_detector
 from vision.detector import get_detector
@@ -51,20 +51,13 @@ def inside(batch_id: str, path) -> Path:
     return resolve_inside(path, batch(batch_id).roots)
 
 
-def video_dir(run: VideoRun) -> Path:
-    """The video's output folder, checked to lie inside the batch's roots."""
+def record(run: VideoRun) -> VideoRecord:
+    """The video's record; VisionError if the batch has no such video. Its `video_dir` is checked
+    with `inside` where a task writes there; its `video` where a task opens it."""
     v = batch_store.video(run.batch, run.index)
     if v is None:
         raise VisionError(f"batch {run.batch} has no video {run.index}")
-    return inside(run.batch, v.video_dir)
-
-
-def video(run: VideoRun) -> Path:
-    """The video file as submitted (not resolved: a missing one fails where it is opened)."""
-    v = batch_store.video(run.batch, run.index)
-    if v is None:
-        raise VisionError(f"batch {run.batch} has no video {run.index}")
-    return Path(v.video)
+    return v
 
 
 def statics(batch_id: str) -> Statics:

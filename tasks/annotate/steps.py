@@ -19,7 +19,7 @@ from tasks.annotate import context, dispatch
 from tasks.annotate.planner import FramePlanner, Gone, chunks_of, segment_count_for, source_span
 from tasks.annotate.report import boxes_home, reported
 from tasks.base import ItemTask
-from tasks.batch_records import ChunkRef, VideoRun
+from tasks.batch_records import ChunkRef, VideoRecord, VideoRun
 from tasks.roots import OutsideRoots
 from vision import pipeline, tile_cache
 from vision.detector import get_detector
@@ -112,8 +112,8 @@ def prepare(self, *, batch_id: str, index: int, run: int) -> dict:
     `extract` tasks that plan chunks as frames land)."""
     vr = VideoRun(batch_id, index, run)
     settings = context.settings(batch_id)
-    video_dir = context.video_dir(vr)
-    video = context.video(vr)
+    v = context.record(vr)
+    video_dir, video = context.inside(batch_id, v.video_dir), Path(v.video)
     video = context.inside(batch_id, video) if video.exists() else video
     for path in settings.model.files():
         context.inside(batch_id, path)
@@ -125,7 +125,7 @@ def prepare(self, *, batch_id: str, index: int, run: int) -> dict:
     sampling = sampling_settings(**settings.sampling())
     meta = reusable_meta(video_dir, info, sampling)
     if meta is None:
-        return _stream(vr, video, video_dir, settings, info, sampling)
+        return _stream(vr, v, video, video_dir, settings, info, sampling)
     warning = pipeline.decode_warning(meta, settings)  # strict: raises, the video fails
     tiles = pipeline.plan_tiles(meta, settings)
     fields = {
@@ -159,10 +159,11 @@ def prepare(self, *, batch_id: str, index: int, run: int) -> dict:
     return {"state": "detecting", "frames": len(meta["frames"]), "tiles": len(jobs), "chunks": len(chunks)}
 
 
-def _stream(vr: VideoRun, video: Path, video_dir: Path, settings: AnnotateSettings, info: dict, sampling) -> dict:
+def _stream(
+    vr: VideoRun, v: VideoRecord, video: Path, video_dir: Path, settings: AnnotateSettings, info: dict, sampling
+) -> dict:
     """Cut the video into extraction segments and send one `extract` per segment."""
     get_detector(settings.detector_spec())  # a model that does not load fails here, once
-    v = batch_store.video(vr.batch, vr.index)
     expected = frames_before(info["frame_count"], info["fps"], sampling) if info["frame_count"] > 0 else 0
     if sampling["max_frames"]:
         expected = min(expected, sampling["max_frames"])
@@ -188,9 +189,8 @@ def extract(self, *, batch_id: str, index: int, run: int, segment: int) -> dict:
     as it is on disk. The last segment to finish joins them (exact seeks checked) and closes the plan."""
     vr = VideoRun(batch_id, index, run)
     settings = context.settings(batch_id)
-    video_dir = context.video_dir(vr)
-    video = context.inside(batch_id, context.video(vr))
-    v = batch_store.video(batch_id, index)
+    v = context.record(vr)
+    video_dir, video = context.inside(batch_id, v.video_dir), context.inside(batch_id, v.video)
     if not v.streaming:
         return {"state": "skipped"}
     sampling = sampling_settings(**settings.sampling())
@@ -288,7 +288,7 @@ def label(self, *, batch_id: str, index: int, run: int) -> dict:
     write the labels, finish the video."""
     vr = VideoRun(batch_id, index, run)
     settings = context.settings(batch_id)
-    video_dir = context.video_dir(vr)
+    video_dir = context.inside(batch_id, context.record(vr).video_dir)
     if not batch_store.move(vr, "label"):
         return {"state": "skipped"}
     meta = read_video_meta(video_dir)
